@@ -1,0 +1,262 @@
+//! One struct per section of the definition file, with its defaults and its range checks.
+//!
+//! Invariants: every field has a default (`Default` is the shipped `conf/kura.json`); every field
+//! is always serialized (no `skip_serializing*`), because the serialized defaults are the list of
+//! known settings that unknown keys are checked against; each `validate` names the failing
+//! setting by its JSON path.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use super::units::{ByteSize, ConfigDuration};
+
+/// Fails with `OutOfRange` naming `path` unless `ok`.
+fn require(ok: bool, path: &'static str, requirement: &'static str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { path, requirement })
+    }
+}
+
+/// `/system`: where the server listens and where it keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SystemConfig {
+    /// Host name or IP address to listen on.
+    pub service_address: String,
+    /// TCP port for PostgreSQL-protocol clients; 0 lets the OS pick a free port.
+    pub service_port: u16,
+    /// Directory holding data files, logs and checkpoints.
+    pub data_dir: PathBuf,
+    /// Event log directory; a relative path is resolved against `data_dir`.
+    pub event_log_path: PathBuf,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            service_address: "127.0.0.1".to_owned(),
+            service_port: 5433,
+            data_dir: PathBuf::from("./kura-data"),
+            event_log_path: PathBuf::from("log"),
+        }
+    }
+}
+
+impl SystemConfig {
+    /// The event log directory with a relative `event_log_path` resolved against `data_dir`.
+    pub fn event_log_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.event_log_path)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            !self.service_address.trim().is_empty(),
+            "/system/serviceAddress",
+            "must not be empty",
+        )?;
+        require(
+            !is_empty_path(&self.data_dir),
+            "/system/dataDir",
+            "must not be empty",
+        )?;
+        require(
+            !is_empty_path(&self.event_log_path),
+            "/system/eventLogPath",
+            "must not be empty",
+        )
+    }
+}
+
+fn is_empty_path(path: &Path) -> bool {
+    path.as_os_str().is_empty()
+}
+
+/// Isolation level of transactions that do not ask for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IsolationLevelSetting {
+    /// A new snapshot per statement (GridDB's default).
+    #[default]
+    ReadCommitted,
+    /// One snapshot per transaction; write-write conflicts fail with SQLSTATE 40001.
+    RepeatableRead,
+}
+
+/// `/transaction`: connections, transaction limits and isolation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TransactionConfig {
+    /// Most client connections open at once.
+    pub connection_limit: u32,
+    /// A transaction open longer than this is aborted.
+    pub transaction_timeout_limit: ConfigDuration,
+    /// Longest wait for a row lock; zero waits until the holder finishes (bounded by
+    /// `transaction_timeout_limit`).
+    pub lock_timeout: ConfigDuration,
+    /// Time a new connection has to finish startup and authentication.
+    pub authentication_timeout_interval: ConfigDuration,
+    /// Default isolation level of new sessions.
+    pub isolation_level: IsolationLevelSetting,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        Self {
+            connection_limit: 5_000,
+            transaction_timeout_limit: ConfigDuration::from_secs(300),
+            lock_timeout: ConfigDuration::from_secs(0),
+            authentication_timeout_interval: ConfigDuration::from_secs(5),
+            isolation_level: IsolationLevelSetting::ReadCommitted,
+        }
+    }
+}
+
+impl TransactionConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.connection_limit >= 1,
+            "/transaction/connectionLimit",
+            "must be at least 1",
+        )?;
+        require(
+            !self.transaction_timeout_limit.is_zero(),
+            "/transaction/transactionTimeoutLimit",
+            "must be longer than 0s",
+        )?;
+        require(
+            !self.authentication_timeout_interval.is_zero(),
+            "/transaction/authenticationTimeoutInterval",
+            "must be longer than 0s",
+        )
+    }
+}
+
+/// Compression of data files written by checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StoreCompressionMode {
+    #[default]
+    NoCompression,
+    CompressionZstd,
+}
+
+/// `/dataStore`: commit-log flushing, memory and in-memory layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DataStoreConfig {
+    /// 0 = SYNC (flush the commit log at every commit); N >= 1 = DELAYED_SYNC (every N seconds).
+    pub log_write_mode: u32,
+    /// Memory the table store may use.
+    pub store_memory_limit: ByteSize,
+    /// Compression of checkpointed data files.
+    pub store_compression_mode: StoreCompressionMode,
+    /// Rows per column chunk: the row-append buffer is sealed into a chunk at this size.
+    pub chunk_rows: usize,
+    /// Period of the garbage collector of dead row versions.
+    pub gc_interval: ConfigDuration,
+}
+
+impl Default for DataStoreConfig {
+    fn default() -> Self {
+        Self {
+            log_write_mode: 1,
+            store_memory_limit: ByteSize::mib(1_024),
+            store_compression_mode: StoreCompressionMode::NoCompression,
+            chunk_rows: 16_384,
+            gc_interval: ConfigDuration::from_secs(1),
+        }
+    }
+}
+
+/// Largest accepted `chunk_rows`.
+const MAX_CHUNK_ROWS: usize = 1 << 20;
+
+impl DataStoreConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.store_memory_limit >= ByteSize::mib(1),
+            "/dataStore/storeMemoryLimit",
+            "must be at least 1MB",
+        )?;
+        require(
+            (1..=MAX_CHUNK_ROWS).contains(&self.chunk_rows),
+            "/dataStore/chunkRows",
+            "must be between 1 and 1048576",
+        )?;
+        require(
+            !self.gc_interval.is_zero(),
+            "/dataStore/gcInterval",
+            "must be longer than 0s",
+        )
+    }
+}
+
+/// `/checkpoint`: periodic consistent snapshots of the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CheckpointConfig {
+    /// Time between the starts of two checkpoints.
+    pub checkpoint_interval: ConfigDuration,
+    /// Completed checkpoints kept on disk (the newest first).
+    pub retention_count: u32,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: ConfigDuration::from_secs(60),
+            retention_count: 2,
+        }
+    }
+}
+
+impl CheckpointConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            !self.checkpoint_interval.is_zero(),
+            "/checkpoint/checkpointInterval",
+            "must be longer than 0s",
+        )?;
+        require(
+            self.retention_count >= 1,
+            "/checkpoint/retentionCount",
+            "must be at least 1",
+        )
+    }
+}
+
+/// `/sql`: SQL-level limits and rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SqlConfig {
+    /// Statements running longer than this are written to the event log (0s = all).
+    pub trace_limit_execution_time: ConfigDuration,
+    /// Most data partitions one table may have.
+    pub table_partitioning_max_assign_num: u32,
+    /// Reject a non-primary-key partitioning key on a table with a primary key.
+    pub partitioning_rowkey_constraint: bool,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        Self {
+            trace_limit_execution_time: ConfigDuration::from_secs(300),
+            table_partitioning_max_assign_num: 10_000,
+            partitioning_rowkey_constraint: true,
+        }
+    }
+}
+
+impl SqlConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.table_partitioning_max_assign_num >= 1,
+            "/sql/tablePartitioningMaxAssignNum",
+            "must be at least 1",
+        )
+    }
+}

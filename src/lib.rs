@@ -1,0 +1,19 @@
+//! Kura: a SQL-first NewSQL database server that speaks the PostgreSQL wire protocol.
+//!
+//! Layers, top to bottom: `server` (pgwire front end) → `session` (transaction blocks,
+//! settings) → `sql` (parsing, DDL, DML) → `query` (DataFusion over Kura tables) → `txn`
+//! (snapshots, locks, commit pipeline) → `storage` (MVCC column chunks and indexes).
+//! See docs/ARCHITECTURE.md for the flow of a query.
+
+pub mod config;
+pub mod error;
+pub mod gc;
+pub mod query;
+pub mod server;
+pub mod session;
+pub mod sql;
+pub mod storage;
+pub mod txn;
+pub mod types;
+
+pub use error::{KuraError, Result};

@@ -1,0 +1,113 @@
+//! The `kura` command: `kura serve` runs the server; later subcommands (backup, restore, user)
+//! join it here.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use kura::config::Config;
+use kura::server::Server;
+
+#[derive(Parser)]
+#[command(name = "kura", version, about = "Kura: a SQL-first NewSQL database server speaking the PostgreSQL protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (embedded defaults: 127.0.0.1:5433, data directory ./kura-data).
+    Serve(ServeArgs),
+    /// Check a configuration file and print the effective settings.
+    Check {
+        /// The JSON definition file to check.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// JSON definition file (see conf/kura.json); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KURA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check { config } => check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kura: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => Ok(Config::default()),
+    }
+}
+
+fn check(path: &PathBuf) -> Result<(), String> {
+    let config = load_config(Some(path))?;
+    let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(listen) = &args.listen {
+        let (host, port) = listen
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--listen expects HOST:PORT, got {listen:?}"))?;
+        config.system.service_address = host.trim_matches(['[', ']']).to_string();
+        config.system.service_port = port.parse().map_err(|_| format!("invalid port in --listen {listen:?}"))?;
+    }
+    if let Some(dir) = args.data_dir {
+        config.system.data_dir = dir;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&config.system.data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", config.system.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+        let address = server.local_addr().map_err(|e| e.to_string())?;
+        println!("kura {} listening on {address}", env!("CARGO_PKG_VERSION"));
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            result = server.run() => result.map_err(|e| e.to_string()),
+            _ = tokio::signal::ctrl_c() => {
+                println!("kura: shutting down");
+                Ok(())
+            }
+        }
+    })
+}

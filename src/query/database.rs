@@ -1,0 +1,211 @@
+//! A database: its catalog, its transaction manager and the DataFusion context that plans
+//! queries over it.
+//!
+//! DataFusion sees one catalog (named after the database) with one schema, `public`, whose
+//! tables are Kura tables and views. Statements get their own copy of the session state with a
+//! [`StatementContext`] attached; the catalog objects themselves are shared.
+//!
+//! Invariant: names starting with [`TEMP_PREFIX`] never reach the user catalog; they name
+//! statement-scoped relations (the target of an UPDATE/DELETE with its row ids, rows for
+//! RETURNING, the EXCLUDED rows of ON CONFLICT) and are removed when the statement ends.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::{TableProvider, ViewTable};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{LogicalPlanBuilder, col};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use parking_lot::Mutex;
+
+use super::context::StatementContext;
+use super::provider::KuraTable;
+use crate::error::{KuraError, Result};
+use crate::storage::{Catalog, Table};
+use crate::txn::TxnManager;
+
+pub const TEMP_PREFIX: &str = "__kura_tmp_";
+pub const SCHEMA_NAME: &str = "public";
+
+/// Statement-scoped relations, by their generated names.
+#[derive(Debug, Default)]
+pub struct TempRelations {
+    next: AtomicU64,
+    relations: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+/// Removes a statement-scoped relation when dropped.
+#[derive(Debug)]
+pub struct TempGuard {
+    pub name: String,
+    relations: Arc<TempRelations>,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        self.relations.relations.lock().remove(&self.name);
+    }
+}
+
+impl TempRelations {
+    pub fn register(self: &Arc<Self>, provider: Arc<dyn TableProvider>) -> TempGuard {
+        let name = format!("{TEMP_PREFIX}{}", self.next.fetch_add(1, Ordering::Relaxed));
+        self.relations.lock().insert(name.clone(), provider);
+        TempGuard {
+            name,
+            relations: self.clone(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.relations.lock().get(name).cloned()
+    }
+}
+
+#[derive(Debug)]
+struct KuraSchema {
+    catalog: Arc<Catalog>,
+    temps: Arc<TempRelations>,
+    /// The base session state, used to plan stored views when they are referenced.
+    planner: Arc<OnceLock<SessionState>>,
+}
+
+#[async_trait]
+impl SchemaProvider for KuraSchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.catalog.table_names();
+        names.extend(self.catalog.view_names());
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name.starts_with(TEMP_PREFIX) {
+            return Ok(self.temps.get(name));
+        }
+        if let Some(table) = self.catalog.table(name) {
+            return Ok(Some(Arc::new(KuraTable::new(table, false))));
+        }
+        let Some(view) = self.catalog.view(name) else {
+            return Ok(None);
+        };
+        let Some(state) = self.planner.get() else {
+            return Ok(None);
+        };
+        let mut plan = state.create_logical_plan(&view.sql).await?;
+        if !view.columns.is_empty() {
+            let exprs = plan
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(&view.columns)
+                .map(|(c, alias)| col(c).alias(alias))
+                .collect::<Vec<_>>();
+            plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        }
+        Ok(Some(Arc::new(ViewTable::new(plan, Some(view.sql.clone())))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.catalog.relation_exists(name) || (name.starts_with(TEMP_PREFIX) && self.temps.get(name).is_some())
+    }
+}
+
+#[derive(Debug)]
+struct KuraCatalog {
+    public: Arc<KuraSchema>,
+    /// Empty schemas clients expect to exist (`pg_catalog`, `information_schema` come later).
+    others: HashMap<String, Arc<dyn SchemaProvider>>,
+}
+
+impl CatalogProvider for KuraCatalog {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = vec![SCHEMA_NAME.to_string()];
+        names.extend(self.others.keys().cloned());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == SCHEMA_NAME {
+            return Some(self.public.clone());
+        }
+        self.others.get(name).cloned()
+    }
+}
+
+#[derive(Debug)]
+pub struct Database {
+    pub name: String,
+    pub catalog: Arc<Catalog>,
+    pub txns: Arc<TxnManager>,
+    pub temps: Arc<TempRelations>,
+    base: SessionState,
+}
+
+impl Database {
+    pub fn new(name: &str, chunk_rows: usize, target_partitions: usize) -> Arc<Database> {
+        let catalog = Arc::new(Catalog::new(chunk_rows));
+        let temps = Arc::new(TempRelations::default());
+        let planner = Arc::new(OnceLock::new());
+        let schema = Arc::new(KuraSchema {
+            catalog: catalog.clone(),
+            temps: temps.clone(),
+            planner: planner.clone(),
+        });
+        let mut others: HashMap<String, Arc<dyn SchemaProvider>> = HashMap::new();
+        others.insert("pg_temp".into(), Arc::new(MemorySchemaProvider::new()));
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(name, SCHEMA_NAME)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(target_partitions.max(1))
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", false);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_catalog(name, Arc::new(KuraCatalog { public: schema, others }));
+        let base = ctx.state();
+        let _ = planner.set(base.clone());
+        Arc::new(Database {
+            name: name.to_string(),
+            catalog,
+            txns: TxnManager::new(),
+            temps,
+            base,
+        })
+    }
+
+    /// A session state for one statement, carrying its snapshot and transaction.
+    pub fn statement_state(&self, context: StatementContext) -> SessionState {
+        let mut state = SessionStateBuilder::new_from_existing(self.base.clone()).build();
+        state.config_mut().set_extension(Arc::new(context));
+        state
+    }
+
+    pub fn table(&self, name: &str) -> Result<Arc<Table>> {
+        self.catalog.table(name).ok_or_else(|| {
+            if self.catalog.view(name).is_some() {
+                KuraError::new(
+                    crate::error::sqlstate::WRONG_OBJECT_TYPE,
+                    format!("cannot change view \"{name}\""),
+                )
+                .with_detail("Views are read-only in Kura.")
+            } else {
+                KuraError::undefined_table(name)
+            }
+        })
+    }
+}

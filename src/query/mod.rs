@@ -1,0 +1,14 @@
+//! Query layer: DataFusion planning and execution over Kura tables.
+//!
+//! `database` wires a DataFusion session to the catalog; `provider` and `scan` read MVCC
+//! snapshots; `access` picks index lookups from pushed-down filters; `context` carries the
+//! statement's snapshot and transaction into scans.
+
+pub mod access;
+pub mod context;
+pub mod database;
+pub mod provider;
+pub mod scan;
+
+pub use context::StatementContext;
+pub use database::Database;

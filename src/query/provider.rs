@@ -1,0 +1,160 @@
+//! `KuraTable`: the DataFusion `TableProvider` of a Kura table.
+//!
+//! The provider is long-lived and holds no transaction state: each scan reads the statement's
+//! snapshot and the transaction's own writes from the [`StatementContext`] extension of the
+//! session config DataFusion passes in. A provider built with `with_row_id` adds the hidden
+//! row-id column that UPDATE and DELETE use to find the versions they change.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::access::choose_index;
+use super::context::StatementContext;
+use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
+use crate::error::KuraError;
+use crate::storage::table::ColumnDefaults;
+use crate::storage::{Table, TableDef};
+
+#[derive(Debug)]
+pub struct KuraTable {
+    table: Arc<Table>,
+    def: Arc<TableDef>,
+    defaults: Arc<ColumnDefaults>,
+    schema: SchemaRef,
+    with_row_id: bool,
+}
+
+impl KuraTable {
+    pub fn new(table: Arc<Table>, with_row_id: bool) -> KuraTable {
+        let def = table.def();
+        let defaults = table.defaults();
+        let mut fields: Vec<Field> = def.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        if with_row_id {
+            fields.push(Field::new(ROW_ID_COLUMN, DataType::UInt64, false));
+        }
+        KuraTable {
+            table,
+            def,
+            defaults,
+            schema: Arc::new(Schema::new(fields)),
+            with_row_id,
+        }
+    }
+
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl TableProvider for KuraTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.iter().find(|(name, _)| name == column).map(|(_, e)| e)
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ctx = state
+            .config()
+            .get_extension::<StatementContext>()
+            .ok_or_else(|| DataFusionError::from(KuraError::internal("scan outside of a statement")))?;
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        let own = ctx.own_writes(self.def.id);
+        let access = choose_index(&self.def, filters);
+        let partitions = self.table.partitions();
+        let mut units = Vec::new();
+        for partition in partitions {
+            match &access {
+                Some(access) => {
+                    let mut by_chunk: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                    let mut snapshot = None;
+                    for range in &access.ranges {
+                        let (snap, rows) = partition.lookup(access.index.id, range);
+                        for row in rows {
+                            by_chunk.entry(row.chunk()).or_default().push(row.offset());
+                        }
+                        snapshot.get_or_insert(snap);
+                    }
+                    let Some(snapshot) = snapshot else { continue };
+                    for (chunk_id, mut offsets) in by_chunk {
+                        if let Some(chunk) = snapshot.chunk(chunk_id) {
+                            offsets.sort_unstable();
+                            offsets.dedup();
+                            units.push(ScanUnit::Chunk {
+                                partition: partition.number(),
+                                chunk: chunk.clone(),
+                                offsets: Some(offsets),
+                            });
+                        }
+                    }
+                }
+                None => {
+                    let snapshot = partition.snapshot();
+                    for chunk in snapshot.chunks().filter(|c| !c.is_empty()) {
+                        units.push(ScanUnit::Chunk {
+                            partition: partition.number(),
+                            chunk: chunk.clone(),
+                            offsets: None,
+                        });
+                    }
+                }
+            }
+        }
+        let own_deleted = Arc::new(own.as_ref().map(|o| o.deleted.clone()).unwrap_or_default());
+        if let Some(own) = own
+            && !own.inserts.is_empty()
+        {
+            units.push(ScanUnit::Private {
+                batches: own.inserts,
+                deleted: Arc::new(own.private_deleted),
+            });
+        }
+        let access_text = access.map_or_else(|| "full scan".to_string(), |a| a.description);
+        let spec = ScanSpec {
+            def: self.def.clone(),
+            snapshot: ctx.snapshot.ts(),
+            projection,
+            own_deleted,
+            schema,
+            access: access_text,
+            limit,
+        };
+        let target = state.config().target_partitions();
+        let total = partitions.len();
+        Ok(Arc::new(KuraScanExec::new(spec, units, target, total, total)))
+    }
+}

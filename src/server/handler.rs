@@ -1,0 +1,418 @@
+//! The pgwire handlers of one connection: startup (trust authentication for now), the simple
+//! query protocol (several statements per message, executed and answered one at a time), and
+//! the extended protocol (Parse/Bind/Describe/Execute/Sync with named statements and portals).
+//!
+//! Invariant: the transaction status sent in ReadyForQuery always comes from the session, so
+//! clients see I/T/E exactly as the session's transaction block is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::into_pg_type;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
+use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Mutex;
+
+use super::wire::{error_info, fields, notice, respond, to_pgwire};
+use crate::error::KuraError;
+use crate::session::settings::REPORTED;
+use crate::session::{Session, TxnStatus};
+use crate::sql::{Outcome, parse_sql};
+
+/// A statement prepared with Parse: its syntax tree and what Describe reports.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    pub param_types: Vec<Option<DataType>>,
+    pub result: Option<SchemaRef>,
+}
+
+pub struct KuraHandler {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<KuraParser>,
+    /// Set when the connection exceeds `/transaction/connectionLimit`: startup is refused.
+    over_limit: bool,
+}
+
+impl KuraHandler {
+    pub fn new(session: Session, over_limit: bool) -> KuraHandler {
+        let session = Arc::new(Mutex::new(session));
+        KuraHandler {
+            parser: Arc::new(KuraParser { session: session.clone() }),
+            session,
+            over_limit,
+        }
+    }
+}
+
+pub struct ConnectionHandlers(pub Arc<KuraHandler>);
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+}
+
+fn wire_status(status: TxnStatus) -> TransactionStatus {
+    match status {
+        TxnStatus::Idle => TransactionStatus::Idle,
+        TxnStatus::InBlock => TransactionStatus::Transaction,
+        TxnStatus::Failed => TransactionStatus::Error,
+    }
+}
+
+struct SessionParameters(BTreeMap<String, String>);
+
+impl ServerParameterProvider for SessionParameters {
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// The name clients expect for a reported parameter (PostgreSQL's own capitalisation).
+fn reported_name(name: &str) -> &str {
+    match name {
+        "datestyle" => "DateStyle",
+        "timezone" => "TimeZone",
+        "intervalstyle" => "IntervalStyle",
+        other => other,
+    }
+}
+
+#[async_trait]
+impl StartupHandler for KuraHandler {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Ok(());
+        };
+        if self.over_limit {
+            let info = pgwire::error::ErrorInfo::new(
+                "FATAL".to_string(),
+                crate::error::sqlstate::TOO_MANY_CONNECTIONS.to_string(),
+                "sorry, too many clients already".to_string(),
+            );
+            return Err(PgWireError::UserError(Box::new(info)));
+        }
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let mut session = self.session.lock().await;
+        for (name, value) in &startup.parameters {
+            let settable = !matches!(name.as_str(), "user" | "database" | "options" | "replication");
+            if settable {
+                // Unknown startup parameters are ignored, as PostgreSQL ignores none of them
+                // silently only for real GUCs; clients send e.g. `extra_float_digits`.
+                let _ = session.settings.set(name, value);
+            }
+        }
+        let reported = REPORTED
+            .iter()
+            .filter_map(|name| session.settings.get(name).map(|v| (reported_name(name).to_string(), v.to_string())))
+            .collect();
+        finish_authentication(client, &SessionParameters(reported)).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for KuraHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut session = self.session.lock().await;
+        let sql = query.query;
+        if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse)).await?;
+        } else {
+            match parse_sql(&sql) {
+                Err(e) => {
+                    session.fail_block();
+                    client.feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into())).await?;
+                }
+                Ok(statements) => {
+                    for statement in &statements {
+                        if let Err(e) = run_simple(&mut session, client, statement).await {
+                            session.fail_block();
+                            let info = match e {
+                                PgWireError::UserError(info) => *info,
+                                other => error_info(&KuraError::internal(other.to_string())),
+                            };
+                            client.feed(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let status = wire_status(session.status());
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let statements = parse_sql(query).map_err(to_pgwire)?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            let failed = session.failure_flag();
+            match session.execute(statement, &no_params()).await {
+                Ok(outcome) => responses.push(respond(client, outcome, &Format::UnifiedText, failed).await?),
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Executes one statement of a simple query and writes its whole answer.
+async fn run_simple<C>(session: &mut Session, client: &mut C, statement: &Statement) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let failed = session.failure_flag();
+    let outcome = session.execute(statement, &no_params()).await.map_err(to_pgwire)?;
+    if let Outcome::Done { command, .. } = &outcome
+        && command == "SET"
+    {
+        report_changed_parameters(session, client, statement).await?;
+    }
+    match respond(client, outcome, &Format::UnifiedText, failed).await? {
+        Response::Query(results) => pgwire::api::query::send_query_response(client, results, true).await,
+        Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
+            send_execution_response(client, tag).await
+        }
+        Response::EmptyQuery => {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse)).await?;
+            Ok(())
+        }
+        Response::Error(info) => Err(PgWireError::UserError(info)),
+        _ => Err(to_pgwire(KuraError::unsupported("COPY is not supported yet"))),
+    }
+}
+
+/// Sends ParameterStatus for reported parameters a SET changed (application_name, TimeZone...).
+async fn report_changed_parameters<C>(session: &Session, client: &mut C, statement: &Statement) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let text = statement.to_string().to_lowercase();
+    for name in REPORTED {
+        if text.contains(&name.replace('_', "_")) || (*name == "timezone" && text.contains("time zone")) {
+            if let Some(value) = session.settings.get(name) {
+                client
+                    .feed(PgWireBackendMessage::ParameterStatus(
+                        pgwire::messages::startup::ParameterStatus::new(reported_name(name).to_string(), value.to_string()),
+                    ))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn no_params() -> ParamValues {
+    ParamValues::List(Vec::new())
+}
+
+pub struct KuraParser {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for KuraParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = parse_sql(sql).map_err(to_pgwire)?;
+        let statement = match statements.len() {
+            0 => return Ok(None),
+            1 => statements.remove(0),
+            _ => {
+                return Err(to_pgwire(KuraError::syntax(
+                    "cannot insert multiple commands into a prepared statement",
+                )));
+            }
+        };
+        let mut session = self.session.lock().await;
+        let (param_types, result) = match session.describe(&statement).await {
+            Ok(described) => described,
+            Err(e) => {
+                session.fail_block();
+                return Err(to_pgwire(e));
+            }
+        };
+        Ok(Some(Arc::new(Prepared {
+            statement,
+            param_types,
+            result,
+        })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|t| t.as_ref().and_then(|t| into_pg_type(t).ok()).unwrap_or(Type::TEXT))
+            .collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.result {
+            Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for KuraHandler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = KuraParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let mut session = self.session.lock().await;
+        let types: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let params = match deserialize_parameters(portal, &types) {
+            Ok(p) => p,
+            Err(e) => {
+                session.fail_block();
+                return Err(e);
+            }
+        };
+        let failed = session.failure_flag();
+        let outcome = session.execute(&prepared.statement, &params).await.map_err(to_pgwire)?;
+        respond(client, outcome, &portal.result_column_format, failed).await
+    }
+
+    async fn do_describe_statement<C>(&self, client: &mut C, target: &StoredStatement<Self::Statement>) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let _ = client;
+        let parser = self.query_parser();
+        let server_types = parser.get_parameter_types(&target.statement)?;
+        let param_types = (0..server_types.len().max(target.parameter_types.len()))
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| server_types.get(i).cloned())
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect();
+        let fields = parser.get_result_schema(&target.statement, None)?;
+        Ok(DescribeStatementResponse::new(param_types, fields))
+    }
+
+    async fn do_describe_portal<C>(&self, _client: &mut C, target: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = self
+            .query_parser()
+            .get_result_schema(&target.statement.statement, Some(&target.result_column_format))?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = wire_status(self.session.lock().await.status());
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        client.flush().await?;
+        Ok(())
+    }
+}
+
+impl From<KuraError> for PgWireError {
+    fn from(e: KuraError) -> Self {
+        to_pgwire(e)
+    }
+}
+

@@ -1,0 +1,107 @@
+//! The network front end: a TCP listener that hands each connection to pgwire with Kura's
+//! handlers, enforces `/transaction/connectionLimit`, and starts the background tasks.
+//!
+//! Invariant: nothing a client sends can stop the accept loop; a failing connection only ends
+//! itself.
+
+pub mod handler;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pgwire::tokio::process_socket;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, IsolationLevelSetting};
+use crate::error::{KuraError, Result, sqlstate};
+use crate::query::Database;
+use crate::session::{Session, SessionLimits};
+use crate::txn::Isolation;
+use handler::{ConnectionHandlers, KuraHandler};
+
+/// The database every connection uses until databases arrive with the security work.
+pub const DEFAULT_DATABASE: &str = "public";
+
+pub struct Server {
+    listener: TcpListener,
+    db: Arc<Database>,
+    config: Arc<Config>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Counts a connection for as long as it lives.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Server> {
+        let address = config.listen_addr();
+        let listener = TcpListener::bind(&address).await.map_err(|e| {
+            KuraError::new(sqlstate::CONNECTION_EXCEPTION, format!("cannot listen on {address}: {e}"))
+        })?;
+        let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let db = Database::new(DEFAULT_DATABASE, config.data_store.chunk_rows, target_partitions);
+        Ok(Server {
+            listener,
+            db,
+            config: Arc::new(config),
+            connections: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| KuraError::internal(format!("listener has no address: {e}")))
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    fn limits(&self) -> SessionLimits {
+        let t = &self.config.transaction;
+        SessionLimits {
+            transaction_timeout: t.transaction_timeout_limit.get(),
+            default_isolation: match t.isolation_level {
+                IsolationLevelSetting::ReadCommitted => Isolation::ReadCommitted,
+                IsolationLevelSetting::RepeatableRead => Isolation::RepeatableRead,
+            },
+            lock_timeout: t.lock_timeout.get(),
+        }
+    }
+
+    /// Accepts connections until the process ends.
+    pub async fn run(self) -> Result<()> {
+        tokio::spawn(crate::gc::run(self.db.clone(), self.config.data_store.gc_interval.get()));
+        let limit = self.config.transaction.connection_limit as usize;
+        loop {
+            let (socket, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let count = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
+            let slot = ConnectionSlot(self.connections.clone());
+            let over_limit = count > limit;
+            let session = Session::new(self.db.clone(), self.limits());
+            let handler = Arc::new(KuraHandler::new(session, over_limit));
+            tokio::spawn(async move {
+                let _slot = slot;
+                if let Err(e) = process_socket(socket, None, ConnectionHandlers(handler)).await {
+                    tracing::debug!("connection from {peer} ended: {e}");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Turning Kura outcomes and errors into PostgreSQL protocol messages: row descriptions and
+//! data rows (text or binary per column, through `arrow-pg`), command tags, notices and
+//! error responses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::datatypes::Schema;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::NoticeResponse;
+
+use crate::error::KuraError;
+use crate::sql::Outcome;
+
+pub fn error_info(e: &KuraError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.hint = e.hint.clone();
+    info
+}
+
+pub fn to_pgwire(e: KuraError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&e)))
+}
+
+pub fn notice(message: &str) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(NoticeResponse {
+        fields: vec![
+            (b'S', "NOTICE".into()),
+            (b'V', "NOTICE".into()),
+            (b'C', "00000".into()),
+            (b'M', message.to_string()),
+        ],
+    })
+}
+
+pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    arrow_schema_to_pg_fields(schema, format, None)
+}
+
+/// The pgwire response for an outcome; notices of the outcome are fed to `client` first.
+/// A failure while the rows stream raises `failed` so the session can fail its transaction.
+pub async fn respond<C>(
+    client: &mut C,
+    outcome: Outcome,
+    format: &Format,
+    failed: Arc<AtomicBool>,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match outcome {
+        Outcome::Rows { schema, stream, command } => {
+            let fields = Arc::new(fields(&schema, format)?);
+            let row_fields = fields.clone();
+            let rows = stream
+                .map(move |batch| match batch {
+                    Ok(batch) => futures::stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                    Err(e) => {
+                        failed.store(true, Ordering::Release);
+                        let k = KuraError::from(e);
+                        futures::stream::iter(vec![Err(to_pgwire(k))])
+                    }
+                })
+                .flatten();
+            let mut response = QueryResponse::new(fields, rows);
+            response.set_command_tag(&command);
+            Ok(Response::Query(response))
+        }
+        Outcome::Done { command, rows, notices } => {
+            for n in &notices {
+                client.feed(notice(n)).await?;
+            }
+            let mut tag = Tag::new(&command);
+            if let Some(rows) = rows {
+                tag = tag.with_rows(rows);
+            }
+            Ok(match command.as_str() {
+                "BEGIN" => Response::TransactionStart(tag),
+                "COMMIT" | "ROLLBACK" if notices.is_empty() => Response::TransactionEnd(tag),
+                _ => Response::Execution(tag),
+            })
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Describing a statement for the extended protocol without running it: the types of its
+//! `$n` parameters and the columns it returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
+
+use super::exec::Exec;
+use super::template::{select_from, select_mut};
+use crate::error::{KuraError, Result};
+use crate::storage::TableDef;
+
+/// Parameter types by position (`None` when nothing determines one) and the result columns.
+pub type Description = (Vec<Option<DataType>>, Option<SchemaRef>);
+
+impl Exec<'_> {
+    pub async fn describe(&self, statement: &Statement) -> Result<Description> {
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let plan = self.plan(statement.clone()).await?;
+                Ok((parameter_types(&plan)?, Some(plan.schema().inner().clone())))
+            }
+            Statement::Insert(insert) => {
+                let mut plain = insert.clone();
+                plain.on = None;
+                plain.returning = None;
+                plain.or = None;
+                let plan = self.plan(Statement::Insert(plain)).await?;
+                let LogicalPlan::Dml(dml) = &plan else {
+                    return Err(KuraError::internal("INSERT did not plan as DML"));
+                };
+                let params = parameter_types(&dml.input)?;
+                let name = match &insert.table {
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => super::names::relation_name(n)?,
+                    _ => return Ok((params, None)),
+                };
+                let def = self.db.table(&name)?.def();
+                let alias = insert
+                    .table_alias
+                    .as_ref()
+                    .map(|a| super::names::normalize(&a.alias))
+                    .unwrap_or_else(|| def.name.clone());
+                Ok((params, self.returning_schema(insert.returning.as_ref(), &def, &alias).await?))
+            }
+            Statement::Update(update) => {
+                let target = self.update_query(update)?;
+                let plan = self.plan_query(target.query.clone()).await?;
+                let result = self.returning_schema(update.returning.as_ref(), &target.def, &target.alias).await?;
+                Ok((parameter_types(&plan)?, result))
+            }
+            Statement::Delete(delete) => {
+                let target = self.delete_query(delete)?;
+                let plan = self.plan_query(target.query.clone()).await?;
+                let result = self.returning_schema(delete.returning.as_ref(), &target.def, &target.alias).await?;
+                Ok((parameter_types(&plan)?, result))
+            }
+            _ => Ok((Vec::new(), None)),
+        }
+    }
+
+    async fn returning_schema(
+        &self,
+        returning: Option<&Vec<SelectItem>>,
+        def: &TableDef,
+        alias: &str,
+    ) -> Result<Option<SchemaRef>> {
+        let Some(items) = returning else {
+            return Ok(None);
+        };
+        let relation = self.temp_rows(def.schema().clone(), vec![])?;
+        let mut query = select_from(&relation.name, alias)?;
+        select_mut(&mut query)?.projection = items.clone();
+        let plan = self.plan_query(query).await?;
+        Ok(Some(Arc::new(plan.schema().as_arrow().clone())))
+    }
+}
+
+/// `$1..$n` types of a plan, by position.
+pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let types: HashMap<String, Option<DataType>> = plan.get_parameter_types()?;
+    let mut by_position: Vec<Option<DataType>> = Vec::new();
+    for (name, ty) in types {
+        let Some(index) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        if index == 0 {
+            continue;
+        }
+        if by_position.len() < index {
+            by_position.resize(index, None);
+        }
+        by_position[index - 1] = ty;
+    }
+    Ok(by_position)
+}

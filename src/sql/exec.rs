@@ -1,0 +1,107 @@
+//! Statement execution inside one transaction: planning through DataFusion with the
+//! statement's snapshot attached, binding parameters, and collecting or streaming results.
+//!
+//! Invariant: every query a statement runs (including the internal SELECTs that UPDATE,
+//! DELETE and ON CONFLICT use) reads the same snapshot and sees the transaction's own writes
+//! as they were when the statement started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{collect, execute_stream};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Query, Statement};
+
+use crate::error::{KuraError, Result};
+use crate::query::database::TempGuard;
+use crate::query::{Database, StatementContext};
+use crate::txn::{Snapshot, Transaction};
+
+/// Internal error code: the statement must run again on a newer snapshot (READ COMMITTED
+/// found a row changed by a transaction that committed after the statement's snapshot).
+pub const RESTART_STATEMENT: &str = "KR001";
+
+pub fn restart() -> KuraError {
+    KuraError::new(RESTART_STATEMENT, "row changed concurrently; statement restarts")
+}
+
+pub struct Exec<'a> {
+    pub db: &'a Arc<Database>,
+    pub txn: &'a Transaction,
+    pub snapshot: Arc<Snapshot>,
+    pub lock_timeout: Option<Duration>,
+    state: SessionState,
+}
+
+impl<'a> Exec<'a> {
+    pub fn new(
+        db: &'a Arc<Database>,
+        txn: &'a Transaction,
+        snapshot: Arc<Snapshot>,
+        lock_timeout: Option<Duration>,
+    ) -> Exec<'a> {
+        let state = db.statement_state(StatementContext {
+            snapshot: snapshot.clone(),
+            writes: Some(txn.writes.clone()),
+        });
+        Exec {
+            db,
+            txn,
+            snapshot,
+            lock_timeout,
+            state,
+        }
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+        let plan = self
+            .state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
+        Ok(plan)
+    }
+
+    pub async fn plan_query(&self, query: Query) -> Result<LogicalPlan> {
+        self.plan(Statement::Query(Box::new(query))).await
+    }
+
+    pub fn bind(plan: LogicalPlan, params: &ParamValues) -> Result<LogicalPlan> {
+        let empty = match params {
+            ParamValues::List(v) => v.is_empty(),
+            ParamValues::Map(m) => m.is_empty(),
+        };
+        if empty && plan.get_parameter_types()?.is_empty() {
+            return Ok(plan);
+        }
+        Ok(plan.with_param_values(params.clone())?)
+    }
+
+    pub async fn stream(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let physical = self.state.create_physical_plan(plan).await?;
+        Ok(execute_stream(physical, self.state.task_ctx())?)
+    }
+
+    pub async fn collect(&self, plan: &LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let physical = self.state.create_physical_plan(plan).await?;
+        let schema = physical.schema();
+        let batches = collect(physical, self.state.task_ctx()).await?;
+        Ok((schema, batches))
+    }
+
+    /// Registers rows as a statement-scoped relation the internal queries can read.
+    pub fn temp_rows(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<TempGuard> {
+        let table = MemTable::try_new(schema, vec![batches])?;
+        Ok(self.db.temps.register(Arc::new(table)))
+    }
+}

@@ -1,0 +1,139 @@
+//! SQL layer: parsing (GridDB + PostgreSQL dialect), DDL, DML and query execution inside a
+//! transaction. Transaction control and session settings live in `session`.
+
+pub mod ddl;
+pub mod describe;
+pub mod dialect;
+pub mod dml;
+pub mod exec;
+pub mod names;
+pub mod rows;
+pub mod template;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::sqlparser::ast::Statement;
+
+pub use dialect::parse_sql;
+pub use exec::Exec;
+
+use crate::error::{KuraError, Result};
+
+/// What a statement produced.
+pub enum Outcome {
+    /// Rows to send, then a command tag `command` followed by the row count.
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        command: String,
+    },
+    /// A command tag, with a row count when the command reports one, and notices to send first.
+    Done {
+        command: String,
+        rows: Option<usize>,
+        notices: Vec<String>,
+    },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Rows { command, .. } => write!(f, "Rows({command})"),
+            Outcome::Done { command, rows, .. } => write!(f, "Done({command}, {rows:?})"),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn done(command: &str) -> Outcome {
+        Outcome::Done {
+            command: command.to_string(),
+            rows: None,
+            notices: Vec::new(),
+        }
+    }
+
+    pub fn counted(command: &str, rows: usize) -> Outcome {
+        Outcome::Done {
+            command: command.to_string(),
+            rows: Some(rows),
+            notices: Vec::new(),
+        }
+    }
+
+    pub fn with_notice(mut self, notice: String) -> Outcome {
+        if let Outcome::Done { notices, .. } = &mut self {
+            notices.push(notice);
+        }
+        self
+    }
+
+    /// Rows already computed (RETURNING, SHOW).
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>, command: &str) -> Outcome {
+        let stream = match MemoryStream::try_new(batches, schema.clone(), None) {
+            Ok(stream) => stream,
+            Err(_) => MemoryStream::try_new(vec![], schema.clone(), None).expect("empty stream"),
+        };
+        Outcome::Rows {
+            schema,
+            stream: Box::pin(stream),
+            command: command.to_string(),
+        }
+    }
+}
+
+impl Exec<'_> {
+    /// Runs one data statement (query, DML or DDL) in this transaction.
+    pub async fn run(&self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
+        match statement {
+            Statement::Query(_) => self.query(statement, params, "SELECT").await,
+            Statement::Explain { statement: inner, .. } => match inner.as_ref() {
+                Statement::Query(_) => self.query(statement, params, "EXPLAIN").await,
+                _ => Err(KuraError::unsupported("EXPLAIN is supported for queries only")),
+            },
+            Statement::Insert(insert) => self.insert(insert, params).await,
+            Statement::Update(update) => self.update(update, params).await,
+            Statement::Delete(delete) => self.delete(delete, params).await,
+            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::CreateIndex(create) => self.create_index(create).await,
+            Statement::CreateView(create) => self.create_view(create).await,
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                if *cascade {
+                    return Err(KuraError::unsupported("DROP ... CASCADE is not supported"));
+                }
+                self.drop(object_type, *if_exists, names).await
+            }
+            other => Err(KuraError::unsupported(format!(
+                "statement not supported: {}",
+                statement_kind(other)
+            ))),
+        }
+    }
+
+    async fn query(&self, statement: &Statement, params: &ParamValues, command: &str) -> Result<Outcome> {
+        let plan = Exec::bind(self.plan(statement.clone()).await?, params)?;
+        let schema = plan.schema().inner().clone();
+        let stream = self.stream(&plan).await?;
+        Ok(Outcome::Rows {
+            schema,
+            stream,
+            command: command.to_string(),
+        })
+    }
+}
+
+/// The first words of a statement, for messages about statements Kura does not run.
+pub fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}

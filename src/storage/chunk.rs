@@ -1,0 +1,305 @@
+//! Column chunks: the unit of storage inside a data partition.
+//!
+//! A chunk holds up to `capacity` row versions as Arrow record batches ("segments", one per
+//! applied commit until they are merged) plus two stamps per row: `begin` (the commit timestamp
+//! that created the version) and `end` (the commit timestamp that deleted it, or
+//! [`TS_LIVE`]). A snapshot at `S` sees a row when `begin <= S < end`.
+//!
+//! Invariants:
+//! - Column data and `begin` stamps never change once a row is published; appending creates a
+//!   new `Chunk` value that shares the same [`Stamps`], so row positions are stable.
+//! - `end` stamps are the only mutable state; they are written once, by the commit that
+//!   deletes the version, while that transaction holds the row's lock.
+//! - A [`RowId`] names one row version for as long as its chunk exists.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder, UInt64Array};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+/// A commit timestamp. Timestamps increase with every commit.
+pub type Ts = u64;
+
+/// The `end` stamp of a version that no commit has deleted.
+pub const TS_LIVE: Ts = u64::MAX;
+
+/// Segments kept separate before an open chunk merges them into one batch.
+const MAX_SEGMENTS: usize = 16;
+
+/// Identifies one row version: data partition, chunk and offset in the chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowId(pub u64);
+
+/// Row ids with this partition number name rows a transaction inserted but has not committed.
+pub const PRIVATE_PARTITION: u64 = 0xFFFF;
+
+impl RowId {
+    pub fn new(partition: u16, chunk: u32, offset: u16) -> RowId {
+        RowId(((partition as u64) << 48) | ((chunk as u64) << 16) | offset as u64)
+    }
+
+    /// A row in a transaction's private insert buffer.
+    pub fn private(position: u64) -> RowId {
+        RowId((PRIVATE_PARTITION << 48) | (position & 0xFFFF_FFFF_FFFF))
+    }
+
+    pub fn partition(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    pub fn chunk(self) -> u32 {
+        (self.0 >> 16) as u32
+    }
+
+    pub fn offset(self) -> usize {
+        (self.0 & 0xFFFF) as usize
+    }
+
+    pub fn is_private(self) -> bool {
+        self.0 >> 48 == PRIVATE_PARTITION
+    }
+
+    pub fn private_position(self) -> usize {
+        (self.0 & 0xFFFF_FFFF_FFFF) as usize
+    }
+}
+
+/// Version stamps of every row slot of a chunk, shared by all `Chunk` values of that chunk.
+#[derive(Debug)]
+pub struct Stamps {
+    begin: Box<[AtomicU64]>,
+    end: Box<[AtomicU64]>,
+    /// Smallest `end` stamp in the chunk: when it is above a snapshot, no row is deleted for it.
+    min_end: AtomicU64,
+}
+
+impl Stamps {
+    fn new(capacity: usize) -> Stamps {
+        let slots = || (0..capacity).map(|_| AtomicU64::new(TS_LIVE)).collect();
+        Stamps {
+            begin: slots(),
+            end: slots(),
+            min_end: AtomicU64::new(TS_LIVE),
+        }
+    }
+}
+
+/// An immutable view of a chunk's rows `0..len` plus its shared stamps.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    id: u32,
+    capacity: usize,
+    stamps: Arc<Stamps>,
+    segments: Vec<RecordBatch>,
+    /// Row offset at which each segment starts.
+    starts: Vec<usize>,
+    len: usize,
+    max_begin: Ts,
+}
+
+impl Chunk {
+    pub fn new(id: u32, capacity: usize) -> Chunk {
+        Chunk {
+            id,
+            capacity,
+            stamps: Arc::new(Stamps::new(capacity)),
+            segments: Vec::new(),
+            starts: Vec::new(),
+            len: 0,
+            max_begin: 0,
+        }
+    }
+
+    /// A compacted copy: the given batch of surviving rows with their stamps.
+    pub fn from_rows(id: u32, batch: RecordBatch, begins: &[Ts], ends: &[Ts]) -> Chunk {
+        let len = batch.num_rows();
+        let chunk = Chunk::new(id, len.max(1));
+        for (i, (b, e)) in begins.iter().zip(ends).enumerate() {
+            chunk.stamps.begin[i].store(*b, Ordering::Relaxed);
+            chunk.stamps.end[i].store(*e, Ordering::Relaxed);
+        }
+        let min_end = ends.iter().copied().min().unwrap_or(TS_LIVE);
+        chunk.stamps.min_end.store(min_end, Ordering::Relaxed);
+        Chunk {
+            segments: vec![batch],
+            starts: vec![0],
+            len,
+            max_begin: begins.iter().copied().max().unwrap_or(0),
+            ..chunk
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.capacity - self.len
+    }
+
+    pub fn segments(&self) -> &[RecordBatch] {
+        &self.segments
+    }
+
+    pub fn begin(&self, offset: usize) -> Ts {
+        self.stamps.begin[offset].load(Ordering::Acquire)
+    }
+
+    pub fn end(&self, offset: usize) -> Ts {
+        self.stamps.end[offset].load(Ordering::Acquire)
+    }
+
+    /// Marks the row version at `offset` deleted by the commit at `ts`.
+    pub fn set_end(&self, offset: usize, ts: Ts) {
+        self.stamps.end[offset].store(ts, Ordering::Release);
+        self.stamps.min_end.fetch_min(ts, Ordering::AcqRel);
+    }
+
+    /// True when every row of this view is visible at `snapshot` (the common case).
+    pub fn all_visible(&self, snapshot: Ts) -> bool {
+        self.max_begin <= snapshot && self.stamps.min_end.load(Ordering::Acquire) > snapshot
+    }
+
+    /// Returns a new view with `batch` appended at stamp `ts`. The caller guarantees
+    /// `batch.num_rows() <= self.remaining()` and serialises appends to one chunk.
+    pub fn append(&self, batch: RecordBatch, ts: Ts) -> Result<Chunk> {
+        let n = batch.num_rows();
+        for slot in self.len..self.len + n {
+            self.stamps.begin[slot].store(ts, Ordering::Relaxed);
+            self.stamps.end[slot].store(TS_LIVE, Ordering::Relaxed);
+        }
+        let mut next = self.clone();
+        next.starts.push(self.len);
+        next.segments.push(batch);
+        next.len += n;
+        next.max_begin = next.max_begin.max(ts);
+        if next.segments.len() > MAX_SEGMENTS || next.len == next.capacity {
+            next.merge_segments()?;
+        }
+        Ok(next)
+    }
+
+    /// Brings every segment to `width` columns (after ALTER TABLE ADD COLUMN) and merges them.
+    pub fn merge_segments(&mut self) -> Result<()> {
+        if self.segments.len() <= 1 {
+            return Ok(());
+        }
+        let schema = self.segments[self.segments.len() - 1].schema();
+        let merged = concat_batches(&schema, &self.segments)?;
+        self.segments = vec![merged];
+        self.starts = vec![0];
+        Ok(())
+    }
+
+    /// Replaces every segment by `f(segment)`; used to widen segments to a new schema.
+    pub fn map_segments(
+        &self,
+        mut f: impl FnMut(&RecordBatch) -> Result<RecordBatch>,
+    ) -> Result<Chunk> {
+        let mut next = self.clone();
+        next.segments = self.segments.iter().map(&mut f).collect::<Result<_>>()?;
+        Ok(next)
+    }
+
+    /// The segment holding `offset` and the row's position inside it.
+    pub fn locate(&self, offset: usize) -> Option<(&RecordBatch, usize)> {
+        if offset >= self.len {
+            return None;
+        }
+        let seg = self.starts.partition_point(|s| *s <= offset) - 1;
+        Some((&self.segments[seg], offset - self.starts[seg]))
+    }
+
+    /// Visibility of rows `start..start+len` at `snapshot`, minus rows in `hidden`.
+    pub fn visibility(
+        &self,
+        start: usize,
+        len: usize,
+        snapshot: Ts,
+        hidden: impl Fn(usize) -> bool,
+    ) -> BooleanArray {
+        let mut bits = BooleanBufferBuilder::new(len);
+        for offset in start..start + len {
+            let visible = self.begin(offset) <= snapshot && self.end(offset) > snapshot;
+            bits.append(visible && !hidden(offset));
+        }
+        BooleanArray::new(bits.finish(), None)
+    }
+
+    /// Row ids for rows `start..start+len` of this chunk in `partition`.
+    pub fn row_ids(&self, partition: u16, start: usize, len: usize) -> ArrayRef {
+        let base = RowId::new(partition, self.id, 0).0;
+        Arc::new(UInt64Array::from_iter_values(
+            (start..start + len).map(|o| base + o as u64),
+        ))
+    }
+}
+
+/// Filters a batch by a visibility mask without copying when every row is visible.
+pub fn apply_mask(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
+    if mask.true_count() == mask.len() {
+        return Ok(batch);
+    }
+    Ok(filter_record_batch(&batch, mask)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    #[test]
+    fn snapshot_sees_rows_between_begin_and_end() {
+        let c = Chunk::new(1, 8).append(batch(&[1, 2]), 5).unwrap();
+        let c = c.append(batch(&[3]), 7).unwrap();
+        c.set_end(0, 9);
+        let seen = |s| c.visibility(0, c.len(), s, |_| false).true_count();
+        assert_eq!(seen(4), 0);
+        assert_eq!(seen(5), 2);
+        assert_eq!(seen(7), 3);
+        assert_eq!(seen(9), 2);
+        assert!(!c.all_visible(9));
+        assert!(c.all_visible(8));
+    }
+
+    #[test]
+    fn row_ids_round_trip() {
+        let r = RowId::new(3, 77, 12);
+        assert_eq!((r.partition(), r.chunk(), r.offset()), (3, 77, 12));
+        let p = RowId::private(42);
+        assert!(p.is_private());
+        assert_eq!(p.private_position(), 42);
+    }
+
+    #[test]
+    fn locate_finds_segment() {
+        let c = Chunk::new(1, 8).append(batch(&[1, 2]), 1).unwrap();
+        let c = c.append(batch(&[3, 4]), 2).unwrap();
+        let (seg, pos) = c.locate(3).unwrap();
+        assert_eq!(seg.num_rows(), 2);
+        assert_eq!(pos, 1);
+        assert!(c.locate(4).is_none());
+    }
+}

@@ -1,0 +1,158 @@
+//! Table definitions: columns, primary key and indexes, and the Arrow schema derived from them.
+//!
+//! Invariants: a `TableDef` is immutable; DDL replaces it as a whole. Column positions never
+//! change (ADD COLUMN appends, RENAME keeps the position), so stored batches stay valid; batches
+//! written before an ADD COLUMN are narrower and are widened with the column's `missing` value.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, new_null_array};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+
+use crate::error::Result;
+use crate::types::SqlType;
+
+pub type TableId = u64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+    /// The DEFAULT expression as SQL text, evaluated for every insert that omits the column.
+    pub default: Option<String>,
+    /// The value rows that existed before ADD COLUMN read for this column.
+    pub missing: ScalarValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDef {
+    pub id: u32,
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub unique: bool,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub id: TableId,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: Vec<usize>,
+    pub indexes: Vec<IndexDef>,
+    schema: SchemaRef,
+}
+
+impl TableDef {
+    pub fn new(
+        id: TableId,
+        name: String,
+        columns: Vec<ColumnDef>,
+        primary_key: Vec<usize>,
+        indexes: Vec<IndexDef>,
+    ) -> TableDef {
+        let schema = build_schema(&columns);
+        TableDef {
+            id,
+            name,
+            columns,
+            primary_key,
+            indexes,
+            schema,
+        }
+    }
+
+    /// A copy with other columns or indexes (the schema is rebuilt).
+    pub fn with_columns(&self, columns: Vec<ColumnDef>) -> TableDef {
+        TableDef::new(
+            self.id,
+            self.name.clone(),
+            columns,
+            self.primary_key.clone(),
+            self.indexes.clone(),
+        )
+    }
+
+    pub fn with_indexes(&self, indexes: Vec<IndexDef>) -> TableDef {
+        TableDef::new(
+            self.id,
+            self.name.clone(),
+            self.columns.clone(),
+            self.primary_key.clone(),
+            indexes,
+        )
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .or_else(|| {
+                let mut matches = self
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.name.eq_ignore_ascii_case(name));
+                match (matches.next(), matches.next()) {
+                    (Some((i, _)), None) => Some(i),
+                    _ => None,
+                }
+            })
+    }
+
+    pub fn primary_index(&self) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.primary)
+    }
+
+    pub fn next_index_id(&self) -> u32 {
+        self.indexes.iter().map(|i| i.id + 1).max().unwrap_or(1)
+    }
+
+    /// Brings a stored batch to this definition's width and names.
+    pub fn widen(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if batch.num_columns() == self.columns.len() && batch.schema() == self.schema {
+            return Ok(batch.clone());
+        }
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.truncate(self.columns.len());
+        for col in &self.columns[columns.len()..] {
+            columns.push(missing_array(&col.missing, &col.ty, batch.num_rows())?);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+fn missing_array(value: &ScalarValue, ty: &SqlType, rows: usize) -> Result<ArrayRef> {
+    if value.is_null() {
+        return Ok(new_null_array(&ty.arrow_type(), rows));
+    }
+    Ok(value.to_array_of_size(rows)?)
+}
+
+fn build_schema(columns: &[ColumnDef]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.ty.arrow_type(), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The error for inserting a primary-key value that already has a live version.
+pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::error::KuraError {
+    let name = def.primary_index().map_or("primary key".to_string(), |i| i.name.clone());
+    let columns: Vec<&str> = def.primary_key.iter().map(|c| def.columns[*c].name.as_str()).collect();
+    let values: Vec<String> = key.0.iter().map(|v| v.to_string()).collect();
+    crate::error::KuraError::new(
+        crate::error::sqlstate::UNIQUE_VIOLATION,
+        format!("duplicate key value violates unique constraint \"{name}\""),
+    )
+    .with_detail(format!("Key ({})=({}) already exists.", columns.join(", "), values.join(", ")))
+}

@@ -1,0 +1,198 @@
+//! Row locks: one owner per key, waiters queue on the owner's completion, deadlocks are
+//! detected when a wait would close a cycle, and waits end after `lock_timeout`.
+//!
+//! Invariants: a transaction holds each lock until it ends (commit or rollback); the lock table
+//! and the waits-for graph change together under one mutex.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::error::{KuraError, Result, sqlstate};
+use crate::storage::index::IndexKey;
+use crate::storage::{RowId, TableId};
+
+pub type TxnId = u64;
+
+/// What a lock protects: a primary-key value of a table, or one row version of a table
+/// without a primary key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LockKey {
+    Key(TableId, IndexKey),
+    Row(TableId, RowId),
+}
+
+/// A transaction's identity for locking, with the signal its waiters watch.
+#[derive(Debug)]
+pub struct TxnHandle {
+    pub id: TxnId,
+    ended: watch::Sender<bool>,
+}
+
+impl TxnHandle {
+    pub fn new(id: TxnId) -> Arc<TxnHandle> {
+        Arc::new(TxnHandle {
+            id,
+            ended: watch::channel(false).0,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct LockTable {
+    owners: HashMap<LockKey, Arc<TxnHandle>>,
+    waits_for: HashMap<TxnId, TxnId>,
+}
+
+#[derive(Debug, Default)]
+pub struct LockManager {
+    table: Mutex<LockTable>,
+}
+
+impl LockManager {
+    /// Takes `key` for `me`, waiting while another transaction holds it.
+    /// `timeout` of `None` waits until the holder ends.
+    pub async fn acquire(
+        &self,
+        key: &LockKey,
+        me: &Arc<TxnHandle>,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let holder = {
+                let mut table = self.table.lock();
+                match table.owners.get(key) {
+                    None => {
+                        table.owners.insert(key.clone(), me.clone());
+                        return Ok(true);
+                    }
+                    Some(h) if h.id == me.id => return Ok(false),
+                    Some(h) => {
+                        let holder = h.clone();
+                        if Self::would_deadlock(&table.waits_for, holder.id, me.id) {
+                            return Err(KuraError::new(
+                                sqlstate::DEADLOCK_DETECTED,
+                                "deadlock detected",
+                            )
+                            .with_detail(format!(
+                                "Transaction {} waits for transaction {}, which waits for it.",
+                                me.id, holder.id
+                            )));
+                        }
+                        table.waits_for.insert(me.id, holder.id);
+                        holder
+                    }
+                }
+            };
+            let mut ended = holder.ended.subscribe();
+            let wait = ended.wait_for(|done| *done);
+            let outcome = match deadline {
+                Some(d) => tokio::time::timeout_at(d, wait).await.map(|_| ()),
+                None => {
+                    let _ = wait.await;
+                    Ok(())
+                }
+            };
+            self.table.lock().waits_for.remove(&me.id);
+            if outcome.is_err() {
+                return Err(KuraError::new(
+                    sqlstate::LOCK_NOT_AVAILABLE,
+                    "canceling statement due to lock timeout",
+                ));
+            }
+        }
+    }
+
+    fn would_deadlock(waits_for: &HashMap<TxnId, TxnId>, mut from: TxnId, me: TxnId) -> bool {
+        for _ in 0..=waits_for.len() {
+            if from == me {
+                return true;
+            }
+            match waits_for.get(&from) {
+                Some(next) => from = *next,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Releases every lock in `keys` held by `me` and wakes its waiters.
+    pub fn release_all(&self, me: &Arc<TxnHandle>, keys: &[LockKey]) {
+        {
+            let mut table = self.table.lock();
+            for key in keys {
+                if table.owners.get(key).is_some_and(|h| h.id == me.id) {
+                    table.owners.remove(key);
+                }
+            }
+            table.waits_for.remove(&me.id);
+        }
+        me.ended.send_replace(true);
+    }
+
+    pub fn held_locks(&self) -> usize {
+        self.table.lock().owners.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::common::ScalarValue;
+
+    fn key(v: i64) -> LockKey {
+        LockKey::Key(1, IndexKey(vec![ScalarValue::Int64(Some(v))]))
+    }
+
+    #[tokio::test]
+    async fn waiter_gets_lock_after_release() {
+        let locks = Arc::new(LockManager::default());
+        let a = TxnHandle::new(1);
+        let b = TxnHandle::new(2);
+        assert!(locks.acquire(&key(1), &a, None).await.unwrap());
+        let locks2 = locks.clone();
+        let b2 = b.clone();
+        let waiter = tokio::spawn(async move { locks2.acquire(&key(1), &b2, None).await });
+        tokio::task::yield_now().await;
+        locks.release_all(&a, &[key(1)]);
+        assert!(waiter.await.unwrap().unwrap());
+    }
+
+    #[tokio::test]
+    async fn wait_times_out_with_55p03() {
+        let locks = LockManager::default();
+        let a = TxnHandle::new(1);
+        let b = TxnHandle::new(2);
+        locks.acquire(&key(1), &a, None).await.unwrap();
+        let err = locks
+            .acquire(&key(1), &b, Some(Duration::from_millis(10)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, sqlstate::LOCK_NOT_AVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn cycle_is_a_deadlock() {
+        let locks = Arc::new(LockManager::default());
+        let a = TxnHandle::new(1);
+        let b = TxnHandle::new(2);
+        locks.acquire(&key(1), &a, None).await.unwrap();
+        locks.acquire(&key(2), &b, None).await.unwrap();
+        let (l, a2) = (locks.clone(), a.clone());
+        let first = tokio::spawn(async move { l.acquire(&key(2), &a2, None).await });
+        for _ in 0..100 {
+            if locks.table.lock().waits_for.contains_key(&1) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let err = locks.acquire(&key(1), &b, None).await.unwrap_err();
+        assert_eq!(err.code, sqlstate::DEADLOCK_DETECTED);
+        locks.release_all(&b, &[key(2)]);
+        assert!(first.await.unwrap().unwrap());
+    }
+}

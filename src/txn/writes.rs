@@ -1,0 +1,251 @@
+//! A transaction's private writes: rows it inserted, committed row versions it deleted, and an
+//! undo log for statement and savepoint rollback.
+//!
+//! Invariants: nothing here is visible to other transactions; private rows are addressed by
+//! their position in insertion order and never move; every change is recorded in the undo log
+//! so `rollback_to(mark)` restores exactly the state at `mark`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::locks::LockKey;
+use crate::error::Result;
+use crate::storage::index::IndexKey;
+use crate::storage::partition::{Partition, index_key};
+use crate::storage::{RowId, Table, TableId};
+
+#[derive(Debug)]
+pub struct TableWrites {
+    pub table: Arc<Table>,
+    inserts: Vec<RecordBatch>,
+    starts: Vec<usize>,
+    total: usize,
+    private_deleted: HashSet<usize>,
+    deleted: BTreeSet<RowId>,
+    private_keys: HashMap<IndexKey, usize>,
+}
+
+/// What a scan needs of a transaction's writes to one table.
+#[derive(Debug, Clone, Default)]
+pub struct OwnWrites {
+    pub inserts: Vec<RecordBatch>,
+    pub private_deleted: HashSet<usize>,
+    pub deleted: BTreeSet<RowId>,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Insert { table: TableId },
+    DeleteBase { table: TableId, row: RowId },
+    DeletePrivate { table: TableId, position: usize },
+    Lock,
+    Pin,
+}
+
+#[derive(Debug, Default)]
+pub struct WriteSet {
+    tables: BTreeMap<TableId, TableWrites>,
+    undo: Vec<Undo>,
+    locks: Vec<LockKey>,
+    pins: Vec<(Arc<Partition>, RowId)>,
+}
+
+impl TableWrites {
+    fn new(table: Arc<Table>) -> TableWrites {
+        TableWrites {
+            table,
+            inserts: Vec::new(),
+            starts: Vec::new(),
+            total: 0,
+            private_deleted: HashSet::new(),
+            deleted: BTreeSet::new(),
+            private_keys: HashMap::new(),
+        }
+    }
+
+    fn pk_key(&self, position: usize) -> Result<Option<IndexKey>> {
+        let def = self.table.def();
+        if def.primary_key.is_empty() {
+            return Ok(None);
+        }
+        let (batch, row) = self.private_row(position);
+        Ok(Some(index_key(&def.widen(batch)?, &def.primary_key, row)?))
+    }
+
+    fn private_row(&self, position: usize) -> (&RecordBatch, usize) {
+        let i = self.starts.partition_point(|s| *s <= position) - 1;
+        (&self.inserts[i], position - self.starts[i])
+    }
+
+    /// Rows inserted and not deleted again, one batch per insert, ready to commit.
+    pub fn surviving_inserts(&self) -> Result<Vec<RecordBatch>> {
+        let def = self.table.def();
+        let mut out = Vec::with_capacity(self.inserts.len());
+        for (batch, start) in self.inserts.iter().zip(&self.starts) {
+            let batch = def.widen(batch)?;
+            let keep: BooleanArray = (0..batch.num_rows())
+                .map(|r| Some(!self.private_deleted.contains(&(start + r))))
+                .collect();
+            let kept = if keep.true_count() == batch.num_rows() {
+                batch
+            } else {
+                filter_record_batch(&batch, &keep)?
+            };
+            if kept.num_rows() > 0 {
+                out.push(kept);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn deleted(&self) -> &BTreeSet<RowId> {
+        &self.deleted
+    }
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.tables.values().all(|t| t.total == 0 && t.deleted.is_empty())
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &TableWrites> {
+        self.tables.values()
+    }
+
+    /// A position in the undo log to roll back to.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    fn entry(&mut self, table: &Arc<Table>) -> &mut TableWrites {
+        self.tables
+            .entry(table.id())
+            .or_insert_with(|| TableWrites::new(table.clone()))
+    }
+
+    /// Adds private rows; `keys` are their primary-key values when the table has one.
+    pub fn insert(&mut self, table: &Arc<Table>, batch: RecordBatch, keys: Vec<IndexKey>) {
+        let id = table.id();
+        let writes = self.entry(table);
+        let first = writes.total;
+        for (i, key) in keys.into_iter().enumerate() {
+            writes.private_keys.insert(key, first + i);
+        }
+        writes.starts.push(first);
+        writes.total += batch.num_rows();
+        writes.inserts.push(batch);
+        self.undo.push(Undo::Insert { table: id });
+    }
+
+    pub fn delete_base(&mut self, table: &Arc<Table>, row: RowId) -> bool {
+        let id = table.id();
+        if !self.entry(table).deleted.insert(row) {
+            return false;
+        }
+        self.undo.push(Undo::DeleteBase { table: id, row });
+        true
+    }
+
+    pub fn delete_private(&mut self, table: &Arc<Table>, position: usize) -> Result<bool> {
+        let id = table.id();
+        let writes = self.entry(table);
+        if !writes.private_deleted.insert(position) {
+            return Ok(false);
+        }
+        if let Some(key) = writes.pk_key(position)? {
+            writes.private_keys.remove(&key);
+        }
+        self.undo.push(Undo::DeletePrivate { table: id, position });
+        Ok(true)
+    }
+
+    /// Position of this transaction's live private row with primary key `key`.
+    pub fn private_key(&self, table: TableId, key: &IndexKey) -> Option<usize> {
+        self.tables.get(&table)?.private_keys.get(key).copied()
+    }
+
+    /// Whether this transaction deleted the committed row version `row`.
+    pub fn deleted_base(&self, table: TableId, row: RowId) -> bool {
+        self.tables.get(&table).is_some_and(|t| t.deleted.contains(&row))
+    }
+
+    /// A private row as a one-row batch.
+    pub fn private_row(&self, table: TableId, position: usize) -> Option<RecordBatch> {
+        let writes = self.tables.get(&table)?;
+        if position >= writes.total {
+            return None;
+        }
+        let (batch, row) = writes.private_row(position);
+        Some(batch.slice(row, 1))
+    }
+
+    pub fn own_writes(&self, table: TableId) -> Option<OwnWrites> {
+        let t = self.tables.get(&table)?;
+        Some(OwnWrites {
+            inserts: t.inserts.clone(),
+            private_deleted: t.private_deleted.clone(),
+            deleted: t.deleted.clone(),
+        })
+    }
+
+    pub fn record_lock(&mut self, key: LockKey) {
+        self.locks.push(key);
+        self.undo.push(Undo::Lock);
+    }
+
+    pub fn record_pin(&mut self, partition: Arc<Partition>, row: RowId) {
+        self.pins.push((partition, row));
+        self.undo.push(Undo::Pin);
+    }
+
+    pub fn locks(&self) -> &[LockKey] {
+        &self.locks
+    }
+
+    /// Drops every pin; called when the transaction ends.
+    pub fn unpin_all(&mut self) {
+        for (partition, row) in self.pins.drain(..) {
+            partition.unpin(row);
+        }
+    }
+
+    /// Undoes every change made after `mark`. Locks stay held until the transaction ends, as
+    /// in PostgreSQL; pins stay too, because the locks may still refer to pinned rows.
+    pub fn rollback_to(&mut self, mark: usize) -> Result<()> {
+        while self.undo.len() > mark {
+            let Some(entry) = self.undo.pop() else { break };
+            match entry {
+                Undo::Insert { table } => {
+                    if let Some(w) = self.tables.get_mut(&table) {
+                        let (Some(batch), Some(start)) = (w.inserts.pop(), w.starts.pop()) else {
+                            continue;
+                        };
+                        let end = start + batch.num_rows();
+                        w.private_keys.retain(|_, p| *p < start || *p >= end);
+                        w.private_deleted.retain(|p| *p < start || *p >= end);
+                        w.total = start;
+                    }
+                }
+                Undo::DeleteBase { table, row } => {
+                    if let Some(w) = self.tables.get_mut(&table) {
+                        w.deleted.remove(&row);
+                    }
+                }
+                Undo::DeletePrivate { table, position } => {
+                    if let Some(w) = self.tables.get_mut(&table) {
+                        w.private_deleted.remove(&position);
+                        if let Some(key) = w.pk_key(position)? {
+                            w.private_keys.insert(key, position);
+                        }
+                    }
+                }
+                Undo::Lock | Undo::Pin => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Shared helpers for integration tests: start a real `kura` server on an ephemeral port and
+//! talk to it over the PostgreSQL wire protocol.
+//!
+//! Synchronisation is on the server's readiness line (`listening on 127.0.0.1:PORT` on stdout),
+//! never on sleeps. After readiness, background threads keep draining the child's stdout and
+//! stderr (echoing them through `eprintln!`, which the test harness captures and shows on
+//! failure) so the child can never block on a full pipe.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long `TestServer::start` waits for the readiness line.
+#[allow(dead_code)]
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The marker the server prints on stdout once it accepts connections.
+const READY_MARKER: &str = "listening on 127.0.0.1:";
+
+/// A `kura serve` child process with its own temporary data directory.
+/// Dropping it kills the server and removes the data directory.
+#[allow(dead_code)]
+pub struct TestServer {
+    /// The TCP port the server actually bound (parsed from the readiness line).
+    pub port: u16,
+    child: Child,
+    tempdir: tempfile::TempDir,
+}
+
+/// Lines read from the child's stdout, forwarded from the reader thread.
+enum Line {
+    Text(String),
+    Eof,
+}
+
+#[allow(dead_code)]
+impl TestServer {
+    /// Start `kura serve --listen 127.0.0.1:0 --data-dir <tempdir>` and wait (at most
+    /// [`READY_TIMEOUT`]) until it reports the port it listens on. Panics with the server's
+    /// output so far if it exits early or never becomes ready.
+    pub fn start() -> TestServer {
+        let tempdir = tempfile::Builder::new()
+            .prefix("kura-test-")
+            .tempdir()
+            .expect("create temporary data directory");
+        let data_dir = tempdir.path().join("data");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the kura binary");
+
+        let stdout = child.stdout.take().expect("child stdout is piped");
+        let stderr = child.stderr.take().expect("child stderr is piped");
+        drain_to_test_output(stderr, "kura stderr");
+
+        // The reader thread forwards every stdout line until EOF; once readiness is seen we
+        // stop listening but the thread keeps reading, so the pipe never fills up.
+        let (tx, rx) = mpsc::channel::<Line>();
+        thread::Builder::new()
+            .name("kura-stdout".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                            eprintln!("[kura stdout] {line}");
+                            // The receiver is gone after readiness: keep draining regardless.
+                            let _ = tx.send(Line::Text(line));
+                        }
+                    }
+                }
+                let _ = tx.send(Line::Eof);
+            })
+            .expect("spawn stdout reader thread");
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut seen = Vec::new();
+        let port = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "kura did not print `{READY_MARKER}PORT` within {READY_TIMEOUT:?}; stdout so far:\n{}",
+                    seen.join("\n")
+                );
+            }
+            match rx.recv_timeout(remaining) {
+                Ok(Line::Text(line)) => {
+                    if let Some(port) = parse_port(&line) {
+                        break port;
+                    }
+                    seen.push(line);
+                }
+                Ok(Line::Eof) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait();
+                    panic!(
+                        "kura exited before becoming ready ({status:?}); stdout:\n{}",
+                        seen.join("\n")
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        };
+
+        TestServer {
+            port,
+            child,
+            tempdir,
+        }
+    }
+
+    /// libpq-style connection string for this server.
+    pub fn conn_string(&self) -> String {
+        format!("host=127.0.0.1 port={} user=kura dbname=kura", self.port)
+    }
+
+    /// The server's data directory (inside the temporary directory).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.tempdir.path().join("data")
+    }
+
+    /// Open a new client connection; the connection task runs on the current tokio runtime.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        connect_to(&self.conn_string()).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connect to any libpq-style connection string and spawn the connection task.
+#[allow(dead_code)]
+pub async fn connect_to(conn_string: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conn_string, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to `{conn_string}`: {e}"));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("connection error: {e}");
+        }
+    });
+    client
+}
+
+/// Extract PORT from a line containing `listening on 127.0.0.1:PORT`.
+fn parse_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find(READY_MARKER)? + READY_MARKER.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Echo a child's output stream into the test's captured output until EOF.
+fn drain_to_test_output(stream: impl Read + Send + 'static, label: &'static str) {
+    thread::Builder::new()
+        .name(label.into())
+        .spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => eprintln!("[{label}] {}", String::from_utf8_lossy(&buf).trim_end()),
+                }
+            }
+        })
+        .expect("spawn output drain thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port;
+
+    #[test]
+    fn parses_readiness_line() {
+        assert_eq!(parse_port("kura listening on 127.0.0.1:54321"), Some(54321));
+        assert_eq!(
+            parse_port("2024-01-01T00:00:00Z INFO listening on 127.0.0.1:5433 (pgwire)"),
+            Some(5433)
+        );
+        assert_eq!(parse_port("starting"), None);
+    }
+}
