@@ -192,20 +192,6 @@ fn from_arrow(e: &ArrowError) -> KuraError {
     }
 }
 
-/// Arrow reports every failed conversion as a cast error; PostgreSQL distinguishes malformed
-/// text, out-of-range numbers and bad datetimes.
-fn classify_cast_message(message: &str) -> KuraError {
-    let lower = message.to_ascii_lowercase();
-    let code = if lower.contains("overflow") || lower.contains("out of range") || lower.contains("too large") {
-        sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if lower.contains("timestamp") || lower.contains("date") || lower.contains("time") {
-        sqlstate::INVALID_DATETIME_FORMAT
-    } else {
-        sqlstate::INVALID_TEXT_REPRESENTATION
-    };
-    KuraError::new(code, message.to_string())
-}
-
 fn from_datafusion(e: DataFusionError) -> KuraError {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<KuraError>() {
@@ -229,9 +215,8 @@ fn from_datafusion(e: DataFusionError) -> KuraError {
             }
             k
         }
-        DataFusionError::Shared(shared) => from_datafusion(DataFusionError::External(Box::new(
-            SharedMessage(shared.to_string()),
-        ))),
+        DataFusionError::Shared(shared) => classify_execution_message(&shared.to_string()),
+        DataFusionError::Diagnostic(_, inner) => from_datafusion(*inner),
         DataFusionError::Collection(mut errors) => match errors.pop() {
             Some(first) => from_datafusion(first),
             None => KuraError::internal("unknown error"),
@@ -240,25 +225,102 @@ fn from_datafusion(e: DataFusionError) -> KuraError {
     }
 }
 
-#[derive(Debug)]
-struct SharedMessage(String);
+/// Arrow reports every failed conversion as a cast error; PostgreSQL distinguishes malformed
+/// text, out-of-range numbers and bad datetimes, and names the SQL type.
+fn classify_cast_message(message: &str) -> KuraError {
+    let lower = message.to_ascii_lowercase();
+    if let Some((value, ty)) = between(message, "Cannot cast string '", "' to value of ")
+        .map(|v| (v, message.rsplit("to value of ").next().unwrap_or("").trim_end_matches(" type")))
+    {
+        let pg = pg_type_name(ty);
+        let code = if pg.contains("time") || pg == "date" {
+            sqlstate::INVALID_DATETIME_FORMAT
+        } else {
+            sqlstate::INVALID_TEXT_REPRESENTATION
+        };
+        return KuraError::new(code, format!("invalid input syntax for type {pg}: \"{value}\""));
+    }
+    if let Some(ty) = message.strip_prefix("Can't cast value ").and_then(|r| r.split(" to type ").nth(1)) {
+        return KuraError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("{} out of range", pg_type_name(ty.trim())),
+        );
+    }
+    if lower.contains("too large to store in a decimal") || lower.contains("precision") && lower.contains("decimal") {
+        return KuraError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow")
+            .with_detail(message.to_string());
+    }
+    let code = if lower.contains("overflow") || lower.contains("out of range") || lower.contains("too large") {
+        sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
+    } else if lower.contains("timestamp") || lower.contains("date") || lower.contains("time") {
+        sqlstate::INVALID_DATETIME_FORMAT
+    } else {
+        sqlstate::INVALID_TEXT_REPRESENTATION
+    };
+    KuraError::new(code, message.to_string())
+}
 
-impl fmt::Display for SharedMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// The PostgreSQL name of an Arrow type as it appears in Arrow's messages.
+fn pg_type_name(arrow: &str) -> &'static str {
+    match arrow {
+        "Int8" | "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" | "Date64" => "date",
+        a if a.starts_with("Timestamp") && a.contains("Some") => "timestamp with time zone",
+        a if a.starts_with("Timestamp") => "timestamp",
+        a if a.starts_with("Decimal") => "numeric",
+        a if a.starts_with("Interval") => "interval",
+        _ => "text",
     }
 }
 
-impl std::error::Error for SharedMessage {}
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
 
 fn classify_plan_message(message: &str) -> KuraError {
-    let code = if message.contains("No field named") || message.contains("not found in") {
-        sqlstate::UNDEFINED_COLUMN
-    } else if message.contains("table '") && message.contains("not found") {
-        sqlstate::UNDEFINED_TABLE
-    } else if message.contains("Ambiguous reference") {
-        sqlstate::AMBIGUOUS_COLUMN
-    } else if message.contains("Invalid function") || message.contains("No function matches") {
+    let message = message.trim();
+    if let Some(name) = between(message, "table '", "' not found") {
+        let name = name.rsplit('.').next().unwrap_or(name);
+        return KuraError::undefined_table(name);
+    }
+    if let Some(rest) = message.split("No field named ").nth(1) {
+        let name = rest
+            .split(['.', ' ', ','])
+            .find(|p| !p.is_empty())
+            .unwrap_or(rest)
+            .trim_matches('"');
+        let name = rest
+            .split(". Did you mean")
+            .next()
+            .map(|n| n.trim_end_matches('.').trim_matches('"'))
+            .filter(|n| !n.contains(' '))
+            .unwrap_or(name);
+        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+        return KuraError::undefined_column(name);
+    }
+    if let Some(name) = between(message, "Ambiguous reference to unqualified field ", "\0")
+        .or_else(|| message.split("Ambiguous reference to unqualified field ").nth(1))
+    {
+        return KuraError::new(
+            sqlstate::AMBIGUOUS_COLUMN,
+            format!("column reference \"{}\" is ambiguous", name.trim()),
+        );
+    }
+    if let Some(name) = between(message, "Invalid function '", "'") {
+        return KuraError::new(sqlstate::UNDEFINED_FUNCTION, format!("function {name} does not exist"))
+            .with_hint("No function matches the given name and argument types.");
+    }
+    if message.contains("must appear in the GROUP BY clause") || message.contains("must be in GROUP BY") {
+        return KuraError::new("42803", clean_message(message));
+    }
+    let code = if message.contains("No function matches") {
         sqlstate::UNDEFINED_FUNCTION
     } else if message.contains("Cannot infer common")
         || message.contains("Cannot coerce")
@@ -267,6 +329,12 @@ fn classify_plan_message(message: &str) -> KuraError {
         sqlstate::DATATYPE_MISMATCH
     } else if message.contains("Unsupported") || message.contains("not supported") {
         sqlstate::FEATURE_NOT_SUPPORTED
+    } else if message.contains("Inconsistent data length across values list")
+        || message.contains("more expressions than target columns")
+        || message.contains("Column count mismatch")
+    {
+        return KuraError::syntax("INSERT has more expressions than target columns")
+            .with_detail(clean_message(message));
     } else {
         sqlstate::SYNTAX_ERROR
     };
@@ -275,11 +343,17 @@ fn classify_plan_message(message: &str) -> KuraError {
 
 fn classify_execution_message(message: &str) -> KuraError {
     let lower = message.to_ascii_lowercase();
+    if lower.contains("scalar subquery returned more than one row") {
+        return KuraError::new(
+            sqlstate::CARDINALITY_VIOLATION,
+            "more than one row returned by a subquery used as an expression",
+        );
+    }
     let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
-        sqlstate::DIVISION_BY_ZERO
+        return KuraError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
     } else if lower.contains("overflow") {
         sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if lower.contains("cannot cast") || lower.contains("cast error") {
+    } else if lower.contains("cannot cast") || lower.contains("cast error") || lower.contains("can't cast") {
         return classify_cast_message(message);
     } else {
         sqlstate::DATA_EXCEPTION
@@ -287,8 +361,20 @@ fn classify_execution_message(message: &str) -> KuraError {
     KuraError::new(code, clean_message(message))
 }
 
+/// Drops DataFusion's category prefixes ("Error during planning: ", "Schema error: ").
 fn clean_message(message: &str) -> String {
-    message.trim().to_string()
+    let mut text = message.trim();
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "Execution error: ",
+        "Invalid argument error: ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+    ] {
+        text = text.strip_prefix(prefix).unwrap_or(text);
+    }
+    text.to_string()
 }
 
 #[cfg(test)]
@@ -315,5 +401,19 @@ mod tests {
     fn unknown_column_maps_to_42703() {
         let e = classify_plan_message("Schema error: No field named x.");
         assert_eq!(e.code, sqlstate::UNDEFINED_COLUMN);
+        assert_eq!(e.message, "column \"x\" does not exist");
+        let e = classify_plan_message("No field named note. Did you mean 'items.name'?");
+        assert_eq!(e.message, "column \"note\" does not exist");
+    }
+
+    #[test]
+    fn missing_table_and_bad_casts_read_like_postgres() {
+        let e = classify_plan_message("table 'public.public.fresh' not found");
+        assert_eq!(e.message, "relation \"fresh\" does not exist");
+        let e = classify_cast_message("Cannot cast string 'abc' to value of Int32 type");
+        assert_eq!(e.code, sqlstate::INVALID_TEXT_REPRESENTATION);
+        assert_eq!(e.message, "invalid input syntax for type integer: \"abc\"");
+        let e = classify_cast_message("Can't cast value 2147483648 to type Int32");
+        assert_eq!(e.message, "integer out of range");
     }
 }

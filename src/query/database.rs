@@ -9,7 +9,6 @@
 //! statement-scoped relations (the target of an UPDATE/DELETE with its row ids, rows for
 //! RETURNING, the EXCLUDED rows of ON CONFLICT) and are removed when the statement ends.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -78,9 +77,6 @@ struct KuraSchema {
 
 #[async_trait]
 impl SchemaProvider for KuraSchema {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn table_names(&self) -> Vec<String> {
         let mut names = self.catalog.table_names();
@@ -128,9 +124,6 @@ struct KuraCatalog {
 }
 
 impl CatalogProvider for KuraCatalog {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn schema_names(&self) -> Vec<String> {
         let mut names = vec![SCHEMA_NAME.to_string()];

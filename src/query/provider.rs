@@ -5,7 +5,6 @@
 //! session config DataFusion passes in. A provider built with `with_row_id` adds the hidden
 //! row-id column that UPDATE and DELETE use to find the versions they change.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -30,14 +29,20 @@ pub struct KuraTable {
     def: Arc<TableDef>,
     defaults: Arc<ColumnDefaults>,
     schema: SchemaRef,
-    with_row_id: bool,
 }
 
 impl KuraTable {
     pub fn new(table: Arc<Table>, with_row_id: bool) -> KuraTable {
         let def = table.def();
         let defaults = table.defaults();
-        let mut fields: Vec<Field> = def.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        // Every column is declared nullable to DataFusion: NOT NULL is Kura's to enforce, with
+        // PostgreSQL's error, when rows are written.
+        let mut fields: Vec<Field> = def
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
         if with_row_id {
             fields.push(Field::new(ROW_ID_COLUMN, DataType::UInt64, false));
         }
@@ -46,7 +51,6 @@ impl KuraTable {
             def,
             defaults,
             schema: Arc::new(Schema::new(fields)),
-            with_row_id,
         }
     }
 
@@ -57,9 +61,6 @@ impl KuraTable {
 
 #[async_trait]
 impl TableProvider for KuraTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn schema(&self) -> SchemaRef {
         self.schema.clone()

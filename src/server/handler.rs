@@ -35,7 +35,7 @@ use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
-use super::wire::{error_info, fields, notice, respond, to_pgwire};
+use super::wire::{error_info, fields, respond, to_pgwire};
 use crate::error::KuraError;
 use crate::session::settings::REPORTED;
 use crate::session::{Session, TxnStatus};
@@ -166,7 +166,7 @@ impl SimpleQueryHandler for KuraHandler {
         let mut session = self.session.lock().await;
         let sql = query.query;
         if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
-            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse)).await?;
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
         } else {
             match parse_sql(&sql) {
                 Err(e) => {
@@ -239,7 +239,7 @@ where
             send_execution_response(client, tag).await
         }
         Response::EmptyQuery => {
-            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse)).await?;
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
             Ok(())
         }
         Response::Error(info) => Err(PgWireError::UserError(info)),

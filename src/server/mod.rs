@@ -5,6 +5,7 @@
 //! itself.
 
 pub mod handler;
+pub mod text;
 pub mod wire;
 
 use std::net::SocketAddr;

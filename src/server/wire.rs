@@ -29,14 +29,8 @@ pub fn to_pgwire(e: KuraError) -> PgWireError {
 }
 
 pub fn notice(message: &str) -> PgWireBackendMessage {
-    PgWireBackendMessage::NoticeResponse(NoticeResponse {
-        fields: vec![
-            (b'S', "NOTICE".into()),
-            (b'V', "NOTICE".into()),
-            (b'C', "00000".into()),
-            (b'M', message.to_string()),
-        ],
-    })
+    let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), message.to_string());
+    PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))
 }
 
 pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
@@ -61,7 +55,13 @@ where
             let row_fields = fields.clone();
             let rows = stream
                 .map(move |batch| match batch {
-                    Ok(batch) => futures::stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                    Ok(batch) => match super::text::to_pg_text(batch, &row_fields) {
+                        Ok(batch) => futures::stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                        Err(e) => {
+                            failed.store(true, Ordering::Release);
+                            futures::stream::iter(vec![Err(to_pgwire(e))])
+                        }
+                    },
                     Err(e) => {
                         failed.store(true, Ordering::Release);
                         let k = KuraError::from(e);

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::ExprSchemable;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef as AstColumnDef, ColumnOption, CreateIndex,
     CreateTable, CreateView, Expr as AstExpr, ObjectName, ObjectType, TableConstraint,

@@ -24,20 +24,16 @@ impl Exec<'_> {
                 Ok((parameter_types(&plan)?, Some(plan.schema().inner().clone())))
             }
             Statement::Insert(insert) => {
-                let mut plain = insert.clone();
-                plain.on = None;
-                plain.returning = None;
-                plain.or = None;
-                let plan = self.plan(Statement::Insert(plain)).await?;
+                let name = match &insert.table {
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => super::names::relation_name(n)?,
+                    _ => return Err(KuraError::unsupported("INSERT INTO a table function is not supported")),
+                };
+                let def = self.db.table(&name)?.def();
+                let plan = self.plan(Statement::Insert(super::dml::plain_insert(insert, &def))).await?;
                 let LogicalPlan::Dml(dml) = &plan else {
                     return Err(KuraError::internal("INSERT did not plan as DML"));
                 };
                 let params = parameter_types(&dml.input)?;
-                let name = match &insert.table {
-                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => super::names::relation_name(n)?,
-                    _ => return Ok((params, None)),
-                };
-                let def = self.db.table(&name)?.def();
                 let alias = insert
                     .table_alias
                     .as_ref()

@@ -21,7 +21,7 @@ use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Delete, Expr, FromTable, Ident, Insert, ObjectName,
-    OnConflictAction, OnInsert, Query, SelectItem, SqliteOnConflict, Statement, TableFactor,
+    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, SqliteOnConflict, Statement, TableFactor,
     TableObject, Update, UpdateTableFromKind,
 };
 
@@ -80,11 +80,7 @@ impl Exec<'_> {
         let table = self.db.table(&name)?;
         let def = table.def();
         let on_conflict = conflict_mode(insert, &def)?;
-        let mut plain = insert.clone();
-        plain.on = None;
-        plain.returning = None;
-        plain.or = None;
-        let LogicalPlan::Dml(dml) = self.plan(Statement::Insert(plain)).await? else {
+        let LogicalPlan::Dml(dml) = self.plan(Statement::Insert(plain_insert(insert, &def))).await? else {
             return Err(KuraError::internal("INSERT did not plan as DML"));
         };
         let source = Exec::bind(dml.input.as_ref().clone(), params)?;
@@ -495,6 +491,28 @@ impl Exec<'_> {
         let (schema, batches) = self.collect(&plan).await?;
         Ok(Outcome::rows(schema, batches, command))
     }
+}
+
+/// The INSERT DataFusion plans: without the clauses Kura handles itself, and with PostgreSQL's
+/// rule that `VALUES` rows shorter than the table fill the leading columns.
+pub fn plain_insert(insert: &Insert, def: &TableDef) -> Insert {
+    let mut plain = insert.clone();
+    plain.on = None;
+    plain.returning = None;
+    plain.or = None;
+    if plain.columns.is_empty()
+        && let Some(source) = &plain.source
+        && let SetExpr::Values(values) = source.body.as_ref()
+    {
+        let width = values.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        if width < def.columns.len() {
+            plain.columns = def.columns[..width]
+                .iter()
+                .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+                .collect();
+        }
+    }
+    plain
 }
 
 fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder, UInt64Array};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, UInt64Array};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -249,14 +249,6 @@ impl Chunk {
             (start..start + len).map(|o| base + o as u64),
         ))
     }
-}
-
-/// Filters a batch by a visibility mask without copying when every row is visible.
-pub fn apply_mask(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
-    if mask.true_count() == mask.len() {
-        return Ok(batch);
-    }
-    Ok(filter_record_batch(&batch, mask)?)
 }
 
 #[cfg(test)]
