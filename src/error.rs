@@ -188,6 +188,13 @@ fn from_arrow(e: &ArrowError) -> KuraError {
             None => KuraError::new(sqlstate::DATA_EXCEPTION, inner.to_string()),
         },
         ArrowError::NotYetImplemented(m) => KuraError::unsupported(m.clone()),
+        ArrowError::InvalidArgumentError(m) if m.contains("too large to store in a Decimal") => {
+            KuraError::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                "numeric field overflow",
+            )
+            .with_detail(m.clone())
+        }
         other => KuraError::new(sqlstate::DATA_EXCEPTION, other.to_string()),
     }
 }
@@ -229,28 +236,49 @@ fn from_datafusion(e: DataFusionError) -> KuraError {
 /// text, out-of-range numbers and bad datetimes, and names the SQL type.
 fn classify_cast_message(message: &str) -> KuraError {
     let lower = message.to_ascii_lowercase();
-    if let Some((value, ty)) = between(message, "Cannot cast string '", "' to value of ")
-        .map(|v| (v, message.rsplit("to value of ").next().unwrap_or("").trim_end_matches(" type")))
-    {
+    if let Some((value, ty)) = between(message, "Cannot cast string '", "' to value of ").map(|v| {
+        (
+            v,
+            message
+                .rsplit("to value of ")
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(" type"),
+        )
+    }) {
         let pg = pg_type_name(ty);
         let code = if pg.contains("time") || pg == "date" {
             sqlstate::INVALID_DATETIME_FORMAT
         } else {
             sqlstate::INVALID_TEXT_REPRESENTATION
         };
-        return KuraError::new(code, format!("invalid input syntax for type {pg}: \"{value}\""));
+        return KuraError::new(
+            code,
+            format!("invalid input syntax for type {pg}: \"{value}\""),
+        );
     }
-    if let Some(ty) = message.strip_prefix("Can't cast value ").and_then(|r| r.split(" to type ").nth(1)) {
+    if let Some(ty) = message
+        .strip_prefix("Can't cast value ")
+        .and_then(|r| r.split(" to type ").nth(1))
+    {
         return KuraError::new(
             sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
             format!("{} out of range", pg_type_name(ty.trim())),
         );
     }
-    if lower.contains("too large to store in a decimal") || lower.contains("precision") && lower.contains("decimal") {
-        return KuraError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow")
-            .with_detail(message.to_string());
+    if lower.contains("too large to store in a decimal")
+        || lower.contains("precision") && lower.contains("decimal")
+    {
+        return KuraError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            "numeric field overflow",
+        )
+        .with_detail(message.to_string());
     }
-    let code = if lower.contains("overflow") || lower.contains("out of range") || lower.contains("too large") {
+    let code = if lower.contains("overflow")
+        || lower.contains("out of range")
+        || lower.contains("too large")
+    {
         sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
     } else if lower.contains("timestamp") || lower.contains("date") || lower.contains("time") {
         sqlstate::INVALID_DATETIME_FORMAT
@@ -305,8 +333,12 @@ fn classify_plan_message(message: &str) -> KuraError {
         let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
         return KuraError::undefined_column(name);
     }
-    if let Some(name) = between(message, "Ambiguous reference to unqualified field ", "\0")
-        .or_else(|| message.split("Ambiguous reference to unqualified field ").nth(1))
+    if let Some(name) =
+        between(message, "Ambiguous reference to unqualified field ", "\0").or_else(|| {
+            message
+                .split("Ambiguous reference to unqualified field ")
+                .nth(1)
+        })
     {
         return KuraError::new(
             sqlstate::AMBIGUOUS_COLUMN,
@@ -314,11 +346,23 @@ fn classify_plan_message(message: &str) -> KuraError {
         );
     }
     if let Some(name) = between(message, "Invalid function '", "'") {
-        return KuraError::new(sqlstate::UNDEFINED_FUNCTION, format!("function {name} does not exist"))
-            .with_hint("No function matches the given name and argument types.");
+        return KuraError::new(
+            sqlstate::UNDEFINED_FUNCTION,
+            format!("function {name} does not exist"),
+        )
+        .with_hint("No function matches the given name and argument types.");
     }
-    if message.contains("must appear in the GROUP BY clause") || message.contains("must be in GROUP BY") {
-        return KuraError::new("42803", clean_message(message));
+    if let Some(column) = between(
+        message,
+        "column \"",
+        "\" must appear in the GROUP BY clause",
+    ) {
+        return KuraError::new(
+            "42803",
+            format!(
+                "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
+            ),
+        );
     }
     let code = if message.contains("No function matches") {
         sqlstate::UNDEFINED_FUNCTION
@@ -329,12 +373,23 @@ fn classify_plan_message(message: &str) -> KuraError {
         sqlstate::DATATYPE_MISMATCH
     } else if message.contains("Unsupported") || message.contains("not supported") {
         sqlstate::FEATURE_NOT_SUPPORTED
-    } else if message.contains("Inconsistent data length across values list")
-        || message.contains("more expressions than target columns")
-        || message.contains("Column count mismatch")
-    {
-        return KuraError::syntax("INSERT has more expressions than target columns")
-            .with_detail(clean_message(message));
+    } else if let Some(counts) = between(
+        message,
+        "Inconsistent data length across values list: got ",
+        " values in row",
+    ) {
+        let got: usize = counts.parse().unwrap_or(0);
+        let expected: usize = message
+            .rsplit("but expected ")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let text = if got < expected {
+            "INSERT has more target columns than expressions"
+        } else {
+            "INSERT has more expressions than target columns"
+        };
+        return KuraError::syntax(text);
     } else {
         sqlstate::SYNTAX_ERROR
     };
@@ -353,7 +408,10 @@ fn classify_execution_message(message: &str) -> KuraError {
         return KuraError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
     } else if lower.contains("overflow") {
         sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if lower.contains("cannot cast") || lower.contains("cast error") || lower.contains("can't cast") {
+    } else if lower.contains("cannot cast")
+        || lower.contains("cast error")
+        || lower.contains("can't cast")
+    {
         return classify_cast_message(message);
     } else {
         sqlstate::DATA_EXCEPTION

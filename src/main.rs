@@ -11,7 +11,11 @@ use kura::config::Config;
 use kura::server::Server;
 
 #[derive(Parser)]
-#[command(name = "kura", version, about = "Kura: a SQL-first NewSQL database server speaking the PostgreSQL protocol")]
+#[command(
+    name = "kura",
+    version,
+    about = "Kura: a SQL-first NewSQL database server speaking the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,14 +89,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .rsplit_once(':')
             .ok_or_else(|| format!("--listen expects HOST:PORT, got {listen:?}"))?;
         config.system.service_address = host.trim_matches(['[', ']']).to_string();
-        config.system.service_port = port.parse().map_err(|_| format!("invalid port in --listen {listen:?}"))?;
+        config.system.service_port = port
+            .parse()
+            .map_err(|_| format!("invalid port in --listen {listen:?}"))?;
     }
     if let Some(dir) = args.data_dir {
         config.system.data_dir = dir;
     }
     config.validate().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&config.system.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", config.system.data_dir.display()))?;
+    std::fs::create_dir_all(&config.system.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            config.system.data_dir.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

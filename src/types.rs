@@ -54,7 +54,9 @@ impl SqlType {
             SqlType::Text { .. } => DataType::Utf8,
             SqlType::Blob => DataType::Binary,
             SqlType::Timestamp { unit } => DataType::Timestamp(*unit, None),
-            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC))),
+            SqlType::TimestampTz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC)))
+            }
             SqlType::Date => DataType::Date32,
         }
     }
@@ -69,7 +71,10 @@ impl SqlType {
             DataType::Int64 | DataType::UInt32 | DataType::Null => SqlType::Long,
             DataType::Float16 | DataType::Float32 => SqlType::Float,
             DataType::Float64 => SqlType::Double,
-            DataType::Decimal128(p, s) => SqlType::Numeric { precision: *p, scale: *s },
+            DataType::Decimal128(p, s) => SqlType::Numeric {
+                precision: *p,
+                scale: *s,
+            },
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text {
                 max_len: None,
                 padded: false,
@@ -96,8 +101,14 @@ impl SqlType {
             SqlType::Float => "real".into(),
             SqlType::Double => "double precision".into(),
             SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
-            SqlType::Text { max_len: Some(n), padded: true } => format!("character({n})"),
-            SqlType::Text { max_len: Some(n), padded: false } => format!("character varying({n})"),
+            SqlType::Text {
+                max_len: Some(n),
+                padded: true,
+            } => format!("character({n})"),
+            SqlType::Text {
+                max_len: Some(n),
+                padded: false,
+            } => format!("character varying({n})"),
             SqlType::Text { .. } => "text".into(),
             SqlType::Blob => "bytea".into(),
             SqlType::Timestamp { .. } => "timestamp without time zone".into(),
@@ -207,7 +218,10 @@ pub fn parse_type_name(text: &str) -> Result<SqlType> {
         }
         "DOUBLE" | "DOUBLE PRECISION" | "FLOAT8" => SqlType::Double,
         "NUMERIC" | "DECIMAL" | "DEC" => numeric_type(&args, text)?,
-        "STRING" | "TEXT" => SqlType::Text { max_len: None, padded: false },
+        "STRING" | "TEXT" => SqlType::Text {
+            max_len: None,
+            padded: false,
+        },
         "VARCHAR" | "CHARACTER VARYING" | "CHAR VARYING" | "NVARCHAR" => text_type(false)?,
         "CHAR" | "CHARACTER" | "BPCHAR" | "NCHAR" => text_type(true)?,
         "BLOB" | "BYTEA" | "BINARY" | "VARBINARY" => SqlType::Blob,
@@ -266,7 +280,10 @@ fn griddb_fallback(name: &str) -> Option<SqlType> {
     if name.contains("INT") {
         Some(SqlType::Integer)
     } else if name.contains("CHAR") || name.contains("CLOB") || name.contains("TEXT") {
-        Some(SqlType::Text { max_len: None, padded: false })
+        Some(SqlType::Text {
+            max_len: None,
+            padded: false,
+        })
     } else if name.contains("BLOB") {
         Some(SqlType::Blob)
     } else if name.contains("REAL") || name.contains("DOUB") {
@@ -287,20 +304,34 @@ mod tests {
         assert_eq!(parse_type_name("LONG").unwrap(), SqlType::Long);
         assert_eq!(parse_type_name("int8").unwrap(), SqlType::Long);
         assert_eq!(parse_type_name("FLOAT").unwrap(), SqlType::Float);
-        assert_eq!(parse_type_name("double precision").unwrap(), SqlType::Double);
+        assert_eq!(
+            parse_type_name("double precision").unwrap(),
+            SqlType::Double
+        );
         assert_eq!(
             parse_type_name("VARCHAR(10)").unwrap(),
-            SqlType::Text { max_len: Some(10), padded: false }
+            SqlType::Text {
+                max_len: Some(10),
+                padded: false
+            }
         );
         assert_eq!(
             parse_type_name("NUMERIC(10,2)").unwrap(),
-            SqlType::Numeric { precision: 10, scale: 2 }
+            SqlType::Numeric {
+                precision: 10,
+                scale: 2
+            }
         );
         assert_eq!(
             parse_type_name("TIMESTAMP(3)").unwrap(),
-            SqlType::Timestamp { unit: TimeUnit::Millisecond }
+            SqlType::Timestamp {
+                unit: TimeUnit::Millisecond
+            }
         );
-        assert_eq!(parse_type_name("TIMESTAMP WITH TIME ZONE").unwrap(), SqlType::TimestampTz);
+        assert_eq!(
+            parse_type_name("TIMESTAMP WITH TIME ZONE").unwrap(),
+            SqlType::TimestampTz
+        );
         assert_eq!(parse_type_name("BIGINTEGER").unwrap(), SqlType::Integer);
         assert!(parse_type_name("GEOMETRY").is_err());
         assert!(parse_type_name("TIMESTAMP(4)").is_err());

@@ -54,7 +54,11 @@ pub fn choose_index(def: &TableDef, filters: &[Expr]) -> Option<IndexAccess> {
     best.map(|(_, access)| access)
 }
 
-fn plan_index(def: &TableDef, index: &IndexDef, facts: &HashMap<usize, ColumnFacts>) -> Option<(usize, IndexAccess)> {
+fn plan_index(
+    def: &TableDef,
+    index: &IndexDef,
+    facts: &HashMap<usize, ColumnFacts>,
+) -> Option<(usize, IndexAccess)> {
     let mut prefixes: Vec<Vec<ScalarValue>> = vec![Vec::new()];
     let mut used = Vec::new();
     for column in &index.columns {
@@ -82,7 +86,14 @@ fn plan_index(def: &TableDef, index: &IndexDef, facts: &HashMap<usize, ColumnFac
         let score = used.len() * 10 + if full { 5 } else { 0 } + usize::from(index.primary);
         let ranges = prefixes.into_iter().map(KeyRange::Prefix).collect();
         let description = format!("index {name} ({} =)", used.join(", "));
-        return Some((score, IndexAccess { index: index.clone(), ranges, description }));
+        return Some((
+            score,
+            IndexAccess {
+                index: index.clone(),
+                ranges,
+                description,
+            },
+        ));
     }
     let first = index.columns.first()?;
     let f = facts.get(first)?;
@@ -129,7 +140,11 @@ fn literal_for(def: &TableDef, column: usize, expr: &Expr) -> Option<ScalarValue
 
 fn collect_facts(def: &TableDef, expr: &Expr, facts: &mut HashMap<usize, ColumnFacts>) {
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
             collect_facts(def, left, facts);
             collect_facts(def, right, facts);
         }
@@ -155,18 +170,33 @@ fn collect_facts(def: &TableDef, expr: &Expr, facts: &mut HashMap<usize, ColumnF
                 _ => {}
             }
         }
-        Expr::Between(Between { expr, negated: false, low, high }) => {
-            let Some(column) = column_of(def, expr) else { return };
-            if let (Some(lo), Some(hi)) = (literal_for(def, column, low), literal_for(def, column, high)) {
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => {
+            let Some(column) = column_of(def, expr) else {
+                return;
+            };
+            if let (Some(lo), Some(hi)) = (
+                literal_for(def, column, low),
+                literal_for(def, column, high),
+            ) {
                 let entry = facts.entry(column).or_default();
                 entry.lower = Some(Bound::Included(lo));
                 entry.upper = Some(Bound::Included(hi));
             }
         }
         Expr::InList(list) if !list.negated => {
-            let Some(column) = column_of(def, &list.expr) else { return };
-            let values: Option<Vec<ScalarValue>> =
-                list.list.iter().map(|e| literal_for(def, column, e)).collect();
+            let Some(column) = column_of(def, &list.expr) else {
+                return;
+            };
+            let values: Option<Vec<ScalarValue>> = list
+                .list
+                .iter()
+                .map(|e| literal_for(def, column, e))
+                .collect();
             if let Some(values) = values
                 && !values.is_empty()
             {

@@ -77,7 +77,6 @@ struct KuraSchema {
 
 #[async_trait]
 impl SchemaProvider for KuraSchema {
-
     fn table_names(&self) -> Vec<String> {
         let mut names = self.catalog.table_names();
         names.extend(self.catalog.view_names());
@@ -112,7 +111,8 @@ impl SchemaProvider for KuraSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.relation_exists(name) || (name.starts_with(TEMP_PREFIX) && self.temps.get(name).is_some())
+        self.catalog.relation_exists(name)
+            || (name.starts_with(TEMP_PREFIX) && self.temps.get(name).is_some())
     }
 }
 
@@ -124,7 +124,6 @@ struct KuraCatalog {
 }
 
 impl CatalogProvider for KuraCatalog {
-
     fn schema_names(&self) -> Vec<String> {
         let mut names = vec![SCHEMA_NAME.to_string()];
         names.extend(self.others.keys().cloned());
@@ -169,7 +168,13 @@ impl Database {
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", false);
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_catalog(name, Arc::new(KuraCatalog { public: schema, others }));
+        ctx.register_catalog(
+            name,
+            Arc::new(KuraCatalog {
+                public: schema,
+                others,
+            }),
+        );
         let base = ctx.state();
         let _ = planner.set(base.clone());
         Arc::new(Database {
@@ -188,12 +193,14 @@ impl Database {
         state
     }
 
-    pub fn table(&self, name: &str) -> Result<Arc<Table>> {
+    /// The table `name` for a statement that will `verb` it ("insert into", "update", ...);
+    /// naming a view is an error because Kura's views are read-only (GridDB's rule).
+    pub fn table(&self, name: &str, verb: &str) -> Result<Arc<Table>> {
         self.catalog.table(name).ok_or_else(|| {
             if self.catalog.view(name).is_some() {
                 KuraError::new(
                     crate::error::sqlstate::WRONG_OBJECT_TYPE,
-                    format!("cannot change view \"{name}\""),
+                    format!("cannot {verb} view \"{name}\""),
                 )
                 .with_detail("Views are read-only in Kura.")
             } else {

@@ -61,7 +61,6 @@ impl KuraTable {
 
 #[async_trait]
 impl TableProvider for KuraTable {
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -71,10 +70,16 @@ impl TableProvider for KuraTable {
     }
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
-        self.defaults.iter().find(|(name, _)| name == column).map(|(_, e)| e)
+        self.defaults
+            .iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, e)| e)
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
@@ -88,7 +93,9 @@ impl TableProvider for KuraTable {
         let ctx = state
             .config()
             .get_extension::<StatementContext>()
-            .ok_or_else(|| DataFusionError::from(KuraError::internal("scan outside of a statement")))?;
+            .ok_or_else(|| {
+                DataFusionError::from(KuraError::internal("scan outside of a statement"))
+            })?;
         let projection: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -156,6 +163,8 @@ impl TableProvider for KuraTable {
         };
         let target = state.config().target_partitions();
         let total = partitions.len();
-        Ok(Arc::new(KuraScanExec::new(spec, units, target, total, total)))
+        Ok(Arc::new(KuraScanExec::new(
+            spec, units, target, total, total,
+        )))
     }
 }

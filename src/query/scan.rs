@@ -22,7 +22,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::StreamExt;
 
 use crate::error::{KuraError, Result};
@@ -51,7 +53,9 @@ pub enum ScanUnit {
 impl ScanUnit {
     fn rows(&self) -> usize {
         match self {
-            ScanUnit::Chunk { chunk, offsets, .. } => offsets.as_ref().map_or(chunk.len(), |o| o.len()),
+            ScanUnit::Chunk { chunk, offsets, .. } => {
+                offsets.as_ref().map_or(chunk.len(), |o| o.len())
+            }
             ScanUnit::Private { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
         }
     }
@@ -88,8 +92,13 @@ impl KuraScanExec {
         partitions_total: usize,
     ) -> KuraScanExec {
         let total_rows: usize = units.iter().map(|u| u.rows()).sum();
-        let groups_wanted = if total_rows < 65_536 { 1 } else { target_partitions.max(1) };
-        let mut groups: Vec<Vec<ScanUnit>> = vec![Vec::new(); groups_wanted.min(units.len()).max(1)];
+        let groups_wanted = if total_rows < 65_536 {
+            1
+        } else {
+            target_partitions.max(1)
+        };
+        let mut groups: Vec<Vec<ScanUnit>> =
+            vec![Vec::new(); groups_wanted.min(units.len()).max(1)];
         let mut loads = vec![0usize; groups.len()];
         for unit in units {
             let lightest = (0..groups.len()).min_by_key(|g| loads[*g]).unwrap_or(0);
@@ -118,7 +127,13 @@ impl DisplayAs for KuraScanExec {
             .spec
             .projection
             .iter()
-            .map(|i| self.spec.def.columns.get(*i).map_or(ROW_ID_COLUMN, |c| c.name.as_str()))
+            .map(|i| {
+                self.spec
+                    .def
+                    .columns
+                    .get(*i)
+                    .map_or(ROW_ID_COLUMN, |c| c.name.as_str())
+            })
             .collect();
         write!(
             f,
@@ -163,7 +178,11 @@ impl ExecutionPlan for KuraScanExec {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let units = self.groups.get(partition).cloned().unwrap_or_default();
         let spec = self.spec.clone();
         let mut remaining = spec.limit.unwrap_or(usize::MAX);
@@ -188,16 +207,25 @@ impl ExecutionPlan for KuraScanExec {
                 };
                 futures::future::ready(out)
             });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.spec.schema.clone(), batches)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.spec.schema.clone(),
+            batches,
+        )))
     }
 }
 
 fn read_unit(spec: &ScanSpec, unit: &ScanUnit) -> Result<Vec<RecordBatch>> {
     match unit {
-        ScanUnit::Chunk { partition, chunk, offsets: None } => read_chunk(spec, *partition, chunk),
-        ScanUnit::Chunk { partition, chunk, offsets: Some(offsets) } => {
-            read_chunk_rows(spec, *partition, chunk, offsets)
-        }
+        ScanUnit::Chunk {
+            partition,
+            chunk,
+            offsets: None,
+        } => read_chunk(spec, *partition, chunk),
+        ScanUnit::Chunk {
+            partition,
+            chunk,
+            offsets: Some(offsets),
+        } => read_chunk_rows(spec, *partition, chunk, offsets),
         ScanUnit::Private { batches, deleted } => read_private(spec, batches, deleted),
     }
 }
@@ -217,7 +245,10 @@ fn read_chunk(spec: &ScanSpec, partition: u16, chunk: &Chunk) -> Result<Vec<Reco
             batch
         } else {
             let mask = chunk.visibility(start, n, spec.snapshot, |o| {
-                has_own_deletes && spec.own_deleted.contains(&RowId::new(partition, chunk.id(), o as u16))
+                has_own_deletes
+                    && spec
+                        .own_deleted
+                        .contains(&RowId::new(partition, chunk.id(), o as u16))
             });
             filter(batch, &mask)?
         };
@@ -240,14 +271,20 @@ fn read_chunk_rows(
             *o < chunk.len()
                 && chunk.begin(*o) <= spec.snapshot
                 && chunk.end(*o) > spec.snapshot
-                && !spec.own_deleted.contains(&RowId::new(partition, chunk.id(), *o as u16))
+                && !spec
+                    .own_deleted
+                    .contains(&RowId::new(partition, chunk.id(), *o as u16))
         })
         .collect();
     let mut out = Vec::new();
     let mut start = 0;
     for segment in chunk.segments() {
         let n = segment.num_rows();
-        let inside: Vec<usize> = visible.iter().copied().filter(|o| *o >= start && *o < start + n).collect();
+        let inside: Vec<usize> = visible
+            .iter()
+            .copied()
+            .filter(|o| *o >= start && *o < start + n)
+            .collect();
         if !inside.is_empty() {
             let indices = UInt32Array::from_iter_values(inside.iter().map(|o| (o - start) as u32));
             let columns = segment
@@ -257,7 +294,11 @@ fn read_chunk_rows(
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let picked = RecordBatch::try_new(segment.schema(), columns)?;
             let base = RowId::new(partition, chunk.id(), 0).0;
-            let ids = || -> ArrayRef { Arc::new(UInt64Array::from_iter_values(inside.iter().map(|o| base + *o as u64))) };
+            let ids = || -> ArrayRef {
+                Arc::new(UInt64Array::from_iter_values(
+                    inside.iter().map(|o| base + *o as u64),
+                ))
+            };
             out.push(project(spec, &picked, inside.len(), ids)?);
         }
         start += n;
@@ -275,10 +316,14 @@ fn read_private(
     for batch in batches {
         let n = batch.num_rows();
         let ids = || -> ArrayRef {
-            Arc::new(UInt64Array::from_iter_values((start..start + n).map(|p| RowId::private(p as u64).0)))
+            Arc::new(UInt64Array::from_iter_values(
+                (start..start + n).map(|p| RowId::private(p as u64).0),
+            ))
         };
         let projected = project(spec, batch, n, ids)?;
-        let mask: BooleanArray = (start..start + n).map(|p| Some(!deleted.contains(&p))).collect();
+        let mask: BooleanArray = (start..start + n)
+            .map(|p| Some(!deleted.contains(&p)))
+            .collect();
         out.push(filter(projected, &mask)?);
         start += n;
     }
@@ -308,7 +353,11 @@ fn project(
         columns.push(column);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(spec.schema.clone(), columns, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        spec.schema.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 fn filter(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
@@ -317,7 +366,11 @@ fn filter(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
     }
     if batch.num_columns() == 0 {
         let options = RecordBatchOptions::new().with_row_count(Some(mask.true_count()));
-        return Ok(RecordBatch::try_new_with_options(batch.schema(), vec![], &options)?);
+        return Ok(RecordBatch::try_new_with_options(
+            batch.schema(),
+            vec![],
+            &options,
+        )?);
     }
     Ok(filter_record_batch(&batch, mask)?)
 }

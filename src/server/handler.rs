@@ -22,15 +22,17 @@ use pgwire::api::auth::{
 };
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
-use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
+};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
@@ -60,7 +62,9 @@ impl KuraHandler {
     pub fn new(session: Session, over_limit: bool) -> KuraHandler {
         let session = Arc::new(Mutex::new(session));
         KuraHandler {
-            parser: Arc::new(KuraParser { session: session.clone() }),
+            parser: Arc::new(KuraParser {
+                session: session.clone(),
+            }),
             session,
             over_limit,
         }
@@ -114,7 +118,11 @@ fn reported_name(name: &str) -> &str {
 
 #[async_trait]
 impl StartupHandler for KuraHandler {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -135,7 +143,10 @@ impl StartupHandler for KuraHandler {
         save_startup_parameters_to_metadata(client, &startup);
         let mut session = self.session.lock().await;
         for (name, value) in &startup.parameters {
-            let settable = !matches!(name.as_str(), "user" | "database" | "options" | "replication");
+            let settable = !matches!(
+                name.as_str(),
+                "user" | "database" | "options" | "replication"
+            );
             if settable {
                 // Unknown startup parameters are ignored, as PostgreSQL ignores none of them
                 // silently only for real GUCs; clients send e.g. `extra_float_digits`.
@@ -144,7 +155,12 @@ impl StartupHandler for KuraHandler {
         }
         let reported = REPORTED
             .iter()
-            .filter_map(|name| session.settings.get(name).map(|v| (reported_name(name).to_string(), v.to_string())))
+            .filter_map(|name| {
+                session
+                    .settings
+                    .get(name)
+                    .map(|v| (reported_name(name).to_string(), v.to_string()))
+            })
             .collect();
         finish_authentication(client, &SessionParameters(reported)).await
     }
@@ -166,12 +182,18 @@ impl SimpleQueryHandler for KuraHandler {
         let mut session = self.session.lock().await;
         let sql = query.query;
         if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
-            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
         } else {
             match parse_sql(&sql) {
                 Err(e) => {
                     session.fail_block();
-                    client.feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into())).await?;
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                        .await?;
                 }
                 Ok(statements) => {
                     for statement in &statements {
@@ -181,7 +203,9 @@ impl SimpleQueryHandler for KuraHandler {
                                 PgWireError::UserError(info) => *info,
                                 other => error_info(&KuraError::internal(other.to_string())),
                             };
-                            client.feed(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+                            client
+                                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                                .await?;
                             break;
                         }
                     }
@@ -191,7 +215,11 @@ impl SimpleQueryHandler for KuraHandler {
         let status = wire_status(session.status());
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
-        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
         Ok(())
     }
 
@@ -208,7 +236,9 @@ impl SimpleQueryHandler for KuraHandler {
         for statement in &statements {
             let failed = session.failure_flag();
             match session.execute(statement, &no_params()).await {
-                Ok(outcome) => responses.push(respond(client, outcome, &Format::UnifiedText, failed).await?),
+                Ok(outcome) => {
+                    responses.push(respond(client, outcome, &Format::UnifiedText, failed).await?)
+                }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e))));
                     break;
@@ -220,46 +250,70 @@ impl SimpleQueryHandler for KuraHandler {
 }
 
 /// Executes one statement of a simple query and writes its whole answer.
-async fn run_simple<C>(session: &mut Session, client: &mut C, statement: &Statement) -> PgWireResult<()>
+async fn run_simple<C>(
+    session: &mut Session,
+    client: &mut C,
+    statement: &Statement,
+) -> PgWireResult<()>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let failed = session.failure_flag();
-    let outcome = session.execute(statement, &no_params()).await.map_err(to_pgwire)?;
+    let outcome = session
+        .execute(statement, &no_params())
+        .await
+        .map_err(to_pgwire)?;
     if let Outcome::Done { command, .. } = &outcome
         && command == "SET"
     {
         report_changed_parameters(session, client, statement).await?;
     }
     match respond(client, outcome, &Format::UnifiedText, failed).await? {
-        Response::Query(results) => pgwire::api::query::send_query_response(client, results, true).await,
-        Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
-            send_execution_response(client, tag).await
+        Response::Query(results) => {
+            pgwire::api::query::send_query_response(client, results, true).await
         }
+        Response::Execution(tag)
+        | Response::TransactionStart(tag)
+        | Response::TransactionEnd(tag) => send_execution_response(client, tag).await,
         Response::EmptyQuery => {
-            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
             Ok(())
         }
         Response::Error(info) => Err(PgWireError::UserError(info)),
-        _ => Err(to_pgwire(KuraError::unsupported("COPY is not supported yet"))),
+        _ => Err(to_pgwire(KuraError::unsupported(
+            "COPY is not supported yet",
+        ))),
     }
 }
 
 /// Sends ParameterStatus for reported parameters a SET changed (application_name, TimeZone...).
-async fn report_changed_parameters<C>(session: &Session, client: &mut C, statement: &Statement) -> PgWireResult<()>
+async fn report_changed_parameters<C>(
+    session: &Session,
+    client: &mut C,
+    statement: &Statement,
+) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let text = statement.to_string().to_lowercase();
     for name in REPORTED {
-        if text.contains(&name.replace('_', "_")) || (*name == "timezone" && text.contains("time zone")) {
+        if text.contains(&name.replace('_', "_"))
+            || (*name == "timezone" && text.contains("time zone"))
+        {
             if let Some(value) = session.settings.get(name) {
                 client
                     .feed(PgWireBackendMessage::ParameterStatus(
-                        pgwire::messages::startup::ParameterStatus::new(reported_name(name).to_string(), value.to_string()),
+                        pgwire::messages::startup::ParameterStatus::new(
+                            reported_name(name).to_string(),
+                            value.to_string(),
+                        ),
                     ))
                     .await?;
             }
@@ -280,7 +334,12 @@ pub struct KuraParser {
 impl QueryParser for KuraParser {
     type Statement = Arc<Prepared>;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -313,11 +372,19 @@ impl QueryParser for KuraParser {
         Ok(stmt
             .param_types
             .iter()
-            .map(|t| t.as_ref().and_then(|t| into_pg_type(t).ok()).unwrap_or(Type::TEXT))
+            .map(|t| {
+                t.as_ref()
+                    .and_then(|t| into_pg_type(t).ok())
+                    .unwrap_or(Type::TEXT)
+            })
             .collect())
     }
 
-    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.result {
             Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
             None => Ok(Vec::new()),
@@ -334,7 +401,12 @@ impl ExtendedQueryHandler for KuraHandler {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -343,7 +415,8 @@ impl ExtendedQueryHandler for KuraHandler {
     {
         let prepared = &portal.statement.statement;
         let mut session = self.session.lock().await;
-        let types: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let types: Vec<Option<&DataType>> =
+            prepared.param_types.iter().map(|t| t.as_ref()).collect();
         let params = match deserialize_parameters(portal, &types) {
             Ok(p) => p,
             Err(e) => {
@@ -352,11 +425,18 @@ impl ExtendedQueryHandler for KuraHandler {
             }
         };
         let failed = session.failure_flag();
-        let outcome = session.execute(&prepared.statement, &params).await.map_err(to_pgwire)?;
+        let outcome = session
+            .execute(&prepared.statement, &params)
+            .await
+            .map_err(to_pgwire)?;
         respond(client, outcome, &portal.result_column_format, failed).await
     }
 
-    async fn do_describe_statement<C>(&self, client: &mut C, target: &StoredStatement<Self::Statement>) -> PgWireResult<DescribeStatementResponse>
+    async fn do_describe_statement<C>(
+        &self,
+        client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -381,16 +461,21 @@ impl ExtendedQueryHandler for KuraHandler {
         Ok(DescribeStatementResponse::new(param_types, fields))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, target: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = self
-            .query_parser()
-            .get_result_schema(&target.statement.statement, Some(&target.result_column_format))?;
+        let fields = self.query_parser().get_result_schema(
+            &target.statement.statement,
+            Some(&target.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 
@@ -404,7 +489,11 @@ impl ExtendedQueryHandler for KuraHandler {
         client.portal_store().rm_portal(DEFAULT_NAME);
         let status = wire_status(self.session.lock().await.status());
         client.set_transaction_status(status);
-        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
         client.flush().await?;
         Ok(())
     }
@@ -415,4 +504,3 @@ impl From<KuraError> for PgWireError {
         to_pgwire(e)
     }
 }
-

@@ -45,10 +45,17 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server> {
         let address = config.listen_addr();
         let listener = TcpListener::bind(&address).await.map_err(|e| {
-            KuraError::new(sqlstate::CONNECTION_EXCEPTION, format!("cannot listen on {address}: {e}"))
+            KuraError::new(
+                sqlstate::CONNECTION_EXCEPTION,
+                format!("cannot listen on {address}: {e}"),
+            )
         })?;
         let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let db = Database::new(DEFAULT_DATABASE, config.data_store.chunk_rows, target_partitions);
+        let db = Database::new(
+            DEFAULT_DATABASE,
+            config.data_store.chunk_rows,
+            target_partitions,
+        );
         Ok(Server {
             listener,
             db,
@@ -81,7 +88,10 @@ impl Server {
 
     /// Accepts connections until the process ends.
     pub async fn run(self) -> Result<()> {
-        tokio::spawn(crate::gc::run(self.db.clone(), self.config.data_store.gc_interval.get()));
+        tokio::spawn(crate::gc::run(
+            self.db.clone(),
+            self.config.data_store.gc_interval.get(),
+        ));
         let limit = self.config.transaction.connection_limit as usize;
         loop {
             let (socket, peer) = match self.listener.accept().await {

@@ -20,9 +20,11 @@ use crate::error::Result;
 
 /// Rewrites text-format columns of `batch` into PostgreSQL's text form where needed.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
-    let needs = batch.columns().iter().zip(fields).any(|(c, f)| {
-        f.format() == FieldFormat::Text && rewritten(c.data_type())
-    });
+    let needs = batch
+        .columns()
+        .iter()
+        .zip(fields)
+        .any(|(c, f)| f.format() == FieldFormat::Text && rewritten(c.data_type()));
     if !needs {
         return Ok(batch);
     }
@@ -38,11 +40,17 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatc
             out_fields.push(field.as_ref().clone());
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(out_fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(out_fields)),
+        columns,
+    )?)
 }
 
 fn rewritten(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Timestamp(..) | DataType::Float32 | DataType::Float64)
+    matches!(
+        data_type,
+        DataType::Timestamp(..) | DataType::Float32 | DataType::Float64
+    )
 }
 
 fn format_column(column: &ArrayRef) -> StringArray {
@@ -56,10 +64,21 @@ fn format_column(column: &ArrayRef) -> StringArray {
             DataType::Float32 => format_float32(column.as_primitive::<Float32Type>().value(i)),
             DataType::Timestamp(unit, tz) => {
                 let nanos = match unit {
-                    TimeUnit::Second => column.as_primitive::<TimestampSecondType>().value(i).saturating_mul(1_000_000_000),
-                    TimeUnit::Millisecond => column.as_primitive::<TimestampMillisecondType>().value(i).saturating_mul(1_000_000),
-                    TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value(i).saturating_mul(1000),
-                    TimeUnit::Nanosecond => column.as_primitive::<TimestampNanosecondType>().value(i),
+                    TimeUnit::Second => column
+                        .as_primitive::<TimestampSecondType>()
+                        .value(i)
+                        .saturating_mul(1_000_000_000),
+                    TimeUnit::Millisecond => column
+                        .as_primitive::<TimestampMillisecondType>()
+                        .value(i)
+                        .saturating_mul(1_000_000),
+                    TimeUnit::Microsecond => column
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .value(i)
+                        .saturating_mul(1000),
+                    TimeUnit::Nanosecond => {
+                        column.as_primitive::<TimestampNanosecondType>().value(i)
+                    }
                 };
                 format_timestamp(nanos, tz.is_some())
             }
@@ -105,10 +124,18 @@ pub fn format_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exponent = v.abs().log10().floor() as i32;
     if !(-4..15).contains(&exponent) {
@@ -147,8 +174,14 @@ mod tests {
     #[test]
     fn timestamps_print_like_postgres() {
         assert_eq!(format_timestamp(0, false), "1970-01-01 00:00:00");
-        assert_eq!(format_timestamp(1_500_000_000, false), "1970-01-01 00:00:01.5");
-        assert_eq!(format_timestamp(123_000_000, true), "1970-01-01 00:00:00.123+00");
+        assert_eq!(
+            format_timestamp(1_500_000_000, false),
+            "1970-01-01 00:00:01.5"
+        );
+        assert_eq!(
+            format_timestamp(123_000_000, true),
+            "1970-01-01 00:00:00.123+00"
+        );
     }
 
     #[test]

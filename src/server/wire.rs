@@ -29,7 +29,11 @@ pub fn to_pgwire(e: KuraError) -> PgWireError {
 }
 
 pub fn notice(message: &str) -> PgWireBackendMessage {
-    let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), message.to_string());
+    let info = ErrorInfo::new(
+        "NOTICE".to_string(),
+        "00000".to_string(),
+        message.to_string(),
+    );
     PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))
 }
 
@@ -50,13 +54,19 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     match outcome {
-        Outcome::Rows { schema, stream, command } => {
+        Outcome::Rows {
+            schema,
+            stream,
+            command,
+        } => {
             let fields = Arc::new(fields(&schema, format)?);
             let row_fields = fields.clone();
             let rows = stream
                 .map(move |batch| match batch {
                     Ok(batch) => match super::text::to_pg_text(batch, &row_fields) {
-                        Ok(batch) => futures::stream::iter(encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>()),
+                        Ok(batch) => futures::stream::iter(
+                            encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>(),
+                        ),
                         Err(e) => {
                             failed.store(true, Ordering::Release);
                             futures::stream::iter(vec![Err(to_pgwire(e))])
@@ -73,7 +83,11 @@ where
             response.set_command_tag(&command);
             Ok(Response::Query(response))
         }
-        Outcome::Done { command, rows, notices } => {
+        Outcome::Done {
+            command,
+            rows,
+            notices,
+        } => {
             for n in &notices {
                 client.feed(notice(n)).await?;
             }

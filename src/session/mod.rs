@@ -122,7 +122,11 @@ impl Session {
         }
     }
 
-    pub async fn execute(&mut self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
+    pub async fn execute(
+        &mut self,
+        statement: &Statement,
+        params: &ParamValues,
+    ) -> Result<Outcome> {
         self.absorb_stream_failure();
         if let Some(block) = &self.block
             && block.failed
@@ -136,13 +140,20 @@ impl Session {
         match statement {
             Statement::StartTransaction { modes, .. } => self.begin(modes),
             Statement::Commit { .. } => self.commit(),
-            Statement::Rollback { savepoint: None, .. } => Ok(self.rollback()),
-            Statement::Rollback { savepoint: Some(name), .. } => self.rollback_to(name),
+            Statement::Rollback {
+                savepoint: None, ..
+            } => Ok(self.rollback()),
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => self.rollback_to(name),
             Statement::Savepoint { name } => self.savepoint(name),
             Statement::ReleaseSavepoint { name } => self.release(name),
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
-            Statement::Reset(_) => Err(KuraError::unsupported("RESET is not supported; use SET name TO DEFAULT")),
+            Statement::Reset(_) => Err(KuraError::unsupported(
+                "RESET is not supported; use SET name TO DEFAULT",
+            )),
             _ => {
                 let result = self.run_in_transaction(statement, params).await;
                 if result.is_err() {
@@ -155,14 +166,15 @@ impl Session {
 
     /// Parameter types and result columns of a statement, planned on a fresh snapshot inside
     /// the session's transaction (or a throwaway one).
-    pub async fn describe(&mut self, statement: &Statement) -> Result<crate::sql::describe::Description> {
+    pub async fn describe(
+        &mut self,
+        statement: &Statement,
+    ) -> Result<crate::sql::describe::Description> {
         match statement {
-            Statement::ShowVariable { variable } => {
-                match self.show(variable)? {
-                    Outcome::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
-                    Outcome::Done { .. } => Ok((Vec::new(), None)),
-                }
-            }
+            Statement::ShowVariable { variable } => match self.show(variable)? {
+                Outcome::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
+                Outcome::Done { .. } => Ok((Vec::new(), None)),
+            },
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
@@ -186,14 +198,23 @@ impl Session {
         }
     }
 
-    async fn run_in_transaction(&mut self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
+    async fn run_in_transaction(
+        &mut self,
+        statement: &Statement,
+        params: &ParamValues,
+    ) -> Result<Outcome> {
         let lock_timeout = self.settings.lock_timeout();
-        let isolation = self.next_isolation.unwrap_or_else(|| self.default_isolation());
+        let isolation = self
+            .next_isolation
+            .unwrap_or_else(|| self.default_isolation());
         let implicit = match self.block.take() {
             Some(block) => {
                 if block.txn.started.elapsed() > self.limits.transaction_timeout {
                     self.db.txns.rollback(&block.txn);
-                    self.block = Some(Block { failed: true, ..block });
+                    self.block = Some(Block {
+                        failed: true,
+                        ..block
+                    });
                     return Err(KuraError::new(
                         sqlstate::QUERY_CANCELED,
                         format!(
@@ -211,7 +232,8 @@ impl Session {
         let txn = match (&implicit, &mut self.block) {
             (Some(txn), _) => txn,
             (None, Some(block)) => {
-                if block.txn.isolation == Isolation::RepeatableRead && block.txn.snapshot.is_none() {
+                if block.txn.isolation == Isolation::RepeatableRead && block.txn.snapshot.is_none()
+                {
                     block.txn.snapshot = Some(db.txns.snapshot());
                 }
                 &block.txn
@@ -237,7 +259,8 @@ impl Session {
 
     fn begin(&mut self, modes: &[TransactionMode]) -> Result<Outcome> {
         if self.block.is_some() {
-            return Ok(Outcome::done("BEGIN").with_notice("there is already a transaction in progress".into()));
+            return Ok(Outcome::done("BEGIN")
+                .with_notice("there is already a transaction in progress".into()));
         }
         let mut isolation = self.default_isolation();
         for mode in modes {
@@ -257,7 +280,9 @@ impl Session {
     fn commit(&mut self) -> Result<Outcome> {
         self.next_isolation = None;
         let Some(block) = self.block.take() else {
-            return Ok(Outcome::done("COMMIT").with_notice("there is no transaction in progress".into()));
+            return Ok(
+                Outcome::done("COMMIT").with_notice("there is no transaction in progress".into())
+            );
         };
         if block.failed {
             self.db.txns.rollback(&block.txn);
@@ -281,7 +306,9 @@ impl Session {
                 self.db.txns.rollback(&block.txn);
                 Outcome::done("ROLLBACK")
             }
-            None => Outcome::done("ROLLBACK").with_notice("there is no transaction in progress".into()),
+            None => {
+                Outcome::done("ROLLBACK").with_notice("there is no transaction in progress".into())
+            }
         }
     }
 
@@ -330,7 +357,9 @@ impl Session {
 
     fn set(&mut self, set: &Set) -> Result<Outcome> {
         match set {
-            Set::SingleAssignment { variable, values, .. } => {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = variable_name(variable);
                 if values.len() == 1 && is_default(&values[0]) {
                     self.settings.reset(&name)?;
@@ -345,7 +374,8 @@ impl Session {
                 Ok(Outcome::done("SET"))
             }
             Set::SetNames { charset_name, .. } => {
-                self.settings.set("client_encoding", &charset_name.to_string())?;
+                self.settings
+                    .set("client_encoding", &charset_name.to_string())?;
                 Ok(Outcome::done("SET"))
             }
             Set::SetTransaction { modes, session, .. } => {
@@ -353,7 +383,8 @@ impl Session {
                     if let TransactionMode::IsolationLevel(level) = mode {
                         let isolation = isolation_of(level);
                         if *session {
-                            self.settings.set("default_transaction_isolation", isolation.name())?;
+                            self.settings
+                                .set("default_transaction_isolation", isolation.name())?;
                         } else if let Some(block) = &mut self.block {
                             if block.txn.snapshot.is_some() || !block.txn.writes.lock().is_empty() {
                                 return Err(KuraError::new(
@@ -374,15 +405,25 @@ impl Session {
     }
 
     fn show(&mut self, variable: &[Ident]) -> Result<Outcome> {
-        let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+        let name = variable
+            .iter()
+            .map(|i| i.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
         if name == "all" {
-            let (names, values): (Vec<String>, Vec<String>) =
-                self.settings.all().map(|(k, v)| (k.clone(), v.clone())).unzip();
+            let (names, values): (Vec<String>, Vec<String>) = self
+                .settings
+                .all()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .unzip();
             let schema = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
                 Field::new("setting", DataType::Utf8, false),
             ]));
-            let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))];
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::from(values)),
+            ];
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
             return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
         }
@@ -400,13 +441,18 @@ impl Session {
                 .unwrap_or_else(|| self.default_isolation());
             isolation.name().to_string()
         } else {
-            self.settings
-                .get(&key)
-                .map(str::to_string)
-                .ok_or_else(|| KuraError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{key}\"")))?
+            self.settings.get(&key).map(str::to_string).ok_or_else(|| {
+                KuraError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{key}\""),
+                )
+            })?
         };
         let schema = Arc::new(Schema::new(vec![Field::new(&key, DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![value])) as ArrayRef])?;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+        )?;
         Ok(Outcome::rows(schema, vec![batch], "SHOW"))
     }
 }
@@ -448,7 +494,10 @@ async fn run_with_restarts(
 }
 
 fn allowed_when_failed(statement: &Statement) -> bool {
-    matches!(statement, Statement::Rollback { .. } | Statement::Commit { .. })
+    matches!(
+        statement,
+        Statement::Rollback { .. } | Statement::Commit { .. }
+    )
 }
 
 fn isolation_of(level: &TransactionIsolationLevel) -> Isolation {

@@ -85,9 +85,15 @@ pub struct Settings {
 impl Settings {
     pub fn new(default_isolation: &str, lock_timeout: Duration) -> Settings {
         let mut values = defaults();
-        values.insert("default_transaction_isolation".into(), default_isolation.into());
+        values.insert(
+            "default_transaction_isolation".into(),
+            default_isolation.into(),
+        );
         values.insert("transaction_isolation".into(), default_isolation.into());
-        values.insert("lock_timeout".into(), format!("{}ms", lock_timeout.as_millis()));
+        values.insert(
+            "lock_timeout".into(),
+            format!("{}ms", lock_timeout.as_millis()),
+        );
         Settings {
             initial: values.clone(),
             values,
@@ -143,7 +149,10 @@ impl Settings {
     /// `lock_timeout` as a wait limit; `None` waits until the lock is free.
     pub fn lock_timeout(&self) -> Option<Duration> {
         let value = self.get("lock_timeout").unwrap_or("0");
-        parse_duration_ms(value).ok().filter(|ms| *ms > 0).map(Duration::from_millis)
+        parse_duration_ms(value)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
     }
 }
 
@@ -168,7 +177,13 @@ fn normalize_value(name: &str, value: &str) -> Result<String> {
             }
         }
         "lock_timeout" | "statement_timeout" | "idle_in_transaction_session_timeout" => {
-            parse_duration_ms(value).map(|ms| if ms == 0 { "0".into() } else { format!("{ms}ms") })
+            parse_duration_ms(value).map(|ms| {
+                if ms == 0 {
+                    "0".into()
+                } else {
+                    format!("{ms}ms")
+                }
+            })
         }
         "transaction_isolation" | "default_transaction_isolation" => {
             let lower = value.to_lowercase();

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 
-
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::sql::sqlparser::ast::{
@@ -30,9 +29,8 @@ impl Exec<'_> {
         let name = relation_name(&create.name)?;
         if self.db.catalog.relation_exists(&name) {
             if create.if_not_exists {
-                return Ok(Outcome::done("CREATE TABLE").with_notice(format!(
-                    "relation \"{name}\" already exists, skipping"
-                )));
+                return Ok(Outcome::done("CREATE TABLE")
+                    .with_notice(format!("relation \"{name}\" already exists, skipping")));
             }
             return Err(KuraError::new(
                 sqlstate::DUPLICATE_TABLE,
@@ -54,6 +52,9 @@ impl Exec<'_> {
                 ));
             }
             if is_pk {
+                if !primary_key.is_empty() {
+                    return Err(multiple_primary_keys(&name));
+                }
                 primary_key.push(columns.len());
             }
             columns.push(def);
@@ -66,12 +67,15 @@ impl Exec<'_> {
                     }
                     for column in &pk.columns {
                         let col_name = index_column_name(&column.column.expr)?;
-                        let index = columns.iter().position(|c: &ColumnDef| c.name == col_name).ok_or_else(|| {
-                            KuraError::new(
-                                sqlstate::UNDEFINED_COLUMN,
-                                format!("column \"{col_name}\" named in key does not exist"),
-                            )
-                        })?;
+                        let index = columns
+                            .iter()
+                            .position(|c: &ColumnDef| c.name == col_name)
+                            .ok_or_else(|| {
+                                KuraError::new(
+                                    sqlstate::UNDEFINED_COLUMN,
+                                    format!("column \"{col_name}\" named in key does not exist"),
+                                )
+                            })?;
                         primary_key.push(index);
                     }
                 }
@@ -92,7 +96,10 @@ impl Exec<'_> {
             columns[*index].nullable = false;
         }
         if columns.len() > 1024 {
-            return Err(KuraError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "tables can have at most 1024 columns"));
+            return Err(KuraError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "tables can have at most 1024 columns",
+            ));
         }
         let defaults = self.plan_defaults(&columns)?;
         let indexes = if primary_key.is_empty() {
@@ -152,15 +159,29 @@ impl Exec<'_> {
             if let Some(sql) = &column.default {
                 let expr = self.state().create_logical_expr(sql, &empty).map_err(|e| {
                     let k = KuraError::from(e);
-                    KuraError::new(k.code, format!("invalid DEFAULT for column \"{}\": {}", column.name, k.message))
+                    KuraError::new(
+                        k.code,
+                        format!(
+                            "invalid DEFAULT for column \"{}\": {}",
+                            column.name, k.message
+                        ),
+                    )
                 })?;
-                out.push((column.name.clone(), expr.cast_to(&column.ty.arrow_type(), &empty)?));
+                out.push((
+                    column.name.clone(),
+                    expr.cast_to(&column.ty.arrow_type(), &empty)?,
+                ));
             }
         }
         Ok(out)
     }
 
-    async fn create_table_as(&self, name: &str, create: &CreateTable, query: &datafusion::sql::sqlparser::ast::Query) -> Result<Outcome> {
+    async fn create_table_as(
+        &self,
+        name: &str,
+        create: &CreateTable,
+        query: &datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<Outcome> {
         let plan = self.plan_query(query.clone()).await?;
         let (schema, batches) = self.collect(&plan).await?;
         let mut columns = Vec::with_capacity(schema.fields().len());
@@ -201,15 +222,25 @@ impl Exec<'_> {
             if alter.if_exists {
                 return Ok(Outcome::done("ALTER TABLE"));
             }
-            return Err(self.db.table(&name).err().unwrap_or_else(|| KuraError::undefined_table(&name)));
+            return Err(self
+                .db
+                .table(&name, "alter")
+                .err()
+                .unwrap_or_else(|| KuraError::undefined_table(&name)));
         };
         for operation in &alter.operations {
             let def = table.def();
             match operation {
-                AlterTableOperation::AddColumn { if_not_exists, column_def, .. } => {
+                AlterTableOperation::AddColumn {
+                    if_not_exists,
+                    column_def,
+                    ..
+                } => {
                     let (mut column, is_pk) = self.column_def(column_def)?;
                     if is_pk {
-                        return Err(KuraError::unsupported("ADD COLUMN ... PRIMARY KEY is not supported"));
+                        return Err(KuraError::unsupported(
+                            "ADD COLUMN ... PRIMARY KEY is not supported",
+                        ));
                     }
                     if def.column_index(&column.name).is_some() {
                         if *if_not_exists {
@@ -217,7 +248,10 @@ impl Exec<'_> {
                         }
                         return Err(KuraError::new(
                             sqlstate::DUPLICATE_COLUMN,
-                            format!("column \"{}\" of relation \"{name}\" already exists", column.name),
+                            format!(
+                                "column \"{}\" of relation \"{name}\" already exists",
+                                column.name
+                            ),
                         ));
                     }
                     column.missing = self.evaluate_default(&column).await?;
@@ -225,7 +259,10 @@ impl Exec<'_> {
                     if !column.nullable && column.missing.is_null() && has_rows {
                         return Err(KuraError::new(
                             sqlstate::NOT_NULL_VIOLATION,
-                            format!("column \"{}\" of relation \"{name}\" contains null values", column.name),
+                            format!(
+                                "column \"{}\" of relation \"{name}\" contains null values",
+                                column.name
+                            ),
                         ));
                     }
                     let mut columns = def.columns.clone();
@@ -236,10 +273,15 @@ impl Exec<'_> {
                         table.set_defaults(defaults);
                     });
                 }
-                AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                AlterTableOperation::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } => {
                     let old = normalize(old_column_name);
                     let new = normalize(new_column_name);
-                    let index = def.column_index(&old).ok_or_else(|| KuraError::undefined_column(&old))?;
+                    let index = def
+                        .column_index(&old)
+                        .ok_or_else(|| KuraError::undefined_column(&old))?;
                     if def.column_index(&new).is_some() {
                         return Err(KuraError::new(
                             sqlstate::DUPLICATE_COLUMN,
@@ -255,7 +297,9 @@ impl Exec<'_> {
                     });
                 }
                 other => {
-                    return Err(KuraError::unsupported(format!("ALTER TABLE {other} is not supported")));
+                    return Err(KuraError::unsupported(format!(
+                        "ALTER TABLE {other} is not supported"
+                    )));
                 }
             }
         }
@@ -272,7 +316,9 @@ impl Exec<'_> {
         select_mut(&mut query)?.projection = vec![aliased(expr, "v")];
         let plan = self.plan_query(query).await?;
         let (_, batches) = self.collect(&plan).await?;
-        let batch = batches.first().ok_or_else(|| KuraError::internal("default produced no row"))?;
+        let batch = batches
+            .first()
+            .ok_or_else(|| KuraError::internal("default produced no row"))?;
         let value = ScalarValue::try_from_array(batch.column(0), 0)?;
         Ok(value.cast_to(&column.ty.arrow_type())?)
     }
@@ -284,28 +330,42 @@ impl Exec<'_> {
             ));
         }
         if create.predicate.is_some() || !create.include.is_empty() {
-            return Err(KuraError::unsupported("partial and covering indexes are not supported"));
+            return Err(KuraError::unsupported(
+                "partial and covering indexes are not supported",
+            ));
         }
         let table_name = relation_name(&create.table_name)?;
-        let table = self.db.table(&table_name)?;
+        let table = self.db.table(&table_name, "index")?;
         let def = table.def();
         let mut columns = Vec::new();
         for column in &create.columns {
             let name = index_column_name(&column.column.expr)?;
-            columns.push(def.column_index(&name).ok_or_else(|| KuraError::undefined_column(&name))?);
+            columns.push(
+                def.column_index(&name)
+                    .ok_or_else(|| KuraError::undefined_column(&name))?,
+            );
         }
         if columns.is_empty() || columns.len() > 16 {
-            return Err(KuraError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "an index has 1 to 16 columns"));
+            return Err(KuraError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "an index has 1 to 16 columns",
+            ));
         }
         let index_name = match &create.name {
             Some(name) => relation_name(name)?,
             None => {
-                let cols: Vec<&str> = columns.iter().map(|c| def.columns[*c].name.as_str()).collect();
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|c| def.columns[*c].name.as_str())
+                    .collect();
                 format!("{table_name}_{}_idx", cols.join("_"))
             }
         };
         if def.indexes.len() >= 1024 {
-            return Err(KuraError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "a table can have at most 1024 indexes"));
+            return Err(KuraError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                "a table can have at most 1024 indexes",
+            ));
         }
         let created = self.db.catalog.with_new_index_name(&index_name, || {
             self.db.txns.with_commits_paused(|| {
@@ -327,8 +387,11 @@ impl Exec<'_> {
             })
         });
         match created {
-            Err(e) if e.code == sqlstate::DUPLICATE_TABLE && create.if_not_exists => Ok(Outcome::done("CREATE INDEX")
-                .with_notice(format!("relation \"{index_name}\" already exists, skipping"))),
+            Err(e) if e.code == sqlstate::DUPLICATE_TABLE && create.if_not_exists => {
+                Ok(Outcome::done("CREATE INDEX").with_notice(format!(
+                    "relation \"{index_name}\" already exists, skipping"
+                )))
+            }
             Err(e) => Err(e),
             Ok(()) => Ok(Outcome::done("CREATE INDEX")),
         }
@@ -336,7 +399,9 @@ impl Exec<'_> {
 
     pub async fn create_view(&self, create: &CreateView) -> Result<Outcome> {
         if create.materialized {
-            return Err(KuraError::unsupported("materialized views are not supported"));
+            return Err(KuraError::unsupported(
+                "materialized views are not supported",
+            ));
         }
         let name = relation_name(&create.name)?;
         if create.if_not_exists && self.db.catalog.relation_exists(&name) {
@@ -352,7 +417,9 @@ impl Exec<'_> {
         let plan = self.plan_query((*create.query).clone()).await?;
         let columns: Vec<String> = create.columns.iter().map(|c| normalize(&c.name)).collect();
         if columns.len() > plan.schema().fields().len() {
-            return Err(KuraError::syntax("CREATE VIEW specifies more column names than columns"));
+            return Err(KuraError::syntax(
+                "CREATE VIEW specifies more column names than columns",
+            ));
         }
         self.db.catalog.create_view(
             ViewDef {
@@ -365,7 +432,12 @@ impl Exec<'_> {
         Ok(Outcome::done("CREATE VIEW"))
     }
 
-    pub async fn drop(&self, object_type: &ObjectType, if_exists: bool, names: &[ObjectName]) -> Result<Outcome> {
+    pub async fn drop(
+        &self,
+        object_type: &ObjectType,
+        if_exists: bool,
+        names: &[ObjectName],
+    ) -> Result<Outcome> {
         let (tag, mut notices) = (drop_tag(object_type)?, Vec::new());
         for name in names {
             let relation = relation_name(name)?;
@@ -376,8 +448,16 @@ impl Exec<'_> {
                 _ => unreachable_drop(),
             };
             match result {
-                Err(e) if if_exists && e.code == sqlstate::UNDEFINED_TABLE || if_exists && e.code == sqlstate::UNDEFINED_OBJECT => {
-                    notices.push(format!("{} \"{relation}\" does not exist, skipping", tag[5..].to_lowercase()));
+                Err(e)
+                    if e.code == sqlstate::UNDEFINED_TABLE
+                        || e.code == sqlstate::UNDEFINED_OBJECT =>
+                {
+                    let message =
+                        format!("{} \"{relation}\" does not exist", tag[5..].to_lowercase());
+                    if !if_exists {
+                        return Err(KuraError::new(e.code, message));
+                    }
+                    notices.push(format!("{message}, skipping"));
                 }
                 Err(e) => return Err(e),
                 Ok(()) => {}
@@ -392,17 +472,28 @@ impl Exec<'_> {
 
     fn drop_index(&self, name: &str) -> Result<()> {
         let (table, index) = self.db.catalog.find_index(name).ok_or_else(|| {
-            KuraError::new(sqlstate::UNDEFINED_OBJECT, format!("index \"{name}\" does not exist"))
+            KuraError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("index \"{name}\" does not exist"),
+            )
         })?;
         if index.primary {
             return Err(KuraError::new(
                 "2BP01",
-                format!("cannot drop index {name} because constraint {name} on table {} requires it", table.def().name),
+                format!(
+                    "cannot drop index {name} because constraint {name} on table {} requires it",
+                    table.def().name
+                ),
             ));
         }
         self.db.txns.with_commits_paused(|| {
             let def = table.def();
-            let indexes = def.indexes.iter().filter(|i| i.id != index.id).cloned().collect();
+            let indexes = def
+                .indexes
+                .iter()
+                .filter(|i| i.id != index.id)
+                .cloned()
+                .collect();
             table.set_def(def.with_indexes(indexes));
             for partition in table.partitions() {
                 partition.drop_index(index.id);
@@ -421,7 +512,11 @@ fn drop_tag(object_type: &ObjectType) -> Result<&'static str> {
         ObjectType::Table => "DROP TABLE",
         ObjectType::View => "DROP VIEW",
         ObjectType::Index => "DROP INDEX",
-        other => return Err(KuraError::unsupported(format!("DROP {other} is not supported"))),
+        other => {
+            return Err(KuraError::unsupported(format!(
+                "DROP {other} is not supported"
+            )));
+        }
     })
 }
 
@@ -439,7 +534,9 @@ fn index_column_name(expr: &AstExpr) -> Result<String> {
             .last()
             .map(normalize)
             .ok_or_else(|| KuraError::syntax("empty column name")),
-        other => Err(KuraError::unsupported(format!("index on expression {other} is not supported"))),
+        other => Err(KuraError::unsupported(format!(
+            "index on expression {other} is not supported"
+        ))),
     }
 }
 
@@ -448,11 +545,14 @@ fn reject_unsupported_create(create: &CreateTable) -> Result<()> {
         return Err(KuraError::unsupported("temporary tables are not supported"));
     }
     if create.like.is_some() || create.clone.is_some() {
-        return Err(KuraError::unsupported("CREATE TABLE LIKE/CLONE is not supported"));
+        return Err(KuraError::unsupported(
+            "CREATE TABLE LIKE/CLONE is not supported",
+        ));
     }
     if create.partition_by.is_some() || create.inherits.is_some() || create.partition_of.is_some() {
-        return Err(KuraError::unsupported("this partitioning syntax is not supported yet"));
+        return Err(KuraError::unsupported(
+            "this partitioning syntax is not supported yet",
+        ));
     }
     Ok(())
 }
-

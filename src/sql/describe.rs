@@ -25,11 +25,19 @@ impl Exec<'_> {
             }
             Statement::Insert(insert) => {
                 let name = match &insert.table {
-                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => super::names::relation_name(n)?,
-                    _ => return Err(KuraError::unsupported("INSERT INTO a table function is not supported")),
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => {
+                        super::names::relation_name(n)?
+                    }
+                    _ => {
+                        return Err(KuraError::unsupported(
+                            "INSERT INTO a table function is not supported",
+                        ));
+                    }
                 };
-                let def = self.db.table(&name)?.def();
-                let plan = self.plan(Statement::Insert(super::dml::plain_insert(insert, &def))).await?;
+                let def = self.db.table(&name, "insert into")?.def();
+                let plan = self
+                    .plan(Statement::Insert(super::dml::plain_insert(insert, &def)?))
+                    .await?;
                 let LogicalPlan::Dml(dml) = &plan else {
                     return Err(KuraError::internal("INSERT did not plan as DML"));
                 };
@@ -39,18 +47,26 @@ impl Exec<'_> {
                     .as_ref()
                     .map(|a| super::names::normalize(&a.alias))
                     .unwrap_or_else(|| def.name.clone());
-                Ok((params, self.returning_schema(insert.returning.as_ref(), &def, &alias).await?))
+                Ok((
+                    params,
+                    self.returning_schema(insert.returning.as_ref(), &def, &alias)
+                        .await?,
+                ))
             }
             Statement::Update(update) => {
                 let target = self.update_query(update)?;
                 let plan = self.plan_query(target.query.clone()).await?;
-                let result = self.returning_schema(update.returning.as_ref(), &target.def, &target.alias).await?;
+                let result = self
+                    .returning_schema(update.returning.as_ref(), &target.def, &target.alias)
+                    .await?;
                 Ok((parameter_types(&plan)?, result))
             }
             Statement::Delete(delete) => {
                 let target = self.delete_query(delete)?;
                 let plan = self.plan_query(target.query.clone()).await?;
-                let result = self.returning_schema(delete.returning.as_ref(), &target.def, &target.alias).await?;
+                let result = self
+                    .returning_schema(delete.returning.as_ref(), &target.def, &target.alias)
+                    .await?;
                 Ok((parameter_types(&plan)?, result))
             }
             _ => Ok((Vec::new(), None)),

@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{SqliteOnConflict, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -57,6 +57,24 @@ impl Dialect for KuraDialect {
 
     fn prec_value(&self, prec: Precedence) -> u8 {
         self.pg.prec_value(prec)
+    }
+
+    /// GridDB's `REPLACE INTO t ...`, the same as `INSERT OR REPLACE INTO t ...`.
+    fn parse_statement(
+        &self,
+        parser: &mut Parser,
+    ) -> Option<std::result::Result<Statement, ParserError>> {
+        if !parser.peek_keyword(Keyword::REPLACE) {
+            return None;
+        }
+        let token = parser.next_token();
+        Some(parser.parse_insert(token).map(|statement| match statement {
+            Statement::Insert(mut insert) => {
+                insert.or = Some(SqliteOnConflict::Replace);
+                Statement::Insert(insert)
+            }
+            other => other,
+        }))
     }
 
     fn supports_unicode_string_literal(&self) -> bool {
@@ -196,8 +214,14 @@ mod tests {
 
     #[test]
     fn parses_pg_and_griddb_forms() {
-        let stmts = parse_sql("INSERT OR REPLACE INTO t VALUES (1); SELECT $1::int").unwrap();
-        assert_eq!(stmts.len(), 2);
+        let stmts = parse_sql(
+            "INSERT OR REPLACE INTO t VALUES (1); SELECT $1::int; REPLACE INTO t VALUES (2)",
+        )
+        .unwrap();
+        assert_eq!(stmts.len(), 3);
+        assert!(
+            matches!(&stmts[2], Statement::Insert(i) if i.or == Some(SqliteOnConflict::Replace))
+        );
         assert!(parse_sql("SELEC 1").is_err());
     }
 }

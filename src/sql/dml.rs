@@ -20,16 +20,18 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, Delete, Expr, FromTable, Ident, Insert, ObjectName,
-    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, SqliteOnConflict, Statement, TableFactor,
-    TableObject, Update, UpdateTableFromKind,
+    Assignment, AssignmentTarget, ConflictTarget, Delete, Expr, FromTable, Ident, Insert,
+    ObjectName, OnConflictAction, OnInsert, Query, SelectItem, SetExpr, SqliteOnConflict,
+    Statement, TableFactor, TableObject, Update, UpdateTableFromKind,
 };
 
 use super::Outcome;
 use super::exec::{Exec, restart};
 use super::names::{normalize, relation_name};
 use super::rows::conform;
-use super::template::{aliased, column_ref, parse_expr, parse_query, quoted, select_from, select_mut};
+use super::template::{
+    aliased, column_ref, parse_expr, parse_query, quoted, select_from, select_mut,
+};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::database::TempGuard;
 use crate::query::provider::KuraTable;
@@ -74,13 +76,19 @@ pub struct DmlTarget {
 impl Exec<'_> {
     pub async fn insert(&self, insert: &Insert, params: &ParamValues) -> Result<Outcome> {
         let TableObject::TableName(name) = &insert.table else {
-            return Err(KuraError::unsupported("INSERT INTO a table function is not supported"));
+            return Err(KuraError::unsupported(
+                "INSERT INTO a table function is not supported",
+            ));
         };
         let name = relation_name(name)?;
-        let table = self.db.table(&name)?;
+        let table = self.db.table(&name, "insert into")?;
         let def = table.def();
+        check_insert_columns(insert, &def)?;
         let on_conflict = conflict_mode(insert, &def)?;
-        let LogicalPlan::Dml(dml) = self.plan(Statement::Insert(plain_insert(insert, &def))).await? else {
+        let LogicalPlan::Dml(dml) = self
+            .plan(Statement::Insert(plain_insert(insert, &def)?))
+            .await?
+        else {
             return Err(KuraError::internal("INSERT did not plan as DML"));
         };
         let source = Exec::bind(dml.input.as_ref().clone(), params)?;
@@ -94,7 +102,8 @@ impl Exec<'_> {
             .as_ref()
             .map(|a| normalize(&a.alias))
             .unwrap_or_else(|| def.name.clone());
-        self.finish("INSERT 0", written, insert.returning.as_ref(), &def, &alias).await
+        self.finish("INSERT 0", written, insert.returning.as_ref(), &def, &alias)
+            .await
     }
 
     async fn write_inserts(
@@ -105,7 +114,10 @@ impl Exec<'_> {
         on_conflict: OnConflict,
     ) -> Result<RecordBatch> {
         if def.primary_key.is_empty() {
-            self.txn.writes.lock().insert(table, batch.clone(), Vec::new());
+            self.txn
+                .writes
+                .lock()
+                .insert(table, batch.clone(), Vec::new());
             return Ok(batch);
         }
         let upsert = !matches!(on_conflict, OnConflict::Fail);
@@ -137,7 +149,9 @@ impl Exec<'_> {
                 match &on_conflict {
                     OnConflict::Fail => return Err(duplicate_key(def, &key)),
                     OnConflict::Nothing => keep[row] = false,
-                    OnConflict::Replace => self.remove_existing(table, existing, &key, true).await?,
+                    OnConflict::Replace => {
+                        self.remove_existing(table, existing, &key, true).await?
+                    }
                     OnConflict::Update { .. } => {
                         keep[row] = false;
                         updates.push((existing, row));
@@ -155,16 +169,30 @@ impl Exec<'_> {
             .map(|(key, _)| key)
             .collect();
         if inserted.num_rows() > 0 {
-            self.txn.writes.lock().insert(table, inserted.clone(), inserted_keys);
+            self.txn
+                .writes
+                .lock()
+                .insert(table, inserted.clone(), inserted_keys);
         }
-        let OnConflict::Update { assignments, selection } = on_conflict else {
+        let OnConflict::Update {
+            assignments,
+            selection,
+        } = on_conflict
+        else {
             return Ok(inserted);
         };
         if updates.is_empty() {
             return Ok(inserted);
         }
         let updated = self
-            .upsert_updates(table, def, &batch, &updates, &assignments, selection.as_ref())
+            .upsert_updates(
+                table,
+                def,
+                &batch,
+                &updates,
+                &assignments,
+                selection.as_ref(),
+            )
             .await?;
         Ok(concat_batches(def.schema(), &[inserted, updated])?)
     }
@@ -206,7 +234,10 @@ impl Exec<'_> {
         let existing = with_extra_columns(
             &existing,
             vec![
-                (ROW_ID_COLUMN, Arc::new(UInt64Array::from(existing_ids)) as ArrayRef),
+                (
+                    ROW_ID_COLUMN,
+                    Arc::new(UInt64Array::from(existing_ids)) as ArrayRef,
+                ),
                 (SEQ_COLUMN, seq.clone()),
             ],
         )?;
@@ -238,8 +269,17 @@ impl Exec<'_> {
         let target = self.update_query(update)?;
         let plan = Exec::bind(self.plan_query(target.query).await?, params)?;
         let (_, batches) = self.collect(&plan).await?;
-        let updated = self.apply_updates(&target.table, &target.def, batches, false).await?;
-        self.finish("UPDATE", updated, update.returning.as_ref(), &target.def, &target.alias).await
+        let updated = self
+            .apply_updates(&target.table, &target.def, batches, false)
+            .await?;
+        self.finish(
+            "UPDATE",
+            updated,
+            update.returning.as_ref(),
+            &target.def,
+            &target.alias,
+        )
+        .await
     }
 
     /// The internal SELECT that finds an UPDATE's rows and computes their new values.
@@ -250,10 +290,11 @@ impl Exec<'_> {
         let TableFactor::Table { name, alias, .. } = &update.table.relation else {
             return Err(KuraError::unsupported("UPDATE target must be a table"));
         };
-        let mut target = self.dml_target(name, alias.as_ref().map(|a| &a.name))?;
+        let mut target = self.dml_target(name, alias.as_ref().map(|a| &a.name), "update")?;
         let select = select_mut(&mut target.query)?;
         if let Some(from) = &update.from {
-            let (UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables)) = from;
+            let (UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables)) =
+                from;
             select.from.extend(tables.iter().cloned());
         }
         select.selection = update.selection.clone();
@@ -262,11 +303,19 @@ impl Exec<'_> {
     }
 
     /// `SELECT ... FROM <table with row ids> AS alias`, the base of UPDATE and DELETE.
-    fn dml_target(&self, name: &ObjectName, alias: Option<&Ident>) -> Result<DmlTarget> {
-        let table = self.db.table(&relation_name(name)?)?;
+    fn dml_target(
+        &self,
+        name: &ObjectName,
+        alias: Option<&Ident>,
+        verb: &str,
+    ) -> Result<DmlTarget> {
+        let table = self.db.table(&relation_name(name)?, verb)?;
         let def = table.def();
         let alias = alias.map(normalize).unwrap_or_else(|| def.name.clone());
-        let relation = self.db.temps.register(Arc::new(KuraTable::new(table.clone(), true)));
+        let relation = self
+            .db
+            .temps
+            .register(Arc::new(KuraTable::new(table.clone(), true)));
         let query = select_from(&relation.name, &alias)?;
         Ok(DmlTarget {
             table,
@@ -337,7 +386,11 @@ impl Exec<'_> {
 
     pub async fn delete(&self, delete: &Delete, params: &ParamValues) -> Result<Outcome> {
         let target = self.delete_query(delete)?;
-        let (table, def, alias) = (target.table.clone(), target.def.clone(), target.alias.clone());
+        let (table, def, alias) = (
+            target.table.clone(),
+            target.def.clone(),
+            target.alias.clone(),
+        );
         let plan = Exec::bind(self.plan_query(target.query).await?, params)?;
         let (schema, batches) = self.collect(&plan).await?;
         let all = concat_batches(&schema, &batches)?;
@@ -358,28 +411,41 @@ impl Exec<'_> {
             self.remove_row(&table, row, key, false).await?;
             keep.push(r as u64);
         }
-        let deleted = datafusion::arrow::compute::take_record_batch(&all, &UInt64Array::from(keep))?;
-        let deleted = RecordBatch::try_new(def.schema().clone(), deleted.columns()[1..].to_vec())
-            .or_else(|_| conform(&def, deleted.columns()[1..].to_vec(), deleted.num_rows()))?;
-        self.finish("DELETE", deleted, delete.returning.as_ref(), &def, &alias).await
+        let deleted =
+            datafusion::arrow::compute::take_record_batch(&all, &UInt64Array::from(keep))?;
+        let deleted =
+            RecordBatch::try_new(def.schema().clone(), deleted.columns()[1..].to_vec())
+                .or_else(|_| conform(&def, deleted.columns()[1..].to_vec(), deleted.num_rows()))?;
+        self.finish("DELETE", deleted, delete.returning.as_ref(), &def, &alias)
+            .await
     }
 
     /// The internal SELECT that finds a DELETE's rows (row id and every column).
     pub fn delete_query(&self, delete: &Delete) -> Result<DmlTarget> {
         if !delete.tables.is_empty() {
-            return Err(KuraError::unsupported("multi-table DELETE is not supported"));
+            return Err(KuraError::unsupported(
+                "multi-table DELETE is not supported",
+            ));
         }
         let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
         let [target] = from.as_slice() else {
-            return Err(KuraError::unsupported("DELETE from several tables is not supported"));
+            return Err(KuraError::unsupported(
+                "DELETE from several tables is not supported",
+            ));
         };
         let TableFactor::Table { name, alias, .. } = &target.relation else {
             return Err(KuraError::unsupported("DELETE target must be a table"));
         };
-        let mut target = self.dml_target(name, alias.as_ref().map(|a| &a.name))?;
-        let mut projection = vec![aliased(column_ref(&target.alias, ROW_ID_COLUMN)?, ROW_ID_COLUMN)];
+        let mut target = self.dml_target(name, alias.as_ref().map(|a| &a.name), "delete from")?;
+        let mut projection = vec![aliased(
+            column_ref(&target.alias, ROW_ID_COLUMN)?,
+            ROW_ID_COLUMN,
+        )];
         for column in &target.def.columns {
-            projection.push(aliased(column_ref(&target.alias, &column.name)?, &column.name));
+            projection.push(aliased(
+                column_ref(&target.alias, &column.name)?,
+                &column.name,
+            ));
         }
         let select = select_mut(&mut target.query)?;
         if let Some(using) = &delete.using {
@@ -400,7 +466,10 @@ impl Exec<'_> {
         newer_allowed: bool,
     ) -> Result<()> {
         if row.is_private() {
-            self.txn.writes.lock().delete_private(table, row.private_position())?;
+            self.txn
+                .writes
+                .lock()
+                .delete_private(table, row.private_position())?;
             return Ok(());
         }
         let lock = match key {
@@ -431,7 +500,13 @@ impl Exec<'_> {
         Ok(())
     }
 
-    async fn remove_existing(&self, table: &Arc<Table>, existing: Existing, _key: &IndexKey, upsert: bool) -> Result<()> {
+    async fn remove_existing(
+        &self,
+        table: &Arc<Table>,
+        existing: Existing,
+        _key: &IndexKey,
+        upsert: bool,
+    ) -> Result<()> {
         match existing {
             Existing::Private(pos) => {
                 self.txn.writes.lock().delete_private(table, pos)?;
@@ -450,7 +525,12 @@ impl Exec<'_> {
 
     /// The live version of a primary-key value: this transaction's own row, or the newest
     /// committed version this transaction has not deleted (whatever the snapshot).
-    fn find_live(&self, table: &Arc<Table>, def: &TableDef, key: &IndexKey) -> Result<Option<Existing>> {
+    fn find_live(
+        &self,
+        table: &Arc<Table>,
+        def: &TableDef,
+        key: &IndexKey,
+    ) -> Result<Option<Existing>> {
         let writes = self.txn.writes.lock();
         if let Some(pos) = writes.private_key(table.id(), key) {
             return Ok(Some(Existing::Private(pos)));
@@ -493,26 +573,80 @@ impl Exec<'_> {
     }
 }
 
+/// Every column named in `INSERT INTO t (...)` must exist, with PostgreSQL's message.
+fn check_insert_columns(insert: &Insert, def: &TableDef) -> Result<()> {
+    for column in &insert.columns {
+        let name = column
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .ok_or_else(|| KuraError::syntax("invalid column name in INSERT"))?;
+        if def.column_index(&name).is_none() {
+            return Err(KuraError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The INSERT DataFusion plans: without the clauses Kura handles itself, and with PostgreSQL's
-/// rule that `VALUES` rows shorter than the table fill the leading columns.
-pub fn plain_insert(insert: &Insert, def: &TableDef) -> Insert {
+/// rules that `VALUES` rows shorter than the table fill the leading columns and that
+/// `DEFAULT` in a VALUES row stands for the column's default.
+pub fn plain_insert(insert: &Insert, def: &TableDef) -> Result<Insert> {
     let mut plain = insert.clone();
     plain.on = None;
     plain.returning = None;
     plain.or = None;
-    if plain.columns.is_empty()
-        && let Some(source) = &plain.source
-        && let SetExpr::Values(values) = source.body.as_ref()
-    {
-        let width = values.rows.iter().map(|r| r.len()).max().unwrap_or(0);
-        if width < def.columns.len() {
-            plain.columns = def.columns[..width]
-                .iter()
-                .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
-                .collect();
+    let Some(source) = plain.source.as_mut() else {
+        return Ok(plain);
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(plain);
+    };
+    let width = values.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    if plain.columns.is_empty() && width < def.columns.len() {
+        plain.columns = def.columns[..width]
+            .iter()
+            .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+            .collect();
+    }
+    let targets: Vec<Option<usize>> = if plain.columns.is_empty() {
+        (0..width).map(Some).collect()
+    } else {
+        plain
+            .columns
+            .iter()
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .and_then(|i| def.column_index(&normalize(i)))
+            })
+            .collect()
+    };
+    for row in &mut values.rows {
+        for (position, value) in row.iter_mut().enumerate() {
+            let is_default = matches!(value, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+            if !is_default {
+                continue;
+            }
+            let column = targets
+                .get(position)
+                .copied()
+                .flatten()
+                .map(|c| &def.columns[c]);
+            *value = match column.and_then(|c| c.default.as_deref()) {
+                Some(sql) => parse_expr(sql)?,
+                None => parse_expr("NULL")?,
+            };
         }
     }
-    plain
+    Ok(plain)
 }
 
 fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
@@ -520,14 +654,18 @@ fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
         return match or {
             SqliteOnConflict::Replace => Ok(OnConflict::Replace),
             SqliteOnConflict::Ignore => Ok(OnConflict::Nothing),
-            other => Err(KuraError::unsupported(format!("INSERT OR {other} is not supported"))),
+            other => Err(KuraError::unsupported(format!(
+                "INSERT OR {other} is not supported"
+            ))),
         };
     }
     let Some(on) = &insert.on else {
         return Ok(OnConflict::Fail);
     };
     let OnInsert::OnConflict(conflict) = on else {
-        return Err(KuraError::unsupported("ON DUPLICATE KEY UPDATE is not supported; use ON CONFLICT"));
+        return Err(KuraError::unsupported(
+            "ON DUPLICATE KEY UPDATE is not supported; use ON CONFLICT",
+        ));
     };
     let no_constraint = || {
         KuraError::new(
@@ -537,7 +675,10 @@ fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
     };
     match &conflict.conflict_target {
         Some(ConflictTarget::Columns(columns)) => {
-            let named: HashSet<Option<usize>> = columns.iter().map(|c| def.column_index(&normalize(c))).collect();
+            let named: HashSet<Option<usize>> = columns
+                .iter()
+                .map(|c| def.column_index(&normalize(c)))
+                .collect();
             let pk: HashSet<Option<usize>> = def.primary_key.iter().map(|c| Some(*c)).collect();
             if def.primary_key.is_empty() || named != pk {
                 return Err(no_constraint());
@@ -545,10 +686,16 @@ fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
         }
         Some(ConflictTarget::OnConstraint(name)) => {
             let wanted = name.to_string();
-            if def.primary_index().is_none_or(|i| !i.name.eq_ignore_ascii_case(wanted.trim_matches('"'))) {
+            if def
+                .primary_index()
+                .is_none_or(|i| !i.name.eq_ignore_ascii_case(wanted.trim_matches('"')))
+            {
                 return Err(KuraError::new(
                     sqlstate::UNDEFINED_OBJECT,
-                    format!("constraint \"{wanted}\" for table \"{}\" does not exist", def.name),
+                    format!(
+                        "constraint \"{wanted}\" for table \"{}\" does not exist",
+                        def.name
+                    ),
                 ));
             }
         }
@@ -572,11 +719,17 @@ fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
 }
 
 /// `rowid, <each column: new value or old value>, <old primary key...>` for an UPDATE.
-fn update_projection(def: &TableDef, alias: &str, assignments: &[Assignment]) -> Result<Vec<SelectItem>> {
+fn update_projection(
+    def: &TableDef,
+    alias: &str,
+    assignments: &[Assignment],
+) -> Result<Vec<SelectItem>> {
     let mut assigned: HashMap<usize, Expr> = HashMap::new();
     for assignment in assignments {
         let AssignmentTarget::ColumnName(name) = &assignment.target else {
-            return Err(KuraError::unsupported("multi-column assignment is not supported"));
+            return Err(KuraError::unsupported(
+                "multi-column assignment is not supported",
+            ));
         };
         let column_name = name
             .0
@@ -587,18 +740,25 @@ fn update_projection(def: &TableDef, alias: &str, assignments: &[Assignment]) ->
         let index = def.column_index(&column_name).ok_or_else(|| {
             KuraError::new(
                 sqlstate::UNDEFINED_COLUMN,
-                format!("column \"{column_name}\" of relation \"{}\" does not exist", def.name),
+                format!(
+                    "column \"{column_name}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
             )
         })?;
         if assigned.insert(index, assignment.value.clone()).is_some() {
-            return Err(KuraError::syntax(format!("multiple assignments to same column \"{column_name}\"")));
+            return Err(KuraError::syntax(format!(
+                "multiple assignments to same column \"{column_name}\""
+            )));
         }
     }
     let mut projection = vec![aliased(column_ref(alias, ROW_ID_COLUMN)?, ROW_ID_COLUMN)];
     for (i, column) in def.columns.iter().enumerate() {
         let expr = match assigned.remove(&i) {
             Some(Expr::Value(v)) if v.to_string().eq_ignore_ascii_case("DEFAULT") => {
-                return Err(KuraError::unsupported("SET column = DEFAULT is not supported"));
+                return Err(KuraError::unsupported(
+                    "SET column = DEFAULT is not supported",
+                ));
             }
             Some(value) => cast_to_column(value, &column.ty)?,
             None => column_ref(alias, &column.name)?,
@@ -606,7 +766,10 @@ fn update_projection(def: &TableDef, alias: &str, assignments: &[Assignment]) ->
         projection.push(aliased(expr, &column.name));
     }
     for (i, pk) in def.primary_key.iter().enumerate() {
-        projection.push(aliased(column_ref(alias, &def.columns[*pk].name)?, &format!("__kura_old_{i}")));
+        projection.push(aliased(
+            column_ref(alias, &def.columns[*pk].name)?,
+            &format!("__kura_old_{i}"),
+        ));
     }
     Ok(projection)
 }
@@ -621,13 +784,21 @@ fn cast_to_column(value: Expr, ty: &crate::types::SqlType) -> Result<Expr> {
 }
 
 fn with_extra_columns(batch: &RecordBatch, extra: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let mut columns = batch.columns().to_vec();
     for (name, array) in extra {
         fields.push(Field::new(name, array.data_type().clone(), true));
         columns.push(array);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Concatenates INSERT source batches into one array per table column.

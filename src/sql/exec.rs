@@ -29,7 +29,10 @@ use crate::txn::{Snapshot, Transaction};
 pub const RESTART_STATEMENT: &str = "KR001";
 
 pub fn restart() -> KuraError {
-    KuraError::new(RESTART_STATEMENT, "row changed concurrently; statement restarts")
+    KuraError::new(
+        RESTART_STATEMENT,
+        "row changed concurrently; statement restarts",
+    )
 }
 
 pub struct Exec<'a> {

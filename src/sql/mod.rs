@@ -90,9 +90,13 @@ impl Exec<'_> {
     pub async fn run(&self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
         match statement {
             Statement::Query(_) => self.query(statement, params, "SELECT").await,
-            Statement::Explain { statement: inner, .. } => match inner.as_ref() {
+            Statement::Explain {
+                statement: inner, ..
+            } => match inner.as_ref() {
                 Statement::Query(_) => self.query(statement, params, "EXPLAIN").await,
-                _ => Err(KuraError::unsupported("EXPLAIN is supported for queries only")),
+                _ => Err(KuraError::unsupported(
+                    "EXPLAIN is supported for queries only",
+                )),
             },
             Statement::Insert(insert) => self.insert(insert, params).await,
             Statement::Update(update) => self.update(update, params).await,
@@ -120,7 +124,12 @@ impl Exec<'_> {
         }
     }
 
-    async fn query(&self, statement: &Statement, params: &ParamValues, command: &str) -> Result<Outcome> {
+    async fn query(
+        &self,
+        statement: &Statement,
+        params: &ParamValues,
+        command: &str,
+    ) -> Result<Outcome> {
         let plan = Exec::bind(self.plan(statement.clone()).await?, params)?;
         let schema = plan.schema().inner().clone();
         let stream = self.stream(&plan).await?;
@@ -135,5 +144,8 @@ impl Exec<'_> {
 /// The first words of a statement, for messages about statements Kura does not run.
 pub fn statement_kind(statement: &Statement) -> String {
     let text = statement.to_string();
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

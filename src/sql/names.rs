@@ -18,7 +18,11 @@ pub fn relation_name(name: &ObjectName) -> Result<String> {
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|p| p.as_ident().map(normalize).ok_or_else(|| KuraError::syntax(format!("invalid name {name}"))))
+        .map(|p| {
+            p.as_ident()
+                .map(normalize)
+                .ok_or_else(|| KuraError::syntax(format!("invalid name {name}")))
+        })
         .collect::<Result<_>>()?;
     match parts.as_slice() {
         [table] => Ok(table.clone()),
@@ -27,6 +31,8 @@ pub fn relation_name(name: &ObjectName) -> Result<String> {
             sqlstate::UNDEFINED_OBJECT,
             format!("schema \"{schema}\" does not exist"),
         )),
-        _ => Err(KuraError::syntax(format!("improper qualified name: {name}"))),
+        _ => Err(KuraError::syntax(format!(
+            "improper qualified name: {name}"
+        ))),
     }
 }

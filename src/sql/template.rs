@@ -14,7 +14,11 @@ pub fn quoted(name: &str) -> String {
 
 /// `SELECT 1 FROM "relation" AS "alias"`, ready for its projection and filter to be replaced.
 pub fn select_from(relation: &str, alias: &str) -> Result<Query> {
-    parse_query(&format!("SELECT 1 FROM {} AS {}", quoted(relation), quoted(alias)))
+    parse_query(&format!(
+        "SELECT 1 FROM {} AS {}",
+        quoted(relation),
+        quoted(alias)
+    ))
 }
 
 pub fn parse_query(sql: &str) -> Result<Query> {

@@ -80,7 +80,11 @@ impl Catalog {
     }
 
     fn check_free(inner: &Inner, name: &str) -> Result<()> {
-        let taken = inner.tables.keys().chain(inner.views.keys()).any(|k| k.eq_ignore_ascii_case(name));
+        let taken = inner
+            .tables
+            .keys()
+            .chain(inner.views.keys())
+            .any(|k| k.eq_ignore_ascii_case(name));
         if taken {
             return Err(KuraError::new(
                 sqlstate::DUPLICATE_TABLE,
@@ -112,14 +116,20 @@ impl Catalog {
         let key = find(&inner.tables, name)
             .map(|(k, _)| k.clone())
             .ok_or_else(|| KuraError::undefined_table(name))?;
-        let table = inner.tables.remove(&key).ok_or_else(|| KuraError::undefined_table(name))?;
+        let table = inner
+            .tables
+            .remove(&key)
+            .ok_or_else(|| KuraError::undefined_table(name))?;
         table.mark_dropped();
         Ok(table)
     }
 
     pub fn create_view(&self, view: ViewDef, replace: bool) -> Result<()> {
         let mut inner = self.inner.write();
-        if replace && let Some((key, _)) = find(&inner.views, &view.name).map(|(k, v)| (k.clone(), v.clone())) {
+        if replace
+            && let Some((key, _)) =
+                find(&inner.views, &view.name).map(|(k, v)| (k.clone(), v.clone()))
+        {
             inner.views.remove(&key);
         }
         Self::check_free(&inner, &view.name)?;
@@ -131,16 +141,23 @@ impl Catalog {
         let mut inner = self.inner.write();
         let key = find(&inner.views, name)
             .map(|(k, _)| k.clone())
-            .ok_or_else(|| KuraError::new(sqlstate::UNDEFINED_TABLE, format!("view \"{name}\" does not exist")))?;
+            .ok_or_else(|| {
+                KuraError::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("view \"{name}\" does not exist"),
+                )
+            })?;
         inner.views.remove(&key);
         Ok(())
     }
 
     fn check_index_name_free(inner: &Inner, name: &str) -> Result<()> {
-        let taken = inner
-            .tables
-            .values()
-            .any(|t| t.def().indexes.iter().any(|i| i.name.eq_ignore_ascii_case(name)));
+        let taken = inner.tables.values().any(|t| {
+            t.def()
+                .indexes
+                .iter()
+                .any(|i| i.name.eq_ignore_ascii_case(name))
+        });
         if taken || find(&inner.tables, name).is_some() || find(&inner.views, name).is_some() {
             return Err(KuraError::new(
                 sqlstate::DUPLICATE_TABLE,

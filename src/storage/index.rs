@@ -141,7 +141,10 @@ mod tests {
         }
         idx.insert(IndexKey(vec![ScalarValue::Int64(None)]), RowId(99));
         let mut out = Vec::new();
-        idx.lookup(&KeyRange::Prefix(vec![ScalarValue::Int64(Some(4))]), &mut out);
+        idx.lookup(
+            &KeyRange::Prefix(vec![ScalarValue::Int64(Some(4))]),
+            &mut out,
+        );
         assert_eq!(out, vec![RowId(4)]);
         out.clear();
         idx.lookup(
@@ -154,7 +157,10 @@ mod tests {
         assert_eq!(out, vec![RowId(3), RowId(4), RowId(5)]);
         out.clear();
         idx.lookup(
-            &KeyRange::Range(Bound::Unbounded, Bound::Excluded(ScalarValue::Int64(Some(2)))),
+            &KeyRange::Range(
+                Bound::Unbounded,
+                Bound::Excluded(ScalarValue::Int64(Some(2))),
+            ),
             &mut out,
         );
         assert_eq!(out, vec![RowId(0), RowId(1)]);

@@ -88,7 +88,10 @@ impl Partition {
                 sealed: Arc::new(Vec::new()),
                 open: Arc::new(Chunk::new(1, FIRST_CHUNK_ROWS)),
                 next_chunk_id: 2,
-                indexes: indexes.iter().map(|i| (i.id, TreeIndex::default())).collect(),
+                indexes: indexes
+                    .iter()
+                    .map(|i| (i.id, TreeIndex::default()))
+                    .collect(),
             }),
             pins: Mutex::new(HashMap::new()),
         }
@@ -133,7 +136,11 @@ impl Partition {
             let n = open.remaining().min(batch.num_rows() - done);
             let slice = batch.slice(done, n);
             let first = open.len();
-            let widened = if open.segments().first().is_some_and(|s| s.schema() != batch.schema()) {
+            let widened = if open
+                .segments()
+                .first()
+                .is_some_and(|s| s.schema() != batch.schema())
+            {
                 open.map_segments(|s| def.widen(s))?
             } else {
                 (*open).clone()
@@ -143,7 +150,10 @@ impl Partition {
                 if let Some(tree) = inner.indexes.get_mut(&index.id) {
                     for row in 0..n {
                         let key = index_key(&slice, &index.columns, row)?;
-                        tree.insert(key, RowId::new(self.number, next.id(), (first + row) as u16));
+                        tree.insert(
+                            key,
+                            RowId::new(self.number, next.id(), (first + row) as u16),
+                        );
                     }
                 }
             }
@@ -226,7 +236,10 @@ impl Partition {
                 let segment = def.widen(segment)?;
                 for row in 0..segment.num_rows() {
                     let key = index_key(&segment, &index.columns, row)?;
-                    tree.insert(key, RowId::new(self.number, chunk.id(), (offset + row) as u16));
+                    tree.insert(
+                        key,
+                        RowId::new(self.number, chunk.id(), (offset + row) as u16),
+                    );
                 }
                 offset += segment.num_rows();
             }
@@ -267,7 +280,14 @@ impl Partition {
             let survivors: Vec<usize> = (0..old.len()).filter(|o| old.end(*o) > horizon).collect();
             let all_rows: Vec<usize> = (0..old.len()).collect();
             let old_batch = chunk_batch(&old, def)?;
-            remove_index_entries(&mut inner, def, &old_batch, &all_rows, self.number, old.id())?;
+            remove_index_entries(
+                &mut inner,
+                def,
+                &old_batch,
+                &all_rows,
+                self.number,
+                old.id(),
+            )?;
             stats.versions_removed += old.len() - survivors.len();
             stats.chunks_rewritten += 1;
             let sealed = Arc::make_mut(&mut inner.sealed);
@@ -351,7 +371,11 @@ pub fn index_key(batch: &RecordBatch, columns: &[usize], row: usize) -> Result<I
 }
 
 /// Gathers row versions from a snapshot into one batch, in the order given.
-pub fn fetch_rows(snapshot: &PartitionSnapshot, def: &TableDef, rows: &[RowId]) -> Result<RecordBatch> {
+pub fn fetch_rows(
+    snapshot: &PartitionSnapshot,
+    def: &TableDef,
+    rows: &[RowId],
+) -> Result<RecordBatch> {
     let mut pieces = Vec::with_capacity(rows.len());
     for row in rows {
         let chunk = snapshot
@@ -413,7 +437,11 @@ mod tests {
         let (_, found) = p.lookup(1, &KeyRange::Prefix(vec![ScalarValue::Int64(Some(4321))]));
         assert_eq!(found.len(), 1);
         let batch = p.fetch(&def, &found).unwrap();
-        let col = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(col.value(0), 4321);
     }
 

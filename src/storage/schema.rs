@@ -147,12 +147,22 @@ fn build_schema(columns: &[ColumnDef]) -> SchemaRef {
 
 /// The error for inserting a primary-key value that already has a live version.
 pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::error::KuraError {
-    let name = def.primary_index().map_or("primary key".to_string(), |i| i.name.clone());
-    let columns: Vec<&str> = def.primary_key.iter().map(|c| def.columns[*c].name.as_str()).collect();
+    let name = def
+        .primary_index()
+        .map_or("primary key".to_string(), |i| i.name.clone());
+    let columns: Vec<&str> = def
+        .primary_key
+        .iter()
+        .map(|c| def.columns[*c].name.as_str())
+        .collect();
     let values: Vec<String> = key.0.iter().map(|v| v.to_string()).collect();
     crate::error::KuraError::new(
         crate::error::sqlstate::UNIQUE_VIOLATION,
         format!("duplicate key value violates unique constraint \"{name}\""),
     )
-    .with_detail(format!("Key ({})=({}) already exists.", columns.join(", "), values.join(", ")))
+    .with_detail(format!(
+        "Key ({})=({}) already exists.",
+        columns.join(", "),
+        values.join(", ")
+    ))
 }

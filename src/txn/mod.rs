@@ -143,7 +143,12 @@ impl TxnManager {
     pub fn gc_horizon(&self) -> Ts {
         let snapshots = self.snapshots.lock();
         let visible = self.visible.load(Ordering::Acquire);
-        snapshots.keys().next().copied().unwrap_or(visible).min(visible)
+        snapshots
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(visible)
+            .min(visible)
     }
 
     pub fn active_snapshots(&self) -> usize {

@@ -109,7 +109,9 @@ impl TableWrites {
 
 impl WriteSet {
     pub fn is_empty(&self) -> bool {
-        self.tables.values().all(|t| t.total == 0 && t.deleted.is_empty())
+        self.tables
+            .values()
+            .all(|t| t.total == 0 && t.deleted.is_empty())
     }
 
     pub fn tables(&self) -> impl Iterator<Item = &TableWrites> {
@@ -159,7 +161,10 @@ impl WriteSet {
         if let Some(key) = writes.pk_key(position)? {
             writes.private_keys.remove(&key);
         }
-        self.undo.push(Undo::DeletePrivate { table: id, position });
+        self.undo.push(Undo::DeletePrivate {
+            table: id,
+            position,
+        });
         Ok(true)
     }
 
@@ -170,7 +175,9 @@ impl WriteSet {
 
     /// Whether this transaction deleted the committed row version `row`.
     pub fn deleted_base(&self, table: TableId, row: RowId) -> bool {
-        self.tables.get(&table).is_some_and(|t| t.deleted.contains(&row))
+        self.tables
+            .get(&table)
+            .is_some_and(|t| t.deleted.contains(&row))
     }
 
     /// A private row as a one-row batch.
