@@ -172,8 +172,6 @@ impl Default for DataStoreConfig {
     }
 }
 
-/// Largest accepted `chunk_rows`.
-const MAX_CHUNK_ROWS: usize = 1 << 20;
 
 impl DataStoreConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -183,9 +181,9 @@ impl DataStoreConfig {
             "must be at least 1MB",
         )?;
         require(
-            (1..=MAX_CHUNK_ROWS).contains(&self.chunk_rows),
+            (1024..=crate::storage::partition::MAX_CHUNK_ROWS).contains(&self.chunk_rows),
             "/dataStore/chunkRows",
-            "must be between 1 and 1048576",
+            "must be between 1024 and 65536",
         )?;
         require(
             !self.gc_interval.is_zero(),
