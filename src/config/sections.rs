@@ -172,7 +172,6 @@ impl Default for DataStoreConfig {
     }
 }
 
-
 impl DataStoreConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         require(

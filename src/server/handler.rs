@@ -34,6 +34,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
@@ -41,7 +42,7 @@ use super::wire::{error_info, fields, respond, to_pgwire};
 use crate::error::KuraError;
 use crate::session::settings::REPORTED;
 use crate::session::{Session, TxnStatus};
-use crate::sql::{Outcome, parse_sql};
+use crate::sql::parse_sql;
 
 /// A statement prepared with Parse: its syntax tree and what Describe reports.
 #[derive(Debug, Clone)]
@@ -261,15 +262,12 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let failed = session.failure_flag();
+    let before = reported(session);
     let outcome = session
         .execute(statement, &no_params())
         .await
         .map_err(to_pgwire)?;
-    if let Outcome::Done { command, .. } = &outcome
-        && command == "SET"
-    {
-        report_changed_parameters(session, client, statement).await?;
-    }
+    report_changes(session, client, &before).await?;
     match respond(client, outcome, &Format::UnifiedText, failed).await? {
         Response::Query(results) => {
             pgwire::api::query::send_query_response(client, results, true).await
@@ -292,31 +290,36 @@ where
     }
 }
 
-/// Sends ParameterStatus for reported parameters a SET changed (application_name, TimeZone...).
-async fn report_changed_parameters<C>(
+/// The reported parameters (ParameterStatus) and their current values.
+fn reported(session: &Session) -> Vec<(String, String)> {
+    REPORTED
+        .iter()
+        .filter_map(|name| {
+            session
+                .settings
+                .get(name)
+                .map(|v| (reported_name(name).to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Sends ParameterStatus for every reported parameter whose value differs from `before`.
+async fn report_changes<C>(
     session: &Session,
     client: &mut C,
-    statement: &Statement,
+    before: &[(String, String)],
 ) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    let text = statement.to_string().to_lowercase();
-    for name in REPORTED {
-        if text.contains(&name.replace('_', "_"))
-            || (*name == "timezone" && text.contains("time zone"))
-        {
-            if let Some(value) = session.settings.get(name) {
-                client
-                    .feed(PgWireBackendMessage::ParameterStatus(
-                        pgwire::messages::startup::ParameterStatus::new(
-                            reported_name(name).to_string(),
-                            value.to_string(),
-                        ),
-                    ))
-                    .await?;
-            }
+    for (name, value) in reported(session) {
+        if !before.contains(&(name.clone(), value.clone())) {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name, value,
+                )))
+                .await?;
         }
     }
     Ok(())
@@ -425,10 +428,12 @@ impl ExtendedQueryHandler for KuraHandler {
             }
         };
         let failed = session.failure_flag();
+        let before = reported(&session);
         let outcome = session
             .execute(&prepared.statement, &params)
             .await
             .map_err(to_pgwire)?;
+        report_changes(&session, client, &before).await?;
         respond(client, outcome, &portal.result_column_format, failed).await
     }
 
@@ -496,11 +501,5 @@ impl ExtendedQueryHandler for KuraHandler {
             .await?;
         client.flush().await?;
         Ok(())
-    }
-}
-
-impl From<KuraError> for PgWireError {
-    fn from(e: KuraError) -> Self {
-        to_pgwire(e)
     }
 }

@@ -48,10 +48,14 @@ enum OnConflict {
     Fail,
     Nothing,
     Replace,
-    Update {
-        assignments: Vec<Assignment>,
-        selection: Option<Expr>,
-    },
+    Update(Box<ConflictUpdate>),
+}
+
+/// The SET list and WHERE of ON CONFLICT DO UPDATE.
+#[derive(Debug, Clone)]
+struct ConflictUpdate {
+    assignments: Vec<Assignment>,
+    selection: Option<Expr>,
 }
 
 /// A live version of a primary-key value.
@@ -132,7 +136,7 @@ impl Exec<'_> {
                     OnConflict::Fail => return Err(duplicate_key(def, &key)),
                     OnConflict::Nothing => keep[row] = false,
                     OnConflict::Replace => keep[first] = false,
-                    OnConflict::Update { .. } => {
+                    OnConflict::Update(_) => {
                         return Err(KuraError::new(
                             sqlstate::CARDINALITY_VIOLATION,
                             "ON CONFLICT DO UPDATE command cannot affect row a second time",
@@ -152,7 +156,7 @@ impl Exec<'_> {
                     OnConflict::Replace => {
                         self.remove_existing(table, existing, &key, true).await?
                     }
-                    OnConflict::Update { .. } => {
+                    OnConflict::Update(_) => {
                         keep[row] = false;
                         updates.push((existing, row));
                     }
@@ -174,13 +178,13 @@ impl Exec<'_> {
                 .lock()
                 .insert(table, inserted.clone(), inserted_keys);
         }
-        let OnConflict::Update {
-            assignments,
-            selection,
-        } = on_conflict
-        else {
+        let OnConflict::Update(update) = on_conflict else {
             return Ok(inserted);
         };
+        let ConflictUpdate {
+            assignments,
+            selection,
+        } = *update;
         if updates.is_empty() {
             return Ok(inserted);
         }
@@ -711,10 +715,10 @@ fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
     }
     Ok(match &conflict.action {
         OnConflictAction::DoNothing => OnConflict::Nothing,
-        OnConflictAction::DoUpdate(update) => OnConflict::Update {
+        OnConflictAction::DoUpdate(update) => OnConflict::Update(Box::new(ConflictUpdate {
             assignments: update.assignments.clone(),
             selection: update.selection.clone(),
-        },
+        })),
     })
 }
 

@@ -380,7 +380,7 @@ pub fn fetch_rows(
     for row in rows {
         let chunk = snapshot
             .chunk(row.chunk())
-            .ok_or_else(|| KuraError::serialization_failure())?;
+            .ok_or_else(KuraError::serialization_failure)?;
         let (segment, pos) = chunk
             .locate(row.offset())
             .ok_or_else(|| KuraError::internal(format!("row {row:?} out of range")))?;
