@@ -168,6 +168,9 @@ impl Database {
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", false);
         let ctx = SessionContext::new_with_config(config);
+        for function in super::functions::all() {
+            ctx.register_udf(function);
+        }
         ctx.register_catalog(
             name,
             Arc::new(KuraCatalog {

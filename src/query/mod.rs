@@ -7,6 +7,7 @@
 pub mod access;
 pub mod context;
 pub mod database;
+pub mod functions;
 pub mod provider;
 pub mod scan;
 

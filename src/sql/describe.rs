@@ -21,7 +21,8 @@ impl Exec<'_> {
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(statement.clone()).await?;
-                Ok((parameter_types(&plan)?, Some(plan.schema().inner().clone())))
+                let schema = super::colnames::pg_schema(statement, plan.schema().inner().clone());
+                Ok((parameter_types(&plan)?, Some(schema)))
             }
             Statement::Insert(insert) => {
                 let name = match &insert.table {

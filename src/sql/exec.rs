@@ -17,7 +17,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{collect, execute_stream};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Query, Statement};
+use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr, Statement};
 
 use crate::error::{KuraError, Result};
 use crate::query::database::TempGuard;
@@ -67,7 +67,10 @@ impl<'a> Exec<'a> {
         &self.state
     }
 
-    pub async fn plan(&self, statement: Statement) -> Result<LogicalPlan> {
+    pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
+        if let Statement::Query(query) = &mut statement {
+            alias_cte_columns(query);
+        }
         let plan = self
             .state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
@@ -106,5 +109,37 @@ impl<'a> Exec<'a> {
     pub fn temp_rows(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<TempGuard> {
         let table = MemTable::try_new(schema, vec![batches])?;
         Ok(self.db.temps.register(Arc::new(table)))
+    }
+}
+
+/// `WITH n(a, b) AS (SELECT 1, 1 ...)`: names the CTE body's unnamed items after the CTE's
+/// column list, as PostgreSQL does, so DataFusion sees distinct column names.
+fn alias_cte_columns(query: &mut Query) {
+    let Some(with) = query.with.as_mut() else {
+        return;
+    };
+    for cte in &mut with.cte_tables {
+        let names: Vec<Ident> = cte.alias.columns.iter().map(|c| c.name.clone()).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let mut body = cte.query.body.as_mut();
+        loop {
+            match body {
+                SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+                SetExpr::Select(select) => {
+                    for (item, name) in select.projection.iter_mut().zip(&names) {
+                        if let SelectItem::UnnamedExpr(expr) = item {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: expr.clone(),
+                                alias: name.clone(),
+                            };
+                        }
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! SQL layer: parsing (GridDB + PostgreSQL dialect), DDL, DML and query execution inside a
 //! transaction. Transaction control and session settings live in `session`.
 
+pub mod colnames;
 pub mod ddl;
 pub mod describe;
 pub mod dialect;
@@ -131,7 +132,7 @@ impl Exec<'_> {
         command: &str,
     ) -> Result<Outcome> {
         let plan = Exec::bind(self.plan(statement.clone()).await?, params)?;
-        let schema = plan.schema().inner().clone();
+        let schema = colnames::pg_schema(statement, plan.schema().inner().clone());
         let stream = self.stream(&plan).await?;
         Ok(Outcome::Rows {
             schema,

@@ -1,0 +1,86 @@
+//! SQL functions Kura adds to DataFusion's: GridDB's `TYPEOF`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// All functions to register in a database's session.
+pub fn all() -> Vec<ScalarUDF> {
+    vec![ScalarUDF::from(TypeOf::new())]
+}
+
+/// `TYPEOF(x)`: the GridDB type name of a value, or NULL for a NULL value.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl TypeOf {
+    fn new() -> TypeOf {
+        TypeOf {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+/// GridDB's name of an Arrow type. `TIMESTAMP` is Kura's default (microsecond) timestamp;
+/// millisecond and nanosecond timestamps are `TIMESTAMP(3)` and `TIMESTAMP(9)`.
+fn griddb_type_name(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Boolean => "BOOL",
+        DataType::Int8 => "BYTE",
+        DataType::Int16 => "SHORT",
+        DataType::Int32 => "INTEGER",
+        DataType::Int64 => "LONG",
+        DataType::Float32 => "FLOAT",
+        DataType::Float64 => "DOUBLE",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BLOB",
+        DataType::Timestamp(TimeUnit::Millisecond, _) => "TIMESTAMP(3)",
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => "TIMESTAMP(9)",
+        DataType::Timestamp(..) => "TIMESTAMP",
+        DataType::Decimal128(..) => "NUMERIC",
+        DataType::Date32 | DataType::Date64 => "DATE",
+        _ => return None,
+    })
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let name = args
+            .arg_fields
+            .first()
+            .and_then(|f| griddb_type_name(f.data_type()));
+        Ok(match args.args.first() {
+            Some(ColumnarValue::Array(array)) => {
+                let names: StringArray = (0..array.len())
+                    .map(|i| if array.is_null(i) { None } else { name })
+                    .collect();
+                ColumnarValue::Array(Arc::new(names))
+            }
+            Some(ColumnarValue::Scalar(value)) => {
+                let name = if value.is_null() { None } else { name };
+                ColumnarValue::Scalar(ScalarValue::Utf8(name.map(str::to_string)))
+            }
+            None => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! PostgreSQL's names for result columns that have no alias (`count(*)` is called `count`,
+//! `1 + 1` is `?column?`, `CAST(x AS int)` is `int4`), applied to the schema a query reports.
+//! DataFusion keeps its own, unique, names internally; only what clients see changes.
+//!
+//! Invariant: names are only replaced when every output column can be matched to a select
+//! item (at most one wildcard, expanded by counting).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Query, SelectItem, SetExpr, Statement};
+
+/// The schema with PostgreSQL's column names for `statement`'s unaliased select items.
+pub fn pg_schema(statement: &Statement, schema: SchemaRef) -> SchemaRef {
+    let Statement::Query(query) = statement else {
+        return schema;
+    };
+    let Some(names) = item_names(query, schema.fields().len()) else {
+        return schema;
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(field, name)| match name {
+            Some(name) => field.as_ref().clone().with_name(name),
+            None => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
+    match body {
+        SetExpr::Select(select) => Some(select),
+        SetExpr::SetOperation { left, .. } => first_select(left),
+        SetExpr::Query(query) => first_select(&query.body),
+        _ => None,
+    }
+}
+
+/// One entry per output column: the PostgreSQL name, or `None` to keep DataFusion's.
+fn item_names(query: &Query, columns: usize) -> Option<Vec<Option<String>>> {
+    let select = first_select(&query.body)?;
+    let wildcards = select
+        .projection
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
+        .count();
+    let named = select.projection.len() - wildcards;
+    if wildcards > 1 || (wildcards == 0 && named != columns) || named > columns {
+        return None;
+    }
+    let expanded = columns - named;
+    let mut names = Vec::with_capacity(columns);
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) => {
+                names.push(Some(expr_name(expr).unwrap_or_else(|| "?column?".into())))
+            }
+            SelectItem::ExprWithAlias { .. } => names.push(None),
+            _ => names.extend(std::iter::repeat_n(None, expanded)),
+        }
+    }
+    Some(names)
+}
+
+/// PostgreSQL's FigureColname: the name an expression gives its column, if any.
+fn expr_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(fold(ident)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(fold),
+        Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase()),
+        Expr::Nested(inner) => expr_name(inner),
+        Expr::Cast {
+            expr, data_type, ..
+        } => expr_name(expr).or_else(|| Some(type_name(data_type))),
+        Expr::TypedString(typed) => Some(type_name(&typed.data_type)),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Subquery(query) => first_select(&query.body)
+            .and_then(|s| s.projection.first())
+            .and_then(|item| match item {
+                SelectItem::UnnamedExpr(e) => expr_name(e),
+                SelectItem::ExprWithAlias { alias, .. } => Some(fold(alias)),
+                _ => None,
+            }),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Interval(_) => Some("interval".into()),
+        _ => None,
+    }
+}
+
+fn fold(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    super::names::normalize(ident)
+}
+
+/// PostgreSQL's internal name of a type, as used for cast column names.
+fn type_name(data_type: &DataType) -> String {
+    let text = data_type.to_string().to_lowercase();
+    let base = text.split('(').next().unwrap_or(&text).trim();
+    match base {
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "real" | "float4" => "float4",
+        "double precision" | "float8" | "double" => "float8",
+        "boolean" | "bool" => "bool",
+        "character varying" | "varchar" => "varchar",
+        "character" | "char" => "bpchar",
+        "decimal" | "numeric" => "numeric",
+        "timestamp with time zone" | "timestamptz" => "timestamptz",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        other => other,
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType as ArrowType;
+
+    fn names(sql: &str, columns: usize) -> Vec<String> {
+        let statement = crate::sql::parse_sql(sql).unwrap().remove(0);
+        let fields: Vec<Field> = (0..columns)
+            .map(|i| Field::new(format!("df{i}"), ArrowType::Int64, true))
+            .collect();
+        let schema = pg_schema(&statement, Arc::new(Schema::new(fields)));
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    #[test]
+    fn postgres_column_names() {
+        assert_eq!(
+            names("SELECT count(*), sum(t.v) AS total, 1 + 1, x FROM t", 4),
+            ["count", "df1", "?column?", "x"]
+        );
+        assert_eq!(
+            names("SELECT CAST(1 AS int), avg(v)::numeric(6,1) FROM t", 2),
+            ["int4", "avg"]
+        );
+        assert_eq!(names("SELECT *, max(v) FROM t", 3), ["df0", "df1", "max"]);
+        assert_eq!(names("SELECT 1 UNION SELECT 2", 1), ["?column?"]);
+    }
+}
