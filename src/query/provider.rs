@@ -20,8 +20,10 @@ use super::access::choose_index;
 use super::context::StatementContext;
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use crate::error::KuraError;
+use crate::server::text::BPCHAR_LENGTH;
 use crate::storage::table::ColumnDefaults;
 use crate::storage::{Table, TableDef};
+use crate::types::SqlType;
 
 #[derive(Debug)]
 pub struct KuraTable {
@@ -41,7 +43,21 @@ impl KuraTable {
             .schema()
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
+            .zip(&def.columns)
+            .map(|(f, column)| {
+                let field = f.as_ref().clone().with_nullable(true);
+                match column.ty {
+                    SqlType::Text {
+                        max_len: Some(n),
+                        padded: true,
+                    } => field.with_metadata(
+                        [(BPCHAR_LENGTH.to_string(), n.to_string())]
+                            .into_iter()
+                            .collect(),
+                    ),
+                    _ => field,
+                }
+            })
             .collect();
         if with_row_id {
             fields.push(Field::new(ROW_ID_COLUMN, DataType::UInt64, false));

@@ -325,6 +325,17 @@ where
     Ok(())
 }
 
+/// A parameter that does not fit its type is "out of range" (22003), as in PostgreSQL.
+fn parameter_error(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::UserError(mut info) if info.message.contains("out of range") => {
+            info.code = crate::error::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE.to_string();
+            PgWireError::UserError(info)
+        }
+        other => other,
+    }
+}
+
 fn no_params() -> ParamValues {
     ParamValues::List(Vec::new())
 }
@@ -424,7 +435,7 @@ impl ExtendedQueryHandler for KuraHandler {
             Ok(p) => p,
             Err(e) => {
                 session.fail_block();
-                return Err(e);
+                return Err(parameter_error(e));
             }
         };
         let failed = session.failure_flag();

@@ -2,13 +2,18 @@
 //! timestamps (PostgreSQL prints only the fractional digits a value needs, and `+00` for UTC)
 //! and floating-point numbers (shortest round-trip digits, exponent from 1e15 on).
 //!
-//! Invariant: only columns sent in text format are rewritten; binary columns keep their Arrow
-//! values.
+//! Two rewrites apply to both formats: `BYTE` (Int8) columns are widened to `smallint`, the
+//! type they are described as, and `char(n)` columns (marked with [`BPCHAR_LENGTH`] metadata)
+//! get their trailing blanks back.
+//!
+//! Invariant: the text rewrites apply only to columns sent in text format; binary columns keep
+//! their Arrow values.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Schema, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
@@ -18,32 +23,90 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 
 use crate::error::Result;
 
-/// Rewrites text-format columns of `batch` into PostgreSQL's text form where needed.
-pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
-    let needs = batch
+/// Field metadata key carrying the declared length of a `char(n)` column.
+pub const BPCHAR_LENGTH: &str = "kura.bpchar_length";
+
+/// How one column must change before encoding.
+enum Rewrite {
+    Keep,
+    Text,
+    Widen,
+    Pad(usize),
+}
+
+fn rewrite_of(column: &ArrayRef, field: &Field, info: &FieldInfo) -> Rewrite {
+    if let Some(n) = field
+        .metadata()
+        .get(BPCHAR_LENGTH)
+        .and_then(|n| n.parse().ok())
+    {
+        return Rewrite::Pad(n);
+    }
+    match column.data_type() {
+        DataType::Int8 => Rewrite::Widen,
+        t if info.format() == FieldFormat::Text && rewritten(t) => Rewrite::Text,
+        _ => Rewrite::Keep,
+    }
+}
+
+/// Brings a result batch into the form the PostgreSQL encoder must send (see module docs).
+/// `schema` is the reported result schema, whose field metadata marks `char(n)` columns.
+pub fn to_pg_text(
+    batch: RecordBatch,
+    schema: &Schema,
+    fields: &[FieldInfo],
+) -> Result<RecordBatch> {
+    let rewrites: Vec<Rewrite> = batch
         .columns()
         .iter()
+        .zip(schema.fields())
         .zip(fields)
-        .any(|(c, f)| f.format() == FieldFormat::Text && rewritten(c.data_type()));
-    if !needs {
+        .map(|((column, field), info)| rewrite_of(column, field, info))
+        .collect();
+    if rewrites.iter().all(|r| matches!(r, Rewrite::Keep)) {
         return Ok(batch);
     }
-    let schema = batch.schema();
+    let batch_schema = batch.schema();
     let mut out_fields = Vec::with_capacity(batch.num_columns());
     let mut columns = Vec::with_capacity(batch.num_columns());
-    for ((column, field), info) in batch.columns().iter().zip(schema.fields()).zip(fields) {
-        if info.format() == FieldFormat::Text && rewritten(column.data_type()) {
-            columns.push(Arc::new(format_column(column)) as ArrayRef);
-            out_fields.push(Field::new(field.name(), DataType::Utf8, true));
-        } else {
-            columns.push(column.clone());
-            out_fields.push(field.as_ref().clone());
-        }
+    for ((column, field), rewrite) in batch
+        .columns()
+        .iter()
+        .zip(batch_schema.fields())
+        .zip(rewrites)
+    {
+        let array: ArrayRef = match rewrite {
+            Rewrite::Keep => column.clone(),
+            Rewrite::Text => Arc::new(format_column(column)),
+            Rewrite::Widen => cast(column, &DataType::Int16)?,
+            Rewrite::Pad(n) => Arc::new(pad_column(column, n)),
+        };
+        out_fields.push(Field::new(field.name(), array.data_type().clone(), true));
+        columns.push(array);
     }
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(out_fields)),
         columns,
     )?)
+}
+
+fn pad_column(column: &ArrayRef, n: usize) -> StringArray {
+    match column.as_string_opt::<i32>() {
+        Some(strings) => strings
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let len = v.chars().count();
+                    if len >= n {
+                        v.to_string()
+                    } else {
+                        format!("{v}{}", " ".repeat(n - len))
+                    }
+                })
+            })
+            .collect(),
+        None => (0..column.len()).map(|_| None::<String>).collect(),
+    }
 }
 
 fn rewritten(data_type: &DataType) -> bool {
@@ -63,24 +126,24 @@ fn format_column(column: &ArrayRef) -> StringArray {
             DataType::Float64 => format_float(column.as_primitive::<Float64Type>().value(i)),
             DataType::Float32 => format_float32(column.as_primitive::<Float32Type>().value(i)),
             DataType::Timestamp(unit, tz) => {
-                let nanos = match unit {
-                    TimeUnit::Second => column
-                        .as_primitive::<TimestampSecondType>()
-                        .value(i)
-                        .saturating_mul(1_000_000_000),
-                    TimeUnit::Millisecond => column
-                        .as_primitive::<TimestampMillisecondType>()
-                        .value(i)
-                        .saturating_mul(1_000_000),
-                    TimeUnit::Microsecond => column
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .value(i)
-                        .saturating_mul(1000),
-                    TimeUnit::Nanosecond => {
-                        column.as_primitive::<TimestampNanosecondType>().value(i)
-                    }
+                let (value, per_second): (i64, i64) = match unit {
+                    TimeUnit::Second => (column.as_primitive::<TimestampSecondType>().value(i), 1),
+                    TimeUnit::Millisecond => (
+                        column.as_primitive::<TimestampMillisecondType>().value(i),
+                        1_000,
+                    ),
+                    TimeUnit::Microsecond => (
+                        column.as_primitive::<TimestampMicrosecondType>().value(i),
+                        1_000_000,
+                    ),
+                    TimeUnit::Nanosecond => (
+                        column.as_primitive::<TimestampNanosecondType>().value(i),
+                        1_000_000_000,
+                    ),
                 };
-                format_timestamp(nanos, tz.is_some())
+                let seconds = value.div_euclid(per_second);
+                let nanos = value.rem_euclid(per_second) * (1_000_000_000 / per_second);
+                format_timestamp(seconds, nanos as u32, tz.is_some())
             }
             _ => return None,
         })
@@ -90,11 +153,9 @@ fn format_column(column: &ArrayRef) -> StringArray {
 
 /// `YYYY-MM-DD HH:MM:SS[.fraction]` with trailing zeros of the fraction removed, plus `+00`
 /// for `timestamptz` (values are stored in UTC and sessions use UTC).
-pub fn format_timestamp(nanos: i64, with_zone: bool) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let sub = nanos.rem_euclid(1_000_000_000) as u32;
+pub fn format_timestamp(secs: i64, sub: u32, with_zone: bool) -> String {
     let Some(dt) = DateTime::from_timestamp(secs, sub).map(|d| d.naive_utc()) else {
-        return nanos.to_string();
+        return format!("{secs}.{sub:09}");
     };
     let mut out = base_format(&dt);
     if sub > 0 {
@@ -173,14 +234,18 @@ mod tests {
 
     #[test]
     fn timestamps_print_like_postgres() {
-        assert_eq!(format_timestamp(0, false), "1970-01-01 00:00:00");
+        assert_eq!(format_timestamp(0, 0, false), "1970-01-01 00:00:00");
         assert_eq!(
-            format_timestamp(1_500_000_000, false),
+            format_timestamp(1, 500_000_000, false),
             "1970-01-01 00:00:01.5"
         );
         assert_eq!(
-            format_timestamp(123_000_000, true),
+            format_timestamp(0, 123_000_000, true),
             "1970-01-01 00:00:00.123+00"
+        );
+        assert_eq!(
+            format_timestamp(253_402_300_799, 999_999_000, false),
+            "9999-12-31 23:59:59.999999"
         );
     }
 

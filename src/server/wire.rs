@@ -61,9 +61,10 @@ where
         } => {
             let fields = Arc::new(fields(&schema, format)?);
             let row_fields = fields.clone();
+            let reported = schema.clone();
             let rows = stream
                 .map(move |batch| match batch {
-                    Ok(batch) => match super::text::to_pg_text(batch, &row_fields) {
+                    Ok(batch) => match super::text::to_pg_text(batch, &reported, &row_fields) {
                         Ok(batch) => futures::stream::iter(
                             encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>(),
                         ),

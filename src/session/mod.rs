@@ -262,10 +262,16 @@ impl Session {
             return Ok(Outcome::done("BEGIN")
                 .with_notice("there is already a transaction in progress".into()));
         }
-        let mut isolation = self.default_isolation();
+        let mut isolation = self
+            .next_isolation
+            .unwrap_or_else(|| self.default_isolation());
+        let mut outcome = Outcome::done("BEGIN");
         for mode in modes {
             if let TransactionMode::IsolationLevel(level) = mode {
                 isolation = isolation_of(level);
+                if let Some(notice) = serializable_notice(level) {
+                    outcome = outcome.with_notice(notice);
+                }
             }
         }
         let txn = self.db.txns.begin(isolation);
@@ -274,7 +280,7 @@ impl Session {
             failed: false,
             savepoints: Vec::new(),
         });
-        Ok(Outcome::done("BEGIN"))
+        Ok(outcome)
     }
 
     fn commit(&mut self) -> Result<Outcome> {
@@ -379,8 +385,12 @@ impl Session {
                 Ok(Outcome::done("SET"))
             }
             Set::SetTransaction { modes, session, .. } => {
+                let mut outcome = Outcome::done("SET");
                 for mode in modes {
                     if let TransactionMode::IsolationLevel(level) = mode {
+                        if let Some(notice) = serializable_notice(level) {
+                            outcome = outcome.with_notice(notice);
+                        }
                         let isolation = isolation_of(level);
                         if *session {
                             self.settings
@@ -398,7 +408,7 @@ impl Session {
                         }
                     }
                 }
-                Ok(Outcome::done("SET"))
+                Ok(outcome)
             }
             other => Err(KuraError::unsupported(format!("{other} is not supported"))),
         }
@@ -507,6 +517,14 @@ fn isolation_of(level: &TransactionIsolationLevel) -> Isolation {
         | TransactionIsolationLevel::Snapshot => Isolation::RepeatableRead,
         _ => Isolation::ReadCommitted,
     }
+}
+
+/// SERIALIZABLE runs as REPEATABLE READ (snapshot isolation); the client is told so.
+fn serializable_notice(level: &TransactionIsolationLevel) -> Option<String> {
+    matches!(level, TransactionIsolationLevel::Serializable).then(|| {
+        "SERIALIZABLE is not supported yet; the transaction runs as REPEATABLE READ (snapshot isolation)"
+            .to_string()
+    })
 }
 
 fn normalize(ident: &Ident) -> String {

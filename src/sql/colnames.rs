@@ -30,6 +30,56 @@ pub fn pg_schema(statement: &Statement, schema: SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// Gives the top-level select items internal unique names so DataFusion accepts what
+/// PostgreSQL accepts (`SELECT 1, 1`, `SELECT count(*), count(*)`, `SELECT CAST(v AS int), v`).
+/// Clients never see these names: [`pg_schema`] reports PostgreSQL's.
+pub fn disambiguate(query: &mut Query) {
+    disambiguate_body(query.body.as_mut());
+}
+
+fn disambiguate_body(body: &mut SetExpr) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            disambiguate_body(left);
+            disambiguate_body(right);
+        }
+        SetExpr::Select(select) => {
+            let wildcards = select
+                .projection
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        i,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                })
+                .count();
+            if wildcards > 1 {
+                return;
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (position, item) in select.projection.iter_mut().enumerate() {
+                let SelectItem::UnnamedExpr(expr) = item else {
+                    continue;
+                };
+                let is_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                let first_use = expr_name(expr).is_some_and(|name| seen.insert(name));
+                if is_column && first_use {
+                    continue;
+                }
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
+                        '"',
+                        format!("__kura_col_{position}"),
+                    ),
+                };
+            }
+        }
+        _ => {}
+    }
+}
+
 fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
     match body {
         SetExpr::Select(select) => Some(select),

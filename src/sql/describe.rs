@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, Expr, OnConflictAction, OnInsert, SelectItem, Statement, Value,
+};
 
 use super::exec::Exec;
 use super::template::{select_from, select_mut};
@@ -42,7 +44,12 @@ impl Exec<'_> {
                 let LogicalPlan::Dml(dml) = &plan else {
                     return Err(KuraError::internal("INSERT did not plan as DML"));
                 };
-                let params = parameter_types(&dml.input)?;
+                let mut params = parameter_types(&dml.input)?;
+                if let Some(OnInsert::OnConflict(conflict)) = &insert.on
+                    && let OnConflictAction::DoUpdate(update) = &conflict.action
+                {
+                    assigned_parameter_types(&def, &update.assignments, &mut params);
+                }
                 let alias = insert
                     .table_alias
                     .as_ref()
@@ -60,7 +67,9 @@ impl Exec<'_> {
                 let result = self
                     .returning_schema(update.returning.as_ref(), &target.def, &target.alias)
                     .await?;
-                Ok((parameter_types(&plan)?, result))
+                let mut params = parameter_types(&plan)?;
+                assigned_parameter_types(&target.def, &update.assignments, &mut params);
+                Ok((params, result))
             }
             Statement::Delete(delete) => {
                 let target = self.delete_query(delete)?;
@@ -88,6 +97,44 @@ impl Exec<'_> {
         select_mut(&mut query)?.projection = items.clone();
         let plan = self.plan_query(query).await?;
         Ok(Some(Arc::new(plan.schema().as_arrow().clone())))
+    }
+}
+
+/// `SET column = $n`: the parameter takes the column's type (DataFusion does not infer the
+/// type of a parameter that is only cast).
+fn assigned_parameter_types(
+    def: &TableDef,
+    assignments: &[Assignment],
+    types: &mut Vec<Option<DataType>>,
+) {
+    for assignment in assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            continue;
+        };
+        let Expr::Value(value) = &assignment.value else {
+            continue;
+        };
+        let Value::Placeholder(placeholder) = &value.value else {
+            continue;
+        };
+        let Some(index) = placeholder
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|i| *i > 0)
+        else {
+            continue;
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .and_then(|i| def.column_index(&super::names::normalize(i)));
+        if let Some(column) = column {
+            if types.len() < index {
+                types.resize(index, None);
+            }
+            types[index - 1] = Some(def.columns[column].ty.arrow_type());
+        }
     }
 }
 

@@ -577,6 +577,24 @@ impl Exec<'_> {
     }
 }
 
+/// A string literal written into a `bytea` column is PostgreSQL bytea input (`\\x` hex or the
+/// escape format): it becomes `decode('<hex>', 'hex')` so DataFusion stores the bytes it
+/// denotes rather than the text.
+fn bytea_literal(value: &Expr, column: Option<&crate::storage::ColumnDef>) -> Result<Option<Expr>> {
+    if !column.is_some_and(|c| c.ty == crate::types::SqlType::Blob) {
+        return Ok(None);
+    }
+    let Expr::Value(v) = value else {
+        return Ok(None);
+    };
+    let datafusion::sql::sqlparser::ast::Value::SingleQuotedString(text) = &v.value else {
+        return Ok(None);
+    };
+    let bytes = super::rows::decode_bytea(text)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(parse_expr(&format!("decode('{hex}', 'hex')"))?))
+}
+
 /// Every column named in `INSERT INTO t (...)` must exist, with PostgreSQL's message.
 fn check_insert_columns(insert: &Insert, def: &TableDef) -> Result<()> {
     for column in &insert.columns {
@@ -635,15 +653,19 @@ pub fn plain_insert(insert: &Insert, def: &TableDef) -> Result<Insert> {
     };
     for row in &mut values.rows {
         for (position, value) in row.iter_mut().enumerate() {
-            let is_default = matches!(value, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
-            if !is_default {
-                continue;
-            }
             let column = targets
                 .get(position)
                 .copied()
                 .flatten()
                 .map(|c| &def.columns[c]);
+            if let Some(hex) = bytea_literal(value, column)? {
+                *value = hex;
+                continue;
+            }
+            let is_default = matches!(value, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+            if !is_default {
+                continue;
+            }
             *value = match column.and_then(|c| c.default.as_deref()) {
                 Some(sql) => parse_expr(sql)?,
                 None => parse_expr("NULL")?,

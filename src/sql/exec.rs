@@ -70,6 +70,7 @@ impl<'a> Exec<'a> {
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
         if let Statement::Query(query) = &mut statement {
             alias_cte_columns(query);
+            super::colnames::disambiguate(query);
         }
         let plan = self
             .state

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::FormatOptions;
 
@@ -53,6 +53,17 @@ pub fn conform(def: &TableDef, columns: Vec<ArrayRef>, rows: usize) -> Result<Re
                     column.name, def.name
                 ),
             ));
+        }
+        if let SqlType::Numeric { precision, .. } = &column.ty {
+            array
+                .as_primitive::<Decimal128Type>()
+                .validate_decimal_precision(*precision)
+                .map_err(|_| {
+                    KuraError::new(
+                        sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                        "numeric field overflow",
+                    )
+                })?;
         }
         let array = match &column.ty {
             SqlType::Text {

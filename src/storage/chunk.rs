@@ -171,6 +171,11 @@ impl Chunk {
         self.stamps.min_end.fetch_min(ts, Ordering::AcqRel);
     }
 
+    /// The smallest `end` stamp of any row: no version ended before it.
+    pub fn min_end(&self) -> Ts {
+        self.stamps.min_end.load(Ordering::Acquire)
+    }
+
     /// True when every row of this view is visible at `snapshot` (the common case).
     pub fn all_visible(&self, snapshot: Ts) -> bool {
         self.max_begin <= snapshot && self.stamps.min_end.load(Ordering::Acquire) > snapshot

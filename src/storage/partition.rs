@@ -260,7 +260,9 @@ impl Partition {
             inner
                 .sealed
                 .iter()
-                .filter(|c| dead_versions(c, horizon) * 4 >= c.len().max(1))
+                .filter(|c| {
+                    c.min_end() <= horizon && dead_versions(c, horizon) * 4 >= c.len().max(1)
+                })
                 .cloned()
                 .collect()
         };
