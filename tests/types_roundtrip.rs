@@ -609,7 +609,13 @@ fn check_pg_row(checks: &mut Checks, row: &tokio_postgres::Row, want: &PgRow) {
     // gap listed in docs/ARCHITECTURE.md, so zero is compared by value.
     let got = col::<Decimal>(checks, row, 10, &w("n"));
     let is_zero = want.text[10].is_some_and(|t| t.parse::<Decimal>().is_ok_and(|d| d.is_zero()));
-    let shown = |n: Decimal| if is_zero { n.normalize().to_string() } else { n.to_string() };
+    let shown = |n: Decimal| {
+        if is_zero {
+            n.normalize().to_string()
+        } else {
+            n.to_string()
+        }
+    };
     let wanted = want.text[10].map(|t| match t.parse::<Decimal>() {
         Ok(d) if is_zero => d.normalize().to_string(),
         _ => t.to_string(),
