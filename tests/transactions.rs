@@ -992,3 +992,36 @@ async fn gc_keeps_versions_an_open_snapshot_can_see() {
         [format!("{ROWS}|{}|{rounds}|{rounds}", ROWS * rounds)]
     );
 }
+
+// ------------------------------------------------------------------ transaction timeout
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_past_its_time_limit_is_rolled_back_and_frees_its_locks() {
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conf/short-transactions.json"
+    );
+    let server = TestServer::start_with_args(&["--config", config]);
+    let a = Arc::new(server.connect().await);
+    let b = Arc::new(server.connect().await);
+    exec(
+        &a,
+        "CREATE TABLE counter (id int PRIMARY KEY, n bigint); INSERT INTO counter VALUES (1, 0)",
+    )
+    .await;
+    // A takes the row lock and then sits idle past the 1 s limit.
+    exec(&a, "BEGIN; UPDATE counter SET n = 100 WHERE id = 1").await;
+    // B waits for the lock; when A's time is up B proceeds without A's change.
+    let updated = within(
+        "B's update after A expires",
+        b.execute("UPDATE counter SET n = n + 1 WHERE id = 1", &[]),
+    )
+    .await
+    .expect("B proceeds once A has expired");
+    assert_eq!(updated, 1);
+    let e = within("A commits too late", a.batch_execute("COMMIT"))
+        .await
+        .expect_err("A's transaction was rolled back");
+    assert_eq!(sqlstate(&e), Some("57014"), "{e:?}");
+    assert_eq!(rows(&b, "SELECT n FROM counter WHERE id = 1").await, ["1"]);
+}

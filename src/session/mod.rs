@@ -31,7 +31,7 @@ use crate::error::{KuraError, Result, sqlstate};
 use crate::query::Database;
 use crate::sql::exec::RESTART_STATEMENT;
 use crate::sql::{Exec, Outcome};
-use crate::txn::{Isolation, Transaction};
+use crate::txn::{Isolation, Transaction, timed_out};
 
 /// How often a READ COMMITTED statement may restart before giving up with 40001.
 const MAX_RESTARTS: usize = 64;
@@ -187,7 +187,9 @@ impl Session {
                 let txn = match &self.block {
                     Some(block) => &block.txn,
                     None => {
-                        throwaway = db.txns.begin(Isolation::ReadCommitted);
+                        throwaway = db
+                            .txns
+                            .begin(Isolation::ReadCommitted, self.limits.transaction_timeout);
                         &throwaway
                     }
                 };
@@ -209,24 +211,22 @@ impl Session {
             .unwrap_or_else(|| self.default_isolation());
         let implicit = match self.block.take() {
             Some(block) => {
-                if block.txn.started.elapsed() > self.limits.transaction_timeout {
+                if block.txn.handle.is_expired() || block.txn.handle.is_aborted() {
                     self.db.txns.rollback(&block.txn);
                     self.block = Some(Block {
                         failed: true,
                         ..block
                     });
-                    return Err(KuraError::new(
-                        sqlstate::QUERY_CANCELED,
-                        format!(
-                            "transaction exceeded transactionTimeoutLimit ({}s) and was rolled back",
-                            self.limits.transaction_timeout.as_secs()
-                        ),
-                    ));
+                    return Err(timed_out());
                 }
                 self.block = Some(block);
                 None
             }
-            None => Some(self.db.txns.begin(isolation)),
+            None => Some(
+                self.db
+                    .txns
+                    .begin(isolation, self.limits.transaction_timeout),
+            ),
         };
         let db = self.db.clone();
         let txn = match (&implicit, &mut self.block) {
@@ -274,7 +274,10 @@ impl Session {
                 }
             }
         }
-        let txn = self.db.txns.begin(isolation);
+        let txn = self
+            .db
+            .txns
+            .begin(isolation, self.limits.transaction_timeout);
         self.block = Some(Block {
             txn,
             failed: false,
@@ -294,12 +297,9 @@ impl Session {
             self.db.txns.rollback(&block.txn);
             return Ok(Outcome::done("ROLLBACK"));
         }
-        if block.txn.started.elapsed() > self.limits.transaction_timeout {
+        if block.txn.handle.is_expired() || block.txn.handle.is_aborted() {
             self.db.txns.rollback(&block.txn);
-            return Err(KuraError::new(
-                sqlstate::QUERY_CANCELED,
-                "transaction exceeded transactionTimeoutLimit and was rolled back",
-            ));
+            return Err(timed_out());
         }
         self.db.txns.commit(&block.txn)?;
         Ok(Outcome::done("COMMIT"))

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -25,19 +26,37 @@ pub enum LockKey {
     Row(TableId, RowId),
 }
 
-/// A transaction's identity for locking, with the signal its waiters watch.
+/// A transaction's identity for locking, with the signal its waiters watch and the deadline
+/// (`/transaction/transactionTimeoutLimit`) after which waiters may abort it.
 #[derive(Debug)]
 pub struct TxnHandle {
     pub id: TxnId,
     ended: watch::Sender<bool>,
+    expires_at: Instant,
+    aborted: AtomicBool,
 }
 
 impl TxnHandle {
-    pub fn new(id: TxnId) -> Arc<TxnHandle> {
+    pub fn new(id: TxnId, timeout: Duration) -> Arc<TxnHandle> {
+        let now = Instant::now();
         Arc::new(TxnHandle {
             id,
             ended: watch::channel(false).0,
+            expires_at: now
+                .checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            aborted: AtomicBool::new(false),
         })
+    }
+
+    /// True once the transaction outlived its deadline and a waiter aborted it: it can no
+    /// longer commit, and its locks no longer hold.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    pub fn is_expired(&self) -> bool {
+        Instant::now() >= self.expires_at
     }
 }
 
@@ -70,6 +89,10 @@ impl LockManager {
                         table.owners.insert(key.clone(), me.clone());
                         return Ok(true);
                     }
+                    Some(h) if h.is_aborted() => {
+                        table.owners.insert(key.clone(), me.clone());
+                        return Ok(true);
+                    }
                     Some(h) if h.id == me.id => return Ok(false),
                     Some(h) => {
                         let holder = h.clone();
@@ -90,15 +113,17 @@ impl LockManager {
             };
             let mut ended = holder.ended.subscribe();
             let wait = ended.wait_for(|done| *done);
-            let outcome = match deadline {
-                Some(d) => tokio::time::timeout_at(d, wait).await.map(|_| ()),
-                None => {
-                    let _ = wait.await;
-                    Ok(())
-                }
-            };
+            let holder_deadline = tokio::time::Instant::from_std(holder.expires_at);
+            let limit = deadline.map_or(holder_deadline, |d| d.min(holder_deadline));
+            let outcome = tokio::time::timeout_at(limit, wait).await;
             self.table.lock().waits_for.remove(&me.id);
             if outcome.is_err() {
+                if holder.is_expired() {
+                    // The holder ran past transactionTimeoutLimit: it is aborted, and its locks
+                    // are free for the taking (its commit will fail).
+                    holder.aborted.store(true, Ordering::Release);
+                    continue;
+                }
                 return Err(KuraError::new(
                     sqlstate::LOCK_NOT_AVAILABLE,
                     "canceling statement due to lock timeout",
@@ -151,8 +176,8 @@ mod tests {
     #[tokio::test]
     async fn waiter_gets_lock_after_release() {
         let locks = Arc::new(LockManager::default());
-        let a = TxnHandle::new(1);
-        let b = TxnHandle::new(2);
+        let a = TxnHandle::new(1, Duration::from_secs(60));
+        let b = TxnHandle::new(2, Duration::from_secs(60));
         assert!(locks.acquire(&key(1), &a, None).await.unwrap());
         let locks2 = locks.clone();
         let b2 = b.clone();
@@ -165,8 +190,8 @@ mod tests {
     #[tokio::test]
     async fn wait_times_out_with_55p03() {
         let locks = LockManager::default();
-        let a = TxnHandle::new(1);
-        let b = TxnHandle::new(2);
+        let a = TxnHandle::new(1, Duration::from_secs(60));
+        let b = TxnHandle::new(2, Duration::from_secs(60));
         locks.acquire(&key(1), &a, None).await.unwrap();
         let err = locks
             .acquire(&key(1), &b, Some(Duration::from_millis(10)))
@@ -176,10 +201,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_expired_holder_is_aborted_and_loses_its_locks() {
+        let locks = LockManager::default();
+        let old = TxnHandle::new(1, Duration::from_millis(20));
+        let b = TxnHandle::new(2, Duration::from_secs(60));
+        locks.acquire(&key(1), &old, None).await.unwrap();
+        assert!(locks.acquire(&key(1), &b, None).await.unwrap());
+        assert!(old.is_aborted());
+    }
+
+    #[tokio::test]
     async fn cycle_is_a_deadlock() {
         let locks = Arc::new(LockManager::default());
-        let a = TxnHandle::new(1);
-        let b = TxnHandle::new(2);
+        let a = TxnHandle::new(1, Duration::from_secs(60));
+        let b = TxnHandle::new(2, Duration::from_secs(60));
         locks.acquire(&key(1), &a, None).await.unwrap();
         locks.acquire(&key(2), &b, None).await.unwrap();
         let (l, a2) = (locks.clone(), a.clone());

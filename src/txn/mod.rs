@@ -15,7 +15,7 @@ pub mod writes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -89,8 +89,6 @@ pub struct Transaction {
     pub isolation: Isolation,
     pub writes: Arc<Mutex<WriteSet>>,
     pub snapshot: Option<Arc<Snapshot>>,
-    pub started: Instant,
-    pub read_only: bool,
 }
 
 impl Transaction {
@@ -111,15 +109,14 @@ impl TxnManager {
         })
     }
 
-    pub fn begin(&self, isolation: Isolation) -> Transaction {
+    /// Starts a transaction that may stay open for at most `timeout`.
+    pub fn begin(&self, isolation: Isolation, timeout: Duration) -> Transaction {
         let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
         Transaction {
-            handle: TxnHandle::new(id),
+            handle: TxnHandle::new(id, timeout),
             isolation,
             writes: Arc::new(Mutex::new(WriteSet::default())),
             snapshot: None,
-            started: Instant::now(),
-            read_only: false,
         }
     }
 
@@ -203,6 +200,9 @@ impl TxnManager {
             prepared.push((table.clone(), def, routed, table_writes.deleted().clone()));
         }
         let _serial = self.commit_lock.lock();
+        if txn.handle.is_aborted() {
+            return Err(timed_out());
+        }
         for (table, def, routed, deleted) in &prepared {
             check_unique(table, def, routed, deleted)?;
         }
@@ -242,6 +242,14 @@ impl TxnManager {
         }
         Ok(())
     }
+}
+
+/// The error of a transaction rolled back for outliving `/transaction/transactionTimeoutLimit`.
+pub fn timed_out() -> KuraError {
+    KuraError::new(
+        sqlstate::QUERY_CANCELED,
+        "transaction exceeded transactionTimeoutLimit and was rolled back",
+    )
 }
 
 /// Fails the commit when an inserted primary key already has a live committed version: the

@@ -41,6 +41,11 @@ impl TestServer {
     /// [`READY_TIMEOUT`]) until it reports the port it listens on. Panics with the server's
     /// output so far if it exits early or never becomes ready.
     pub fn start() -> TestServer {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a server with extra `kura serve` arguments (e.g. `--config FILE`).
+    pub fn start_with_args(extra: &[&str]) -> TestServer {
         let tempdir = tempfile::Builder::new()
             .prefix("kura-test-")
             .tempdir()
@@ -52,6 +57,7 @@ impl TestServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
