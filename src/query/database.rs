@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
 use datafusion::datasource::{TableProvider, ViewTable};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{LogicalPlanBuilder, col};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -191,7 +190,7 @@ impl Database {
 
     /// A session state for one statement, carrying its snapshot and transaction.
     pub fn statement_state(&self, context: StatementContext) -> SessionState {
-        let mut state = SessionStateBuilder::new_from_existing(self.base.clone()).build();
+        let mut state = self.base.clone();
         state.config_mut().set_extension(Arc::new(context));
         state
     }

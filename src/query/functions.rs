@@ -1,4 +1,5 @@
-//! SQL functions Kura adds to DataFusion's: GridDB's `TYPEOF`.
+//! SQL functions Kura adds to DataFusion's: GridDB's `TYPEOF`, and PostgreSQL's `version()`
+//! (clients parse its text, so it must read like PostgreSQL's).
 
 use std::sync::Arc;
 
@@ -12,7 +13,49 @@ use datafusion::logical_expr::{
 
 /// All functions to register in a database's session.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::from(TypeOf::new())]
+    vec![ScalarUDF::from(TypeOf::new()), ScalarUDF::from(Version::new())]
+}
+
+/// The text of `version()`: PostgreSQL's shape, naming Kura.
+pub fn version_text() -> String {
+    format!(
+        "PostgreSQL {} on {}-{}, compiled by rustc",
+        crate::session::settings::SERVER_VERSION,
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
+/// `version()`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Version {
+    signature: Signature,
+}
+
+impl Version {
+    fn new() -> Version {
+        Version {
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Version {
+    fn name(&self) -> &str {
+        "version"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version_text()))))
+    }
 }
 
 /// `TYPEOF(x)`: the GridDB type name of a value, or NULL for a NULL value.
