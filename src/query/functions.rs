@@ -13,7 +13,10 @@ use datafusion::logical_expr::{
 
 /// All functions to register in a database's session.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::from(TypeOf::new()), ScalarUDF::from(Version::new())]
+    vec![
+        ScalarUDF::from(TypeOf::new()),
+        ScalarUDF::from(Version::new()),
+    ]
 }
 
 /// The text of `version()`: PostgreSQL's shape, naming Kura.
@@ -54,7 +57,9 @@ impl ScalarUDFImpl for Version {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version_text()))))
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            version_text(),
+        ))))
     }
 }
 
