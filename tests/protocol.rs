@@ -9,27 +9,12 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::TestServer;
+use common::{TestServer, sqlstate, within};
 use futures::{StreamExt, pin_mut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-/// Upper bound for any single client call in this file.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("`{what}` did not finish within {CALL_TIMEOUT:?}"))
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.code().map(|c| c.code())
-}
 
 /// Runs `sql` with the simple protocol and returns the first column of every row.
 async fn simple_column(client: &Client, sql: &str) -> Vec<Option<String>> {

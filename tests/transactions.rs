@@ -13,26 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TestServer, sqlstate, within};
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-/// Upper bound for any single client call that is expected to finish.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a statement that should wait for a lock must stay pending.
 const STILL_BLOCKED: Duration = Duration::from_millis(300);
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("`{what}` did not finish within {CALL_TIMEOUT:?}"))
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.code().map(|c| c.code())
-}
 
 /// Runs statements that must succeed (simple protocol).
 async fn exec(client: &Client, sql: &str) {

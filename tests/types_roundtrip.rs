@@ -8,26 +8,12 @@
 mod common;
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use common::TestServer;
+use common::{TestServer, sqlstate, within};
 use rust_decimal::Decimal;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-/// Upper bound for any single client call in this file.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("`{what}` did not finish within {CALL_TIMEOUT:?}"))
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.code().map(|c| c.code())
-}
 
 /// Collects every mismatch of a test so one run reports all of them, then fails once.
 #[derive(Default)]

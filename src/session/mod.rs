@@ -51,6 +51,17 @@ struct Block {
     savepoints: Vec<(String, usize)>,
 }
 
+impl Block {
+    /// Position of the newest savepoint called `name`.
+    fn savepoint(&self, name: &Ident) -> Result<usize> {
+        let wanted = normalize(name);
+        self.savepoints
+            .iter()
+            .rposition(|(n, _)| *n == wanted)
+            .ok_or_else(|| no_savepoint(&wanted))
+    }
+}
+
 /// Limits that come from the server configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -335,13 +346,8 @@ impl Session {
     }
 
     fn rollback_to(&mut self, name: &Ident) -> Result<Outcome> {
-        let wanted = normalize(name);
         let block = self.block_for("ROLLBACK TO SAVEPOINT")?;
-        let position = block
-            .savepoints
-            .iter()
-            .rposition(|(n, _)| *n == wanted)
-            .ok_or_else(|| no_savepoint(&wanted))?;
+        let position = block.savepoint(name)?;
         let mark = block.savepoints[position].1;
         block.savepoints.truncate(position + 1);
         block.txn.writes.lock().rollback_to(mark)?;
@@ -350,13 +356,8 @@ impl Session {
     }
 
     fn release(&mut self, name: &Ident) -> Result<Outcome> {
-        let wanted = normalize(name);
         let block = self.block_for("RELEASE SAVEPOINT")?;
-        let position = block
-            .savepoints
-            .iter()
-            .rposition(|(n, _)| *n == wanted)
-            .ok_or_else(|| no_savepoint(&wanted))?;
+        let position = block.savepoint(name)?;
         block.savepoints.truncate(position);
         Ok(Outcome::done("RELEASE"))
     }

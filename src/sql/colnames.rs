@@ -44,16 +44,7 @@ fn disambiguate_body(body: &mut SetExpr) {
             disambiguate_body(right);
         }
         SetExpr::Select(select) => {
-            let wildcards = select
-                .projection
-                .iter()
-                .filter(|i| {
-                    matches!(
-                        i,
-                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-                    )
-                })
-                .count();
+            let wildcards = wildcard_count(&select.projection);
             if wildcards > 1 {
                 return;
             }
@@ -80,6 +71,18 @@ fn disambiguate_body(body: &mut SetExpr) {
     }
 }
 
+fn wildcard_count(projection: &[SelectItem]) -> usize {
+    projection
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
+        .count()
+}
+
 fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Select> {
     match body {
         SetExpr::Select(select) => Some(select),
@@ -92,16 +95,7 @@ fn first_select(body: &SetExpr) -> Option<&datafusion::sql::sqlparser::ast::Sele
 /// One entry per output column: the PostgreSQL name, or `None` to keep DataFusion's.
 fn item_names(query: &Query, columns: usize) -> Option<Vec<Option<String>>> {
     let select = first_select(&query.body)?;
-    let wildcards = select
-        .projection
-        .iter()
-        .filter(|i| {
-            matches!(
-                i,
-                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-            )
-        })
-        .count();
+    let wildcards = wildcard_count(&select.projection);
     let named = select.projection.len() - wildcards;
     if wildcards > 1 || (wildcards == 0 && named != columns) || named > columns {
         return None;

@@ -191,6 +191,24 @@ fn drain_to_test_output(stream: impl Read + Send + 'static, label: &'static str)
         .expect("spawn output drain thread");
 }
 
+/// Upper bound for any single client call a test expects to finish.
+#[allow(dead_code)]
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Awaits `fut`, failing the test if it takes longer than [`CALL_TIMEOUT`].
+#[allow(dead_code)]
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("`{what}` did not finish within {CALL_TIMEOUT:?}"))
+}
+
+/// The SQLSTATE of a failed call.
+#[allow(dead_code)]
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_port;
