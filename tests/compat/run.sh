@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo build --locked --quiet --bin kura
+# Build the server the way `cargo test` does (same features), so the artifacts of the test run
+# are reused instead of rebuilding the dependency tree for a plain `cargo build`.
+cargo test --locked --quiet --no-run 2>/dev/null || cargo test --locked --no-run
 data_dir=$(mktemp -d)
 log=$(mktemp)
 ./target/debug/kura serve --listen 127.0.0.1:0 --data-dir "$data_dir" >"$log" 2>&1 &
