@@ -690,16 +690,12 @@ async fn pg_types_roundtrip_binary() {
 
     // Each value can also be found again through parameters of its own type.
     for want in rows.iter().filter(|r| r.big.is_some()) {
-        let found = within(
-            "lookup",
-            client.query(
-                "SELECT id FROM pg_all WHERE big = $1 AND i = $2 AND s = $3",
-                &[&want.big, &want.i, &want.s],
-            ),
+        let ids = ids_where(
+            &client,
+            "SELECT id FROM pg_all WHERE big = $1 AND i = $2 AND s = $3",
+            &[&want.big, &want.i, &want.s],
         )
-        .await
-        .unwrap();
-        let ids: Vec<i32> = found.iter().map(|r| r.get(0)).collect();
+        .await;
         checks.eq(
             ids,
             vec![want.id],
@@ -707,16 +703,12 @@ async fn pg_types_roundtrip_binary() {
         );
     }
     for want in rows.iter().filter(|r| r.raw.is_some()) {
-        let found = within(
-            "lookup",
-            client.query(
-                "SELECT id FROM pg_all WHERE raw = $1 AND t = $2 AND dt = $3",
-                &[&want.raw, &want.t, &want.dt],
-            ),
+        let ids = ids_where(
+            &client,
+            "SELECT id FROM pg_all WHERE raw = $1 AND t = $2 AND dt = $3",
+            &[&want.raw, &want.t, &want.dt],
         )
-        .await
-        .unwrap();
-        let ids: Vec<i32> = found.iter().map(|r| r.get(0)).collect();
+        .await;
         checks.eq(
             ids,
             vec![want.id],
@@ -724,16 +716,12 @@ async fn pg_types_roundtrip_binary() {
         );
     }
     for want in rows.iter().filter(|r| r.ts.is_some()) {
-        let found = within(
-            "lookup",
-            client.query(
-                "SELECT id FROM pg_all WHERE ts = $1 AND tstz = $2 AND n = $3",
-                &[&want.ts, &want.tstz, &want.n],
-            ),
+        let ids = ids_where(
+            &client,
+            "SELECT id FROM pg_all WHERE ts = $1 AND tstz = $2 AND n = $3",
+            &[&want.ts, &want.tstz, &want.n],
         )
-        .await
-        .unwrap();
-        let ids: Vec<i32> = found.iter().map(|r| r.get(0)).collect();
+        .await;
         checks.eq(
             ids,
             vec![want.id],
@@ -1369,4 +1357,10 @@ async fn griddb_range_checks_on_parameters() {
         .get(0);
     checks.eq(count, 3, "two BYTE rows and the TIMESTAMP(3) row");
     checks.finish();
+}
+
+/// The `id`s a lookup query returns.
+async fn ids_where(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<i32> {
+    let found = within("lookup", client.query(sql, params)).await.unwrap();
+    found.iter().map(|r| r.get(0)).collect()
 }

@@ -154,15 +154,7 @@ impl StartupHandler for KuraHandler {
                 let _ = session.settings.set(name, value);
             }
         }
-        let reported = REPORTED
-            .iter()
-            .filter_map(|name| {
-                session
-                    .settings
-                    .get(name)
-                    .map(|v| (reported_name(name).to_string(), v.to_string()))
-            })
-            .collect();
+        let reported = reported(&session).into_iter().collect();
         finish_authentication(client, &SessionParameters(reported)).await
     }
 }
