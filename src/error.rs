@@ -54,7 +54,9 @@ pub mod sqlstate {
     pub const INVALID_COLUMN_DEFINITION: &str = "42611";
     pub const CANNOT_COERCE: &str = "42846";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const DISK_FULL: &str = "53100";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const IO_ERROR: &str = "58030";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const QUERY_CANCELED: &str = "57014";
@@ -103,6 +105,16 @@ impl KuraError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(sqlstate::INTERNAL_ERROR, message)
+    }
+
+    /// A file-system error: disk full (53100) or any other I/O failure (58030).
+    pub fn io(message: impl Into<String>, error: &std::io::Error) -> Self {
+        let code = if error.kind() == std::io::ErrorKind::StorageFull {
+            sqlstate::DISK_FULL
+        } else {
+            sqlstate::IO_ERROR
+        };
+        Self::new(code, message)
     }
 
     pub fn undefined_table(name: &str) -> Self {

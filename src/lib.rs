@@ -3,17 +3,23 @@
 //! Layers, top to bottom: `server` (pgwire front end) → `session` (transaction blocks,
 //! settings) → `sql` (parsing, DDL, DML) → `query` (DataFusion over Kura tables) → `txn`
 //! (snapshots, locks, commit pipeline) → `storage` (MVCC column chunks and indexes).
+//! Durability: `wal` (transaction log, group commit), `checkpoint` (consistent snapshots on
+//! disk), `recovery` (checkpoint + log replay at start, the data-directory lock).
 //! See docs/ARCHITECTURE.md for the flow of a query.
 
+pub mod check;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod gc;
 pub mod query;
+pub mod recovery;
 pub mod server;
 pub mod session;
 pub mod sql;
 pub mod storage;
 pub mod txn;
 pub mod types;
+pub mod wal;
 
 pub use error::{KuraError, Result};

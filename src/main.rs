@@ -25,11 +25,19 @@ struct Cli {
 enum Command {
     /// Start the server (embedded defaults: 127.0.0.1:5433, data directory ./kura-data).
     Serve(ServeArgs),
-    /// Check a configuration file and print the effective settings.
+    /// Check a configuration file (print the effective settings) or, offline, a data
+    /// directory (verify every checkpoint and log segment).
     Check {
         /// The JSON definition file to check.
+        #[arg(long, required_unless_present = "data_dir")]
+        config: Option<PathBuf>,
+        /// The data directory to verify (the server must be stopped).
         #[arg(long)]
-        config: PathBuf,
+        data_dir: Option<PathBuf>,
+        /// Cut a damaged transaction log at its first bad byte (later segments are moved to
+        /// txnlog/discarded/).
+        #[arg(long, requires = "data_dir")]
+        repair: bool,
     },
 }
 
@@ -57,7 +65,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check { config } => check(&config),
+        Command::Check {
+            config,
+            data_dir,
+            repair,
+        } => match data_dir {
+            Some(dir) => check_data_dir(&dir, repair),
+            None => config.map_or(Ok(()), |config| check(&config)),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,6 +97,20 @@ fn check(path: &PathBuf) -> Result<(), String> {
     Ok(())
 }
 
+fn check_data_dir(dir: &std::path::Path, repair: bool) -> Result<(), String> {
+    let report = kura::check::check_data_dir(dir, repair).map_err(describe)?;
+    print!("{}", report.text);
+    if report.problems > 0 {
+        let advice = if repair {
+            ""
+        } else {
+            " (run again with --repair to cut the log at the damage)"
+        };
+        return Err(format!("{} problems found{advice}", report.problems));
+    }
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = load_config(args.config.as_ref())?;
     if let Some(listen) = &args.listen {
@@ -97,27 +126,33 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.system.data_dir = dir;
     }
     config.validate().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&config.system.data_dir).map_err(|e| {
-        format!(
-            "cannot create data directory {}: {e}",
-            config.system.data_dir.display()
-        )
-    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let server = Server::bind(config).await.map_err(|e| e.to_string())?;
-        let address = server.local_addr().map_err(|e| e.to_string())?;
+        let server = Server::bind(config).await.map_err(describe)?;
+        let address = server.local_addr().map_err(describe)?;
         println!("kura {} listening on {address}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
         tokio::select! {
-            result = server.run() => result.map_err(|e| e.to_string()),
-            _ = tokio::signal::ctrl_c() => {
-                println!("kura: shutting down");
-                Ok(())
-            }
+            result = server.run() => result.map_err(describe)?,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
         }
+        println!("kura: shutting down");
+        let _ = std::io::stdout().flush();
+        server.shutdown().await.map_err(describe)
     })
+}
+
+/// An error with its hint, for the terminal.
+fn describe(error: kura::KuraError) -> String {
+    match &error.hint {
+        Some(hint) => format!("{}\nhint: {hint}", error.message),
+        None => error.message,
+    }
 }

@@ -117,6 +117,24 @@ impl SqlType {
         }
     }
 
+    /// A name [`parse_type_name`] maps back to exactly this type; used in the transaction log
+    /// and checkpoint manifests.
+    pub fn storage_name(&self) -> String {
+        match self {
+            SqlType::Byte => "tinyint".into(),
+            SqlType::Timestamp { unit } => {
+                let digits = match unit {
+                    TimeUnit::Second => 0,
+                    TimeUnit::Millisecond => 3,
+                    TimeUnit::Microsecond => 6,
+                    TimeUnit::Nanosecond => 9,
+                };
+                format!("timestamp({digits})")
+            }
+            other => other.pg_name(),
+        }
+    }
+
     /// A type name DataFusion's SQL planner maps to this type's Arrow type (or one that
     /// casts to it exactly), used to type expressions assigned to a column.
     pub fn cast_name(&self) -> String {
@@ -297,6 +315,54 @@ fn griddb_fallback(name: &str) -> Option<SqlType> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn storage_names_parse_back_to_the_same_type() {
+        use super::*;
+        let types = [
+            SqlType::Bool,
+            SqlType::Byte,
+            SqlType::Short,
+            SqlType::Integer,
+            SqlType::Long,
+            SqlType::Float,
+            SqlType::Double,
+            SqlType::Numeric {
+                precision: 12,
+                scale: 3,
+            },
+            SqlType::Text {
+                max_len: None,
+                padded: false,
+            },
+            SqlType::Text {
+                max_len: Some(7),
+                padded: false,
+            },
+            SqlType::Text {
+                max_len: Some(4),
+                padded: true,
+            },
+            SqlType::Blob,
+            SqlType::Timestamp {
+                unit: TimeUnit::Second,
+            },
+            SqlType::Timestamp {
+                unit: TimeUnit::Millisecond,
+            },
+            SqlType::Timestamp {
+                unit: TimeUnit::Microsecond,
+            },
+            SqlType::Timestamp {
+                unit: TimeUnit::Nanosecond,
+            },
+            SqlType::TimestampTz,
+            SqlType::Date,
+        ];
+        for ty in types {
+            assert_eq!(parse_type_name(&ty.storage_name()).unwrap(), ty, "{ty:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

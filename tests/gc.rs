@@ -16,6 +16,7 @@ fn limits() -> SessionLimits {
         transaction_timeout: Duration::from_secs(300),
         default_isolation: Isolation::ReadCommitted,
         lock_timeout: Duration::ZERO,
+        synchronous_commit: false,
     }
 }
 

@@ -135,7 +135,7 @@ impl TransactionConfig {
     }
 }
 
-/// Compression of data files written by checkpoints.
+/// Compression of checkpoint data files or log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StoreCompressionMode {
@@ -148,8 +148,14 @@ pub enum StoreCompressionMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DataStoreConfig {
-    /// 0 = SYNC (flush the commit log at every commit); N >= 1 = DELAYED_SYNC (every N seconds).
+    /// 0 = SYNC (fsync the transaction log before a commit is acknowledged, shared by
+    /// concurrent commits); N >= 1 = DELAYED_SYNC (write before acknowledging, fsync every N
+    /// seconds).
     pub log_write_mode: u32,
+    /// A transaction log segment is closed and a new one started at this size.
+    pub log_segment_size: ByteSize,
+    /// Compression of transaction log records.
+    pub log_compression_mode: StoreCompressionMode,
     /// Memory the table store may use.
     pub store_memory_limit: ByteSize,
     /// Compression of checkpointed data files.
@@ -164,6 +170,8 @@ impl Default for DataStoreConfig {
     fn default() -> Self {
         Self {
             log_write_mode: 1,
+            log_segment_size: ByteSize::mib(64),
+            log_compression_mode: StoreCompressionMode::NoCompression,
             store_memory_limit: ByteSize::mib(1_024),
             store_compression_mode: StoreCompressionMode::NoCompression,
             chunk_rows: 16_384,
@@ -174,6 +182,17 @@ impl Default for DataStoreConfig {
 
 impl DataStoreConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.log_write_mode <= 3600,
+            "/dataStore/logWriteMode",
+            "must be between 0 (SYNC) and 3600 seconds",
+        )?;
+        require(
+            self.log_segment_size >= ByteSize::mib(1)
+                && self.log_segment_size <= ByteSize::mib(1024),
+            "/dataStore/logSegmentSize",
+            "must be between 1MB and 1024MB",
+        )?;
         require(
             self.store_memory_limit >= ByteSize::mib(1),
             "/dataStore/storeMemoryLimit",

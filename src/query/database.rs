@@ -15,18 +15,23 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::common::DFSchema;
 use datafusion::datasource::{TableProvider, ViewTable};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{LogicalPlanBuilder, col};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
 
 use super::context::StatementContext;
 use super::provider::KuraTable;
+use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::error::{KuraError, Result};
-use crate::storage::{Catalog, Table};
-use crate::txn::TxnManager;
+use crate::storage::table::ColumnDefaults;
+use crate::storage::{Catalog, ColumnDef, Table};
+use crate::txn::{CommitWait, TxnManager};
+use crate::wal::CatalogChange;
 
 pub const TEMP_PREFIX: &str = "__kura_tmp_";
 pub const SCHEMA_NAME: &str = "public";
@@ -144,6 +149,7 @@ pub struct Database {
     pub txns: Arc<TxnManager>,
     pub temps: Arc<TempRelations>,
     base: SessionState,
+    checkpointer: OnceLock<Arc<Checkpointer>>,
 }
 
 impl Database {
@@ -185,7 +191,106 @@ impl Database {
             txns: TxnManager::new(),
             temps,
             base,
+            checkpointer: OnceLock::new(),
         })
+    }
+
+    /// Sets the checkpointer `CHECKPOINT` uses (once, after recovery).
+    pub fn attach_checkpointer(&self, checkpointer: Arc<Checkpointer>) {
+        let _ = self.checkpointer.set(checkpointer);
+    }
+
+    pub fn checkpointer(&self) -> Option<&Arc<Checkpointer>> {
+        self.checkpointer.get()
+    }
+
+    /// Takes a checkpoint now, off the async runtime's worker threads.
+    pub async fn checkpoint(self: &Arc<Self>) -> Result<CheckpointStats> {
+        let checkpointer = self.checkpointer.get().cloned().ok_or_else(|| {
+            KuraError::unsupported("CHECKPOINT needs a server started on a data directory")
+        })?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || checkpointer.run(&db))
+            .await
+            .map_err(|e| KuraError::internal(format!("checkpoint task failed: {e}")))?
+    }
+
+    /// Plans each column's DEFAULT expression, cast to the column type.
+    pub fn plan_defaults(&self, columns: &[ColumnDef]) -> Result<ColumnDefaults> {
+        let empty = DFSchema::empty();
+        let mut out = Vec::new();
+        for column in columns {
+            if let Some(sql) = &column.default {
+                let expr = self.base.create_logical_expr(sql, &empty).map_err(|e| {
+                    let k = KuraError::from(e);
+                    KuraError::new(
+                        k.code,
+                        format!(
+                            "invalid DEFAULT for column \"{}\": {}",
+                            column.name, k.message
+                        ),
+                    )
+                })?;
+                out.push((
+                    column.name.clone(),
+                    expr.cast_to(&column.ty.arrow_type(), &empty)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one DDL step through the log: `prepare` validates (with commits and other DDL
+    /// paused) and names the change; it is logged, applied, and durable when this returns.
+    pub async fn change_catalog(
+        &self,
+        prepare: impl FnOnce() -> Result<CatalogChange>,
+    ) -> Result<()> {
+        self.txns
+            .change_catalog(CommitWait::Flush, prepare, |change| {
+                self.apply_catalog_change(change)
+            })
+            .await
+    }
+
+    /// Makes a logged catalog change; shared by DDL and log replay.
+    pub fn apply_catalog_change(&self, change: &CatalogChange) -> Result<()> {
+        match change {
+            CatalogChange::PutTable(stored) => {
+                let def = stored.to_def()?;
+                let defaults = self.plan_defaults(&def.columns)?;
+                match self.catalog.table_by_id(def.id) {
+                    Some(table) => {
+                        let old = table.def();
+                        for index in &def.indexes {
+                            if !old.indexes.iter().any(|i| i.id == index.id) {
+                                for partition in table.partitions() {
+                                    partition.build_index(index, &def)?;
+                                }
+                            }
+                        }
+                        for index in &old.indexes {
+                            if !def.indexes.iter().any(|i| i.id == index.id) {
+                                for partition in table.partitions() {
+                                    partition.drop_index(index.id);
+                                }
+                            }
+                        }
+                        table.set_def(def);
+                        table.set_defaults(defaults);
+                    }
+                    None => {
+                        self.catalog.create_table(def, defaults)?;
+                    }
+                }
+            }
+            CatalogChange::DropTable { id, .. } => {
+                self.catalog.drop_table_by_id(*id)?;
+            }
+            CatalogChange::PutView(view) => self.catalog.create_view(view.to_def(), true)?,
+            CatalogChange::DropView { name } => self.catalog.drop_view(name)?,
+        }
+        Ok(())
     }
 
     /// A session state for one statement, carrying its snapshot and transaction.

@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 
+use crate::checkpoint::Checkpointer;
 use crate::config::{Config, IsolationLevelSetting};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::Database;
+use crate::recovery::DataDirLock;
 use crate::session::{Session, SessionLimits};
 use crate::txn::Isolation;
 use handler::{ConnectionHandlers, KuraHandler};
@@ -28,8 +30,10 @@ pub const DEFAULT_DATABASE: &str = "public";
 pub struct Server {
     listener: TcpListener,
     db: Arc<Database>,
+    checkpointer: Arc<Checkpointer>,
     config: Arc<Config>,
     connections: Arc<AtomicUsize>,
+    _lock: DataDirLock,
 }
 
 /// Counts a connection for as long as it lives.
@@ -42,7 +46,15 @@ impl Drop for ConnectionSlot {
 }
 
 impl Server {
+    /// Recovers the data directory, then listens. Nothing is accepted before recovery ends.
     pub async fn bind(config: Config) -> Result<Server> {
+        let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let recovery_config = config.clone();
+        let recovered = tokio::task::spawn_blocking(move || {
+            crate::recovery::open(&recovery_config, target_partitions)
+        })
+        .await
+        .map_err(|e| KuraError::internal(format!("recovery task failed: {e}")))??;
         let address = config.listen_addr();
         let listener = TcpListener::bind(&address).await.map_err(|e| {
             KuraError::new(
@@ -50,17 +62,13 @@ impl Server {
                 format!("cannot listen on {address}: {e}"),
             )
         })?;
-        let target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let db = Database::new(
-            DEFAULT_DATABASE,
-            config.data_store.chunk_rows,
-            target_partitions,
-        );
         Ok(Server {
             listener,
-            db,
+            db: recovered.db,
+            checkpointer: recovered.checkpointer,
             config: Arc::new(config),
             connections: Arc::new(AtomicUsize::new(0)),
+            _lock: recovered.lock,
         })
     }
 
@@ -83,14 +91,19 @@ impl Server {
                 IsolationLevelSetting::RepeatableRead => Isolation::RepeatableRead,
             },
             lock_timeout: t.lock_timeout.get(),
+            synchronous_commit: self.config.data_store.log_write_mode == 0,
         }
     }
 
-    /// Accepts connections until the process ends.
-    pub async fn run(self) -> Result<()> {
+    /// Accepts connections until the future is dropped (see [`Server::shutdown`]).
+    pub async fn run(&self) -> Result<()> {
         tokio::spawn(crate::gc::run(
             self.db.clone(),
             self.config.data_store.gc_interval.get(),
+        ));
+        tokio::spawn(self.checkpointer.clone().run_periodically(
+            self.db.clone(),
+            self.config.checkpoint.checkpoint_interval.get(),
         ));
         let limit = self.config.transaction.connection_limit as usize;
         loop {
@@ -114,5 +127,28 @@ impl Server {
                 }
             });
         }
+    }
+}
+
+impl Server {
+    /// A clean stop, after the accept loop has ended: new commits are refused, the ones in
+    /// flight finish, a checkpoint is written and the log is closed.
+    pub async fn shutdown(self) -> Result<()> {
+        tracing::info!("shutdown: writing a final checkpoint");
+        let db = self.db.clone();
+        let checkpointer = self.checkpointer.clone();
+        tokio::task::spawn_blocking(move || {
+            let log = db.txns.log().cloned();
+            if let Some(log) = &log {
+                db.txns.with_commits_paused(|_| log.refuse_appends());
+            }
+            let checkpoint = checkpointer.run(&db);
+            let closed = log.map_or(Ok(()), |log| log.close());
+            checkpoint.and(closed)
+        })
+        .await
+        .map_err(|e| KuraError::internal(format!("shutdown task failed: {e}")))??;
+        tracing::info!("shutdown complete");
+        Ok(())
     }
 }

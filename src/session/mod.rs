@@ -68,6 +68,8 @@ pub struct SessionLimits {
     pub transaction_timeout: Duration,
     pub default_isolation: Isolation,
     pub lock_timeout: Duration,
+    /// Default of `synchronous_commit`: on under SYNC (`logWriteMode` 0), off otherwise.
+    pub synchronous_commit: bool,
 }
 
 pub struct Session {
@@ -82,7 +84,11 @@ pub struct Session {
 
 impl Session {
     pub fn new(db: Arc<Database>, limits: SessionLimits) -> Session {
-        let settings = Settings::new(limits.default_isolation.name(), limits.lock_timeout);
+        let settings = Settings::new(
+            limits.default_isolation.name(),
+            limits.lock_timeout,
+            limits.synchronous_commit,
+        );
         Session {
             db,
             limits,
@@ -150,7 +156,7 @@ impl Session {
         }
         match statement {
             Statement::StartTransaction { modes, .. } => self.begin(modes),
-            Statement::Commit { .. } => self.commit(),
+            Statement::Commit { .. } => self.commit().await,
             Statement::Rollback {
                 savepoint: None, ..
             } => Ok(self.rollback()),
@@ -217,6 +223,7 @@ impl Session {
         params: &ParamValues,
     ) -> Result<Outcome> {
         let lock_timeout = self.settings.lock_timeout();
+        let commit_wait = self.settings.commit_wait();
         let isolation = self
             .next_isolation
             .unwrap_or_else(|| self.default_isolation());
@@ -255,7 +262,7 @@ impl Session {
         if let Some(txn) = implicit {
             match result {
                 Ok(outcome) => {
-                    db.txns.commit(&txn)?;
+                    db.txns.commit(&txn, commit_wait).await?;
                     Ok(outcome)
                 }
                 Err(e) => {
@@ -297,7 +304,7 @@ impl Session {
         Ok(outcome)
     }
 
-    fn commit(&mut self) -> Result<Outcome> {
+    async fn commit(&mut self) -> Result<Outcome> {
         self.next_isolation = None;
         let Some(block) = self.block.take() else {
             return Ok(
@@ -312,7 +319,8 @@ impl Session {
             self.db.txns.rollback(&block.txn);
             return Err(timed_out());
         }
-        self.db.txns.commit(&block.txn)?;
+        let wait = self.settings.commit_wait();
+        self.db.txns.commit(&block.txn, wait).await?;
         Ok(Outcome::done("COMMIT"))
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{KuraError, Result, sqlstate};
+use crate::txn::CommitWait;
 
 pub const SERVER_VERSION: &str = concat!("15.0 (Kura ", env!("CARGO_PKG_VERSION"), ")");
 
@@ -83,8 +84,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(default_isolation: &str, lock_timeout: Duration) -> Settings {
+    pub fn new(
+        default_isolation: &str,
+        lock_timeout: Duration,
+        synchronous_commit: bool,
+    ) -> Settings {
         let mut values = defaults();
+        values.insert(
+            "synchronous_commit".into(),
+            if synchronous_commit { "on" } else { "off" }.into(),
+        );
         values.insert(
             "default_transaction_isolation".into(),
             default_isolation.into(),
@@ -146,6 +155,15 @@ impl Settings {
         self.values = self.initial.clone();
     }
 
+    /// What a commit waits for: `synchronous_commit = on` waits for the log fsync.
+    pub fn commit_wait(&self) -> CommitWait {
+        if self.get("synchronous_commit") == Some("off") {
+            CommitWait::Written
+        } else {
+            CommitWait::Flush
+        }
+    }
+
     /// `lock_timeout` as a wait limit; `None` waits until the lock is free.
     pub fn lock_timeout(&self) -> Option<Duration> {
         let value = self.get("lock_timeout").unwrap_or("0");
@@ -185,6 +203,17 @@ fn normalize_value(name: &str, value: &str) -> Result<String> {
                 }
             })
         }
+        "synchronous_commit" => match value.to_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" | "local" | "remote_write" | "remote_apply" => {
+                Ok("on".into())
+            }
+            "off" | "false" | "no" | "0" => Ok("off".into()),
+            _ => Err(KuraError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"synchronous_commit\": \"{value}\""),
+            )
+            .with_hint("Available values: on, off.")),
+        },
         "transaction_isolation" | "default_transaction_isolation" => {
             let lower = value.to_lowercase();
             match lower.as_str() {
@@ -237,11 +266,15 @@ mod tests {
 
     #[test]
     fn unknown_and_read_only_parameters_fail() {
-        let mut s = Settings::new("read committed", Duration::ZERO);
+        let mut s = Settings::new("read committed", Duration::ZERO, true);
         assert!(s.set("no_such_thing", "1").is_err());
         assert!(s.set("server_version", "1").is_err());
         assert!(s.set("my.custom", "1").is_ok());
         assert_eq!(s.set("lock_timeout", "1s").unwrap(), "1000ms");
         assert_eq!(s.lock_timeout(), Some(Duration::from_secs(1)));
+        assert_eq!(s.commit_wait(), CommitWait::Flush);
+        assert_eq!(s.set("synchronous_commit", "OFF").unwrap(), "off");
+        assert_eq!(s.commit_wait(), CommitWait::Written);
+        assert!(s.set("synchronous_commit", "sometimes").is_err());
     }
 }

@@ -2,13 +2,15 @@
 //! CREATE/DROP VIEW.
 //!
 //! DDL takes effect immediately and is not undone by ROLLBACK (GridDB's model; documented in
-//! docs/ARCHITECTURE.md). Index builds and column additions run with commits paused so that
-//! no commit applies rows against a half-changed definition.
+//! docs/ARCHITECTURE.md). Every change goes through [`Database::change_catalog`]: validated
+//! with commits paused, logged, applied, and durable before the command completes. A table's
+//! definition is logged whole after each change.
+//!
+//! [`Database::change_catalog`]: crate::query::Database::change_catalog
 
 use std::collections::HashSet;
 
-use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::ExprSchemable;
+use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef as AstColumnDef, ColumnOption, CreateIndex,
     CreateTable, CreateView, Expr as AstExpr, ObjectName, ObjectType, TableConstraint,
@@ -18,10 +20,13 @@ use super::Outcome;
 use super::exec::Exec;
 use super::names::{normalize, relation_name};
 use super::template::{aliased, parse_expr, select_mut};
+use std::sync::Arc;
+
 use crate::error::{KuraError, Result, sqlstate};
-use crate::storage::table::ColumnDefaults;
-use crate::storage::{ColumnDef, IndexDef, TableDef, ViewDef};
+use crate::storage::stored::{StoredTable, StoredView};
+use crate::storage::{ColumnDef, IndexDef, Table, TableDef, ViewDef};
 use crate::types::SqlType;
+use crate::wal::CatalogChange;
 
 impl Exec<'_> {
     pub async fn create_table(&self, create: &CreateTable) -> Result<Outcome> {
@@ -101,7 +106,7 @@ impl Exec<'_> {
                 "tables can have at most 1024 columns",
             ));
         }
-        let defaults = self.plan_defaults(&columns)?;
+        self.db.plan_defaults(&columns)?;
         let indexes = if primary_key.is_empty() {
             Vec::new()
         } else {
@@ -115,7 +120,7 @@ impl Exec<'_> {
         };
         let id = self.db.catalog.allocate_table_id();
         let def = TableDef::new(id, name, columns, primary_key, indexes);
-        self.db.catalog.create_table(def, defaults)?;
+        self.create_logged_table(&def).await?;
         Ok(Outcome::done("CREATE TABLE"))
     }
 
@@ -151,29 +156,35 @@ impl Exec<'_> {
         ))
     }
 
-    /// Plans each column's DEFAULT expression, cast to the column type.
-    pub fn plan_defaults(&self, columns: &[ColumnDef]) -> Result<ColumnDefaults> {
-        let empty = DFSchema::empty();
-        let mut out = Vec::new();
-        for column in columns {
-            if let Some(sql) = &column.default {
-                let expr = self.state().create_logical_expr(sql, &empty).map_err(|e| {
-                    let k = KuraError::from(e);
-                    KuraError::new(
-                        k.code,
-                        format!(
-                            "invalid DEFAULT for column \"{}\": {}",
-                            column.name, k.message
-                        ),
-                    )
-                })?;
-                out.push((
-                    column.name.clone(),
-                    expr.cast_to(&column.ty.arrow_type(), &empty)?,
-                ));
-            }
-        }
-        Ok(out)
+    /// Creates the table `def` through the log.
+    async fn create_logged_table(&self, def: &TableDef) -> Result<Arc<Table>> {
+        let catalog = &self.db.catalog;
+        self.db
+            .change_catalog(|| {
+                catalog.check_new_table(def)?;
+                Ok(CatalogChange::PutTable(StoredTable::from_def(def)?))
+            })
+            .await?;
+        catalog
+            .table_by_id(def.id)
+            .ok_or_else(|| KuraError::internal("created table vanished"))
+    }
+
+    /// Replaces the definition of `table` through the log with `change(current definition)`.
+    async fn change_table(
+        &self,
+        table: &Arc<Table>,
+        change: impl FnOnce(&TableDef) -> Result<TableDef>,
+    ) -> Result<()> {
+        self.db
+            .change_catalog(|| {
+                if table.is_dropped() {
+                    return Err(KuraError::undefined_table(&table.def().name));
+                }
+                let def = change(&table.def())?;
+                Ok(CatalogChange::PutTable(StoredTable::from_def(&def)?))
+            })
+            .await
     }
 
     async fn create_table_as(
@@ -202,8 +213,7 @@ impl Exec<'_> {
         }
         let id = self.db.catalog.allocate_table_id();
         let def = TableDef::new(id, name.to_string(), columns, Vec::new(), Vec::new());
-        let table = self.db.catalog.create_table(def, Vec::new())?;
-        let def = table.def();
+        let table = self.create_logged_table(&def).await?;
         let mut rows = 0;
         for batch in batches {
             let n = batch.num_rows();
@@ -266,12 +276,23 @@ impl Exec<'_> {
                         ));
                     }
                     let mut columns = def.columns.clone();
-                    columns.push(column);
-                    let defaults = self.plan_defaults(&columns)?;
-                    self.db.txns.with_commits_paused(|| {
-                        table.set_def(def.with_columns(columns));
-                        table.set_defaults(defaults);
-                    });
+                    columns.push(column.clone());
+                    self.db.plan_defaults(&columns)?;
+                    self.change_table(&table, |current| {
+                        if current.column_index(&column.name).is_some() {
+                            return Err(KuraError::new(
+                                sqlstate::DUPLICATE_COLUMN,
+                                format!(
+                                    "column \"{}\" of relation \"{name}\" already exists",
+                                    column.name
+                                ),
+                            ));
+                        }
+                        let mut columns = current.columns.clone();
+                        columns.push(column);
+                        Ok(current.with_columns(columns))
+                    })
+                    .await?;
                 }
                 AlterTableOperation::RenameColumn {
                     old_column_name,
@@ -279,22 +300,21 @@ impl Exec<'_> {
                 } => {
                     let old = normalize(old_column_name);
                     let new = normalize(new_column_name);
-                    let index = def
-                        .column_index(&old)
-                        .ok_or_else(|| KuraError::undefined_column(&old))?;
-                    if def.column_index(&new).is_some() {
-                        return Err(KuraError::new(
-                            sqlstate::DUPLICATE_COLUMN,
-                            format!("column \"{new}\" of relation \"{name}\" already exists"),
-                        ));
-                    }
-                    let mut columns = def.columns.clone();
-                    columns[index].name = new;
-                    let defaults = self.plan_defaults(&columns)?;
-                    self.db.txns.with_commits_paused(|| {
-                        table.set_def(def.with_columns(columns));
-                        table.set_defaults(defaults);
-                    });
+                    self.change_table(&table, |current| {
+                        let index = current
+                            .column_index(&old)
+                            .ok_or_else(|| KuraError::undefined_column(&old))?;
+                        if current.column_index(&new).is_some() {
+                            return Err(KuraError::new(
+                                sqlstate::DUPLICATE_COLUMN,
+                                format!("column \"{new}\" of relation \"{name}\" already exists"),
+                            ));
+                        }
+                        let mut columns = current.columns.clone();
+                        columns[index].name = new;
+                        Ok(current.with_columns(columns))
+                    })
+                    .await?;
                 }
                 other => {
                     return Err(KuraError::unsupported(format!(
@@ -367,25 +387,21 @@ impl Exec<'_> {
                 "a table can have at most 1024 indexes",
             ));
         }
-        let created = self.db.catalog.with_new_index_name(&index_name, || {
-            self.db.txns.with_commits_paused(|| {
-                let def = table.def();
-                let index = IndexDef {
-                    id: def.next_index_id(),
+        let catalog = &self.db.catalog;
+        let created = self
+            .change_table(&table, |current| {
+                catalog.check_new_index(&index_name)?;
+                let mut indexes = current.indexes.clone();
+                indexes.push(IndexDef {
+                    id: current.next_index_id(),
                     name: index_name.clone(),
                     columns: columns.clone(),
                     unique: false,
                     primary: false,
-                };
-                for partition in table.partitions() {
-                    partition.build_index(&index, &def)?;
-                }
-                let mut indexes = def.indexes.clone();
-                indexes.push(index);
-                table.set_def(def.with_indexes(indexes));
-                Ok(())
+                });
+                Ok(current.with_indexes(indexes))
             })
-        });
+            .await;
         match created {
             Err(e) if e.code == sqlstate::DUPLICATE_TABLE && create.if_not_exists => {
                 Ok(Outcome::done("CREATE INDEX").with_notice(format!(
@@ -421,14 +437,18 @@ impl Exec<'_> {
                 "CREATE VIEW specifies more column names than columns",
             ));
         }
-        self.db.catalog.create_view(
-            ViewDef {
-                name,
-                sql: create.query.to_string(),
-                columns,
-            },
-            create.or_replace,
-        )?;
+        let view = ViewDef {
+            name,
+            sql: create.query.to_string(),
+            columns,
+        };
+        let catalog = &self.db.catalog;
+        self.db
+            .change_catalog(|| {
+                catalog.check_new_view(&view.name, create.or_replace)?;
+                Ok(CatalogChange::PutView(StoredView::from_def(&view)))
+            })
+            .await?;
         Ok(Outcome::done("CREATE VIEW"))
     }
 
@@ -441,10 +461,32 @@ impl Exec<'_> {
         let (tag, mut notices) = (drop_tag(object_type)?, Vec::new());
         for name in names {
             let relation = relation_name(name)?;
+            let catalog = &self.db.catalog;
             let result = match object_type {
-                ObjectType::Table => self.db.catalog.drop_table(&relation).map(|_| ()),
-                ObjectType::View => self.db.catalog.drop_view(&relation),
-                ObjectType::Index => self.drop_index(&relation),
+                ObjectType::Table => {
+                    self.db
+                        .change_catalog(|| {
+                            let table = catalog
+                                .table(&relation)
+                                .ok_or_else(|| KuraError::undefined_table(&relation))?;
+                            let def = table.def();
+                            Ok(CatalogChange::DropTable {
+                                id: def.id,
+                                name: def.name.clone(),
+                            })
+                        })
+                        .await
+                }
+                ObjectType::View => {
+                    self.db
+                        .change_catalog(|| {
+                            Ok(CatalogChange::DropView {
+                                name: catalog.view_key(&relation)?,
+                            })
+                        })
+                        .await
+                }
+                ObjectType::Index => self.drop_index(&relation).await,
                 _ => unreachable_drop(),
             };
             match result {
@@ -470,7 +512,7 @@ impl Exec<'_> {
         Ok(outcome)
     }
 
-    fn drop_index(&self, name: &str) -> Result<()> {
+    async fn drop_index(&self, name: &str) -> Result<()> {
         let (table, index) = self.db.catalog.find_index(name).ok_or_else(|| {
             KuraError::new(
                 sqlstate::UNDEFINED_OBJECT,
@@ -486,20 +528,22 @@ impl Exec<'_> {
                 ),
             ));
         }
-        self.db.txns.with_commits_paused(|| {
-            let def = table.def();
-            let indexes = def
+        self.change_table(&table, |current| {
+            if !current.indexes.iter().any(|i| i.id == index.id) {
+                return Err(KuraError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("index \"{name}\" does not exist"),
+                ));
+            }
+            let indexes = current
                 .indexes
                 .iter()
                 .filter(|i| i.id != index.id)
                 .cloned()
                 .collect();
-            table.set_def(def.with_indexes(indexes));
-            for partition in table.partitions() {
-                partition.drop_index(index.id);
-            }
-        });
-        Ok(())
+            Ok(current.with_indexes(indexes))
+        })
+        .await
     }
 }
 

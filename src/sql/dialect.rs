@@ -7,15 +7,33 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::{SqliteOnConflict, Statement};
+use datafusion::sql::sqlparser::ast::{FlushType, SqliteOnConflict, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{KuraError, Result};
 
 /// Most nested expressions a statement may have before parsing is refused.
 const RECURSION_LIMIT: usize = 200;
+
+/// The statement `CHECKPOINT` parses to.
+pub fn checkpoint_statement() -> Statement {
+    Statement::Flush {
+        object_type: FlushType::Tables,
+        location: None,
+        channel: None,
+        read_lock: false,
+        export: false,
+        tables: Vec::new(),
+    }
+}
+
+/// True for the statement `CHECKPOINT` parses to.
+pub fn is_checkpoint(statement: &Statement) -> bool {
+    *statement == checkpoint_statement()
+}
 
 #[derive(Debug, Default)]
 pub struct KuraDialect {
@@ -59,11 +77,20 @@ impl Dialect for KuraDialect {
         self.pg.prec_value(prec)
     }
 
-    /// GridDB's `REPLACE INTO t ...`, the same as `INSERT OR REPLACE INTO t ...`.
+    /// GridDB's `REPLACE INTO t ...`, the same as `INSERT OR REPLACE INTO t ...`; and
+    /// PostgreSQL's `CHECKPOINT`, which sqlparser has no node for: it becomes the node of
+    /// MySQL's `FLUSH TABLES` (write every table to disk), which PostgreSQL does not have.
     fn parse_statement(
         &self,
         parser: &mut Parser,
     ) -> Option<std::result::Result<Statement, ParserError>> {
+        if let Token::Word(word) = &parser.peek_token().token
+            && word.quote_style.is_none()
+            && word.value.eq_ignore_ascii_case("CHECKPOINT")
+        {
+            parser.next_token();
+            return Some(Ok(checkpoint_statement()));
+        }
         if !parser.peek_keyword(Keyword::REPLACE) {
             return None;
         }

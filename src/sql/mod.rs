@@ -118,6 +118,10 @@ impl Exec<'_> {
                 }
                 self.drop(object_type, *if_exists, names).await
             }
+            checkpoint if dialect::is_checkpoint(checkpoint) => {
+                self.db.checkpoint().await?;
+                Ok(Outcome::done("CHECKPOINT"))
+            }
             other => Err(KuraError::unsupported(format!(
                 "statement not supported: {}",
                 statement_kind(other)

@@ -63,6 +63,29 @@ impl Catalog {
         find(&self.inner.read().tables, name).map(|(_, t)| t.clone())
     }
 
+    pub fn table_by_id(&self, id: TableId) -> Option<Arc<Table>> {
+        self.inner
+            .read()
+            .tables
+            .values()
+            .find(|t| t.id() == id)
+            .cloned()
+    }
+
+    pub fn views(&self) -> Vec<Arc<ViewDef>> {
+        self.inner.read().views.values().cloned().collect()
+    }
+
+    /// The next table id to hand out (for checkpoints).
+    pub fn next_table_id(&self) -> TableId {
+        self.next_table_id.load(Ordering::Relaxed)
+    }
+
+    /// Makes sure later ids are at least `id` (after loading stored tables).
+    pub fn reserve_table_ids(&self, id: TableId) {
+        self.next_table_id.fetch_max(id, Ordering::Relaxed);
+    }
+
     pub fn view(&self, name: &str) -> Option<Arc<ViewDef>> {
         find(&self.inner.read().views, name).map(|(_, v)| v.clone())
     }
@@ -99,12 +122,28 @@ impl Catalog {
         Self::check_free(&self.inner.read(), name).is_err()
     }
 
+    /// Fails unless a table with this definition could be created now.
+    pub fn check_new_table(&self, def: &TableDef) -> Result<()> {
+        let inner = self.inner.read();
+        Self::check_free(&inner, &def.name)?;
+        for index in &def.indexes {
+            Self::check_index_name_free(&inner, &index.name)?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless `name` is free for a new index.
+    pub fn check_new_index(&self, name: &str) -> Result<()> {
+        Self::check_index_name_free(&self.inner.read(), name)
+    }
+
     pub fn create_table(&self, def: TableDef, defaults: ColumnDefaults) -> Result<Arc<Table>> {
         let mut inner = self.inner.write();
         Self::check_free(&inner, &def.name)?;
         for index in &def.indexes {
             Self::check_index_name_free(&inner, &index.name)?;
         }
+        self.next_table_id.fetch_max(def.id + 1, Ordering::Relaxed);
         let name = def.name.clone();
         let table = Arc::new(Table::new(def, defaults, self.chunk_rows));
         inner.tables.insert(name, table.clone());
@@ -122,6 +161,44 @@ impl Catalog {
             .ok_or_else(|| KuraError::undefined_table(name))?;
         table.mark_dropped();
         Ok(table)
+    }
+
+    /// Removes the table with id `id`.
+    pub fn drop_table_by_id(&self, id: TableId) -> Result<Arc<Table>> {
+        let mut inner = self.inner.write();
+        let key = inner
+            .tables
+            .iter()
+            .find(|(_, t)| t.id() == id)
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| KuraError::internal(format!("table {id} does not exist")))?;
+        let table = inner
+            .tables
+            .remove(&key)
+            .ok_or_else(|| KuraError::internal(format!("table {id} does not exist")))?;
+        table.mark_dropped();
+        Ok(table)
+    }
+
+    /// Fails unless a view with this name could be created now.
+    pub fn check_new_view(&self, name: &str, replace: bool) -> Result<()> {
+        let inner = self.inner.read();
+        if replace && find(&inner.views, name).is_some() {
+            return Ok(());
+        }
+        Self::check_free(&inner, name)
+    }
+
+    /// The stored name of view `name`, or the error for a missing view.
+    pub fn view_key(&self, name: &str) -> Result<String> {
+        find(&self.inner.read().views, name)
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| {
+                KuraError::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("view \"{name}\" does not exist"),
+                )
+            })
     }
 
     pub fn create_view(&self, view: ViewDef, replace: bool) -> Result<()> {
@@ -165,15 +242,6 @@ impl Catalog {
             ));
         }
         Ok(())
-    }
-
-    /// Serialises index DDL with table DDL: checks the name and runs `f` under the catalog lock.
-    pub fn with_new_index_name<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let inner = self.inner.write();
-        Self::check_index_name_free(&inner, name)?;
-        let out = f();
-        drop(inner);
-        out
     }
 
     /// The table owning the index called `name`.

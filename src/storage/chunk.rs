@@ -11,6 +11,10 @@
 //! - `end` stamps are the only mutable state; they are written once, by the commit that
 //!   deletes the version, while that transaction holds the row's lock.
 //! - A [`RowId`] names one row version for as long as its chunk exists.
+//! - Every row version also has a *serial*: a number unique within its data partition, assigned
+//!   in commit order and kept across compaction, checkpoints and log replay. The transaction log
+//!   names deleted versions by serial, because row ids change when chunks are rewritten.
+//!   Within a chunk serials increase with the offset.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,12 +92,25 @@ impl Stamps {
     }
 }
 
+/// A serial number of a row version, unique within its data partition.
+pub type Serial = u64;
+
+/// The serials of a chunk's rows.
+#[derive(Debug, Clone)]
+pub enum Serials {
+    /// Row `offset` has serial `first + offset` (chunks filled by appends).
+    Contiguous { first: Serial },
+    /// One serial per row, increasing (chunks rebuilt by compaction or loaded from disk).
+    Listed(Arc<[Serial]>),
+}
+
 /// An immutable view of a chunk's rows `0..len` plus its shared stamps.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     id: u32,
     capacity: usize,
     stamps: Arc<Stamps>,
+    serials: Serials,
     segments: Vec<RecordBatch>,
     /// Row offset at which each segment starts.
     starts: Vec<usize>,
@@ -102,11 +119,15 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    pub fn new(id: u32, capacity: usize) -> Chunk {
+    /// An empty chunk whose first row will have serial `first_serial`.
+    pub fn new(id: u32, capacity: usize, first_serial: Serial) -> Chunk {
         Chunk {
             id,
             capacity,
             stamps: Arc::new(Stamps::new(capacity)),
+            serials: Serials::Contiguous {
+                first: first_serial,
+            },
             segments: Vec::new(),
             starts: Vec::new(),
             len: 0,
@@ -114,10 +135,22 @@ impl Chunk {
         }
     }
 
-    /// A compacted copy: the given batch of surviving rows with their stamps.
-    pub fn from_rows(id: u32, batch: RecordBatch, begins: &[Ts], ends: &[Ts]) -> Chunk {
+    /// A sealed chunk of the given rows with their stamps and (increasing) serials.
+    pub fn from_rows(
+        id: u32,
+        batch: RecordBatch,
+        begins: &[Ts],
+        ends: &[Ts],
+        serials: Vec<Serial>,
+    ) -> Chunk {
         let len = batch.num_rows();
-        let chunk = Chunk::new(id, len.max(1));
+        let contiguous = serials
+            .first()
+            .is_some_and(|first| serials.last() == Some(&(first + len as u64 - 1)));
+        let mut chunk = Chunk::new(id, len.max(1), serials.first().copied().unwrap_or(0));
+        if !contiguous {
+            chunk.serials = Serials::Listed(serials.into());
+        }
         for (i, (b, e)) in begins.iter().zip(ends).enumerate() {
             chunk.stamps.begin[i].store(*b, Ordering::Relaxed);
             chunk.stamps.end[i].store(*e, Ordering::Relaxed);
@@ -155,6 +188,38 @@ impl Chunk {
 
     pub fn segments(&self) -> &[RecordBatch] {
         &self.segments
+    }
+
+    /// The serial of the row at `offset`.
+    pub fn serial(&self, offset: usize) -> Serial {
+        match &self.serials {
+            Serials::Contiguous { first } => first + offset as u64,
+            Serials::Listed(list) => list[offset],
+        }
+    }
+
+    /// The serial the next appended row must have for this chunk to stay contiguous, if it is.
+    pub fn next_serial(&self) -> Option<Serial> {
+        match &self.serials {
+            Serials::Contiguous { first } => Some(first + self.len as u64),
+            Serials::Listed(_) => None,
+        }
+    }
+
+    /// The offset of the row with serial `serial`, if this chunk holds it.
+    pub fn offset_of(&self, serial: Serial) -> Option<usize> {
+        match &self.serials {
+            Serials::Contiguous { first } => {
+                let offset = serial.checked_sub(*first)? as usize;
+                (offset < self.len).then_some(offset)
+            }
+            Serials::Listed(list) => list[..self.len].binary_search(&serial).ok(),
+        }
+    }
+
+    /// Smallest and largest serial held, if any row is.
+    pub fn serial_range(&self) -> Option<(Serial, Serial)> {
+        (self.len > 0).then(|| (self.serial(0), self.serial(self.len - 1)))
     }
 
     pub fn begin(&self, offset: usize) -> Ts {
@@ -269,7 +334,7 @@ mod tests {
 
     #[test]
     fn snapshot_sees_rows_between_begin_and_end() {
-        let c = Chunk::new(1, 8).append(batch(&[1, 2]), 5).unwrap();
+        let c = Chunk::new(1, 8, 0).append(batch(&[1, 2]), 5).unwrap();
         let c = c.append(batch(&[3]), 7).unwrap();
         c.set_end(0, 9);
         let seen = |s| c.visibility(0, c.len(), s, |_| false).true_count();
@@ -291,8 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn serials_are_found_in_contiguous_and_listed_chunks() {
+        let c = Chunk::new(1, 8, 100).append(batch(&[1, 2, 3]), 1).unwrap();
+        assert_eq!(c.offset_of(101), Some(1));
+        assert_eq!(c.offset_of(103), None);
+        assert_eq!(c.next_serial(), Some(103));
+        let listed = Chunk::from_rows(2, batch(&[7, 8]), &[1, 1], &[TS_LIVE, TS_LIVE], vec![5, 9]);
+        assert_eq!(listed.offset_of(9), Some(1));
+        assert_eq!(listed.offset_of(6), None);
+        assert_eq!(listed.serial_range(), Some((5, 9)));
+    }
+
+    #[test]
     fn locate_finds_segment() {
-        let c = Chunk::new(1, 8).append(batch(&[1, 2]), 1).unwrap();
+        let c = Chunk::new(1, 8, 0).append(batch(&[1, 2]), 1).unwrap();
         let c = c.append(batch(&[3, 4]), 2).unwrap();
         let (seg, pos) = c.locate(3).unwrap();
         assert_eq!(seg.num_rows(), 2);

@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod index;
 pub mod partition;
 pub mod schema;
+pub mod stored;
 pub mod table;
 
 pub use catalog::{Catalog, ViewDef};

@@ -8,9 +8,14 @@
 //!   pipeline, so index entries and chunk contents change together.
 //! - A chunk that a transaction has pinned is never compacted away, so the `end` stamps that
 //!   transaction will write land in the chunk readers see.
+//! - Serials are handed out in commit order: every append names the serial of its first row,
+//!   which is never below `next_serial`, so replaying the log reproduces them exactly.
+//! - `last_changed` is at least the stamp of every append and `end` stamp written, so a
+//!   checkpoint can tell that a partition is unchanged since an earlier one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
@@ -18,7 +23,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use parking_lot::{Mutex, RwLock};
 
-use super::chunk::{Chunk, RowId, TS_LIVE, Ts};
+use super::chunk::{Chunk, RowId, Serial, TS_LIVE, Ts};
 use super::index::{IndexKey, KeyRange, TreeIndex};
 use super::schema::{IndexDef, TableDef};
 use crate::error::{KuraError, Result};
@@ -60,6 +65,7 @@ struct Inner {
     sealed: Arc<Vec<Arc<Chunk>>>,
     open: Arc<Chunk>,
     next_chunk_id: u32,
+    next_serial: Serial,
     indexes: HashMap<u32, TreeIndex>,
 }
 
@@ -76,6 +82,17 @@ pub struct Partition {
     max_chunk_rows: usize,
     inner: RwLock<Inner>,
     pins: Mutex<HashMap<u32, usize>>,
+    last_changed: AtomicU64,
+    persisted: Mutex<Option<Persisted>>,
+}
+
+/// The checkpoint data file holding this partition's rows as of `lsn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    pub file: String,
+    pub lsn: Ts,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 impl Partition {
@@ -86,19 +103,50 @@ impl Partition {
             max_chunk_rows,
             inner: RwLock::new(Inner {
                 sealed: Arc::new(Vec::new()),
-                open: Arc::new(Chunk::new(1, FIRST_CHUNK_ROWS)),
+                open: Arc::new(Chunk::new(1, FIRST_CHUNK_ROWS, 0)),
                 next_chunk_id: 2,
+                next_serial: 0,
                 indexes: indexes
                     .iter()
                     .map(|i| (i.id, TreeIndex::default()))
                     .collect(),
             }),
             pins: Mutex::new(HashMap::new()),
+            last_changed: AtomicU64::new(0),
+            persisted: Mutex::new(None),
         }
+    }
+
+    /// The checkpoint file that still holds this partition's current rows, if any: one was
+    /// written or loaded and no commit changed the partition after its LSN.
+    pub fn unchanged_file(&self) -> Option<Persisted> {
+        self.persisted
+            .lock()
+            .clone()
+            .filter(|p| self.last_changed() <= p.lsn)
+    }
+
+    /// Records that `persisted` holds this partition's rows as of its LSN.
+    pub fn set_persisted(&self, persisted: Persisted) {
+        *self.persisted.lock() = Some(persisted);
     }
 
     pub fn number(&self) -> u16 {
         self.number
+    }
+
+    /// The serial the next appended row gets.
+    pub fn next_serial(&self) -> Serial {
+        self.inner.read().next_serial
+    }
+
+    /// The newest commit stamp that changed this partition (0 if none since it was loaded).
+    pub fn last_changed(&self) -> Ts {
+        self.last_changed.load(Ordering::Acquire)
+    }
+
+    fn touch(&self, ts: Ts) {
+        self.last_changed.fetch_max(ts, Ordering::AcqRel);
     }
 
     pub fn snapshot(&self) -> PartitionSnapshot {
@@ -123,14 +171,29 @@ impl Partition {
         (snapshot, rows)
     }
 
-    /// Appends committed rows at stamp `ts` and indexes them. Called by the commit pipeline.
-    pub fn append(&self, def: &TableDef, batch: &RecordBatch, ts: Ts) -> Result<()> {
+    /// Appends committed rows at stamp `ts` with serials from `first_serial` on, and indexes
+    /// them. Called by the commit pipeline and by log replay.
+    pub fn append(
+        &self,
+        def: &TableDef,
+        batch: &RecordBatch,
+        ts: Ts,
+        first_serial: Serial,
+    ) -> Result<()> {
         let batch = def.widen(batch)?;
         let mut inner = self.inner.write();
+        if first_serial < inner.next_serial {
+            return Err(KuraError::internal(format!(
+                "append with serial {first_serial} below the partition's next serial {}",
+                inner.next_serial
+            )));
+        }
+        self.touch(ts);
         let mut done = 0;
         while done < batch.num_rows() {
-            if inner.open.remaining() == 0 {
-                self.seal_open(&mut inner);
+            let serial = first_serial + done as u64;
+            if inner.open.remaining() == 0 || inner.open.next_serial() != Some(serial) {
+                self.seal_open(&mut inner, serial);
             }
             let open = inner.open.clone();
             let n = open.remaining().min(batch.num_rows() - done);
@@ -160,17 +223,132 @@ impl Partition {
             inner.open = Arc::new(next);
             done += n;
         }
+        inner.next_serial = first_serial + batch.num_rows() as u64;
         Ok(())
     }
 
-    fn seal_open(&self, inner: &mut Inner) {
-        let capacity = (inner.open.capacity() * 2).min(self.max_chunk_rows);
+    /// Replaces the open chunk by an empty one starting at `first_serial`, sealing it if it
+    /// holds rows.
+    fn seal_open(&self, inner: &mut Inner, first_serial: Serial) {
+        let capacity = if inner.open.is_empty() {
+            inner.open.capacity()
+        } else {
+            (inner.open.capacity() * 2).min(self.max_chunk_rows)
+        };
         let id = inner.next_chunk_id;
         inner.next_chunk_id += 1;
-        let full = std::mem::replace(&mut inner.open, Arc::new(Chunk::new(id, capacity)));
+        let fresh = Arc::new(Chunk::new(id, capacity, first_serial));
+        let full = std::mem::replace(&mut inner.open, fresh);
         if !full.is_empty() {
             Arc::make_mut(&mut inner.sealed).push(full);
         }
+    }
+
+    /// Loads rows read from a checkpoint as sealed chunks stamped `ts`, indexes them, and sets
+    /// the serial the next append gets. Called only while recovering, before any reader.
+    pub fn restore(
+        &self,
+        def: &TableDef,
+        batch: &RecordBatch,
+        serials: &[Serial],
+        ts: Ts,
+        next_serial: Serial,
+    ) -> Result<()> {
+        let batch = def.widen(batch)?;
+        let mut inner = self.inner.write();
+        let mut done = 0;
+        while done < batch.num_rows() {
+            let n = (batch.num_rows() - done).min(self.max_chunk_rows);
+            let rows = batch.slice(done, n);
+            let id = inner.next_chunk_id;
+            inner.next_chunk_id += 1;
+            let stamps = vec![ts; n];
+            let ends = vec![TS_LIVE; n];
+            let chunk = Chunk::from_rows(
+                id,
+                rows.clone(),
+                &stamps,
+                &ends,
+                serials[done..done + n].to_vec(),
+            );
+            for index in &def.indexes {
+                if let Some(tree) = inner.indexes.get_mut(&index.id) {
+                    for row in 0..n {
+                        let key = index_key(&rows, &index.columns, row)?;
+                        tree.insert(key, RowId::new(self.number, id, row as u16));
+                    }
+                }
+            }
+            Arc::make_mut(&mut inner.sealed).push(Arc::new(chunk));
+            done += n;
+        }
+        let open_capacity = inner.open.capacity();
+        let id = inner.next_chunk_id;
+        inner.next_chunk_id += 1;
+        inner.open = Arc::new(Chunk::new(id, open_capacity, next_serial));
+        inner.next_serial = inner.next_serial.max(next_serial);
+        Ok(())
+    }
+
+    /// The rows visible at `ts`, one batch per chunk in the definition's shape, with their
+    /// serials. Reads a snapshot, so writers are not blocked.
+    pub fn visible_rows(&self, def: &TableDef, ts: Ts) -> Result<Vec<(RecordBatch, Vec<Serial>)>> {
+        let snapshot = self.snapshot();
+        let mut out = Vec::new();
+        for chunk in snapshot.chunks() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let batch = chunk_batch(chunk, def)?;
+            let visible = chunk.visibility(0, chunk.len(), ts, |_| false);
+            if visible.true_count() == 0 {
+                continue;
+            }
+            let serials: Vec<Serial> = (0..chunk.len())
+                .filter(|o| visible.value(*o))
+                .map(|o| chunk.serial(o))
+                .collect();
+            let batch = if visible.true_count() == chunk.len() {
+                batch
+            } else {
+                datafusion::arrow::compute::filter_record_batch(&batch, &visible)?
+            };
+            out.push((batch, serials));
+        }
+        Ok(out)
+    }
+
+    /// The row ids of the versions with the given serials, in the same order.
+    pub fn resolve_serials(&self, serials: &[Serial]) -> Result<Vec<RowId>> {
+        let snapshot = self.snapshot();
+        let mut ranges: Vec<(Serial, Serial, &Arc<Chunk>)> = snapshot
+            .chunks()
+            .filter_map(|c| c.serial_range().map(|(lo, hi)| (lo, hi, c)))
+            .collect();
+        ranges.sort_by_key(|(lo, _, _)| *lo);
+        serials
+            .iter()
+            .map(|serial| {
+                let at = ranges.partition_point(|(lo, _, _)| lo <= serial);
+                ranges[..at]
+                    .iter()
+                    .rev()
+                    .find_map(|(_, hi, chunk)| {
+                        if hi < serial {
+                            return None;
+                        }
+                        chunk
+                            .offset_of(*serial)
+                            .map(|o| RowId::new(self.number, chunk.id(), o as u16))
+                    })
+                    .ok_or_else(|| {
+                        KuraError::internal(format!(
+                            "row version with serial {serial} not found in data partition {}",
+                            self.number
+                        ))
+                    })
+            })
+            .collect()
     }
 
     /// Pins the chunk holding `row` so compaction leaves it alone; false if it is gone.
@@ -204,6 +382,13 @@ impl Partition {
         (row.offset() < chunk.len()).then(|| (chunk.begin(row.offset()), chunk.end(row.offset())))
     }
 
+    /// The serial of a row version, if its chunk still exists.
+    pub fn serial(&self, row: RowId) -> Option<Serial> {
+        let snapshot = self.snapshot();
+        let chunk = snapshot.chunk(row.chunk())?;
+        (row.offset() < chunk.len()).then(|| chunk.serial(row.offset()))
+    }
+
     /// Marks a pinned row version deleted at `ts`. Called by the commit pipeline.
     pub fn set_end(&self, row: RowId, ts: Ts) -> Result<()> {
         let snapshot = self.snapshot();
@@ -211,6 +396,7 @@ impl Partition {
             .chunk(row.chunk())
             .ok_or_else(|| KuraError::internal(format!("row {row:?} vanished while pinned")))?;
         chunk.set_end(row.offset(), ts);
+        self.touch(ts);
         Ok(())
     }
 
@@ -301,9 +487,10 @@ impl Partition {
             let kept = take_record_batch(&old_batch, &indices)?;
             let begins: Vec<Ts> = survivors.iter().map(|o| old.begin(*o)).collect();
             let ends: Vec<Ts> = survivors.iter().map(|o| old.end(*o)).collect();
+            let serials: Vec<Serial> = survivors.iter().map(|o| old.serial(*o)).collect();
             let id = inner.next_chunk_id;
             inner.next_chunk_id += 1;
-            let fresh = Chunk::from_rows(id, kept.clone(), &begins, &ends);
+            let fresh = Chunk::from_rows(id, kept.clone(), &begins, &ends, serials);
             let sealed = Arc::make_mut(&mut inner.sealed);
             sealed.remove(pos);
             sealed.push(Arc::new(fresh));
@@ -432,7 +619,7 @@ mod tests {
     fn append_spills_into_new_chunks_and_indexes_rows() {
         let def = def();
         let p = Partition::new(0, 2048, &def.indexes);
-        p.append(&def, &rows(&def, 0..5000), 1).unwrap();
+        p.append(&def, &rows(&def, 0..5000), 1, 0).unwrap();
         let snap = p.snapshot();
         assert_eq!(snap.row_count(), 5000);
         assert!(snap.sealed.len() >= 2);
@@ -451,7 +638,7 @@ mod tests {
     fn compaction_drops_dead_versions_and_reindexes() {
         let def = def();
         let p = Partition::new(0, 1024, &def.indexes);
-        p.append(&def, &rows(&def, 0..3000), 1).unwrap();
+        p.append(&def, &rows(&def, 0..3000), 1, 0).unwrap();
         let (_, all) = p.lookup(
             1,
             &KeyRange::Range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
@@ -469,5 +656,38 @@ mod tests {
         let (snap, one) = p.lookup(1, &KeyRange::Prefix(vec![ScalarValue::Int64(Some(1))]));
         assert_eq!(one.len(), 1);
         assert!(snap.chunk(one[0].chunk()).is_some());
+        // Serials survive compaction: the row with key 2999 still has serial 2999.
+        let found = p.resolve_serials(&[2999]).unwrap();
+        let batch = p.fetch(&def, &found).unwrap();
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(col.value(0), 2999);
+    }
+
+    #[test]
+    fn restore_and_visible_rows_round_trip_serials() {
+        let def = def();
+        let p = Partition::new(0, 1024, &def.indexes);
+        p.append(&def, &rows(&def, 0..10), 1, 0).unwrap();
+        p.append(&def, &rows(&def, 10..20), 2, 10).unwrap();
+        let gone = p.resolve_serials(&[3, 15]).unwrap();
+        for row in gone {
+            p.set_end(row, 3).unwrap();
+        }
+        let saved = p.visible_rows(&def, 3).unwrap();
+        let copy = Partition::new(0, 1024, &def.indexes);
+        for (batch, serials) in &saved {
+            copy.restore(&def, batch, serials, 3, p.next_serial())
+                .unwrap();
+        }
+        assert_eq!(copy.stored_versions(), 18);
+        assert!(copy.resolve_serials(&[3]).is_err());
+        assert_eq!(copy.resolve_serials(&[19]).unwrap().len(), 1);
+        assert_eq!(copy.next_serial(), 20);
+        copy.append(&def, &rows(&def, 20..21), 4, 20).unwrap();
+        assert_eq!(copy.resolve_serials(&[20]).unwrap().len(), 1);
     }
 }

@@ -1,20 +1,26 @@
 //! Transactions: timestamps, snapshots, row locks and the commit pipeline.
 //!
-//! Commit pipeline (one commit at a time under `commit_lock`):
-//! validate → assign the commit timestamp → (log append: the durability layer hooks in here)
-//! → apply to storage (append rows, set `end` stamps) → publish (advance `visible`) →
-//! release locks. A snapshot is the `visible` timestamp at the time it is taken, so readers
-//! never see a half-applied commit.
+//! Commit pipeline: prepare (group rows by data partition, encode them for the log) → under
+//! `commit_lock`: validate → assign the commit timestamp, which is also the record's LSN →
+//! append the record to the transaction log → apply to storage (append rows, set `end`
+//! stamps) → release `commit_lock` → wait for the group fsync if the commit asks for it →
+//! publish (advance `visible`) → release row locks → acknowledge. DDL takes the same path
+//! with a catalog record. A snapshot is the `visible` timestamp at the time it is taken, so
+//! readers never see a half-applied commit, and under SYNC never one that is not durable
+//! unless a later asynchronous commit published it (see docs/DURABILITY.md).
 //!
-//! Invariants: `visible` only grows; every snapshot in use is registered in `snapshots` so
-//! garbage collection never removes a version some reader can still see.
+//! Invariants: timestamps are handed out without gaps, in log order, and a timestamp is
+//! consumed only once its record is in the log; nothing is applied to storage before it is
+//! logged; `visible` only grows and never passes the last applied commit; every snapshot in
+//! use is registered in `snapshots` so garbage collection never removes a version some
+//! reader can still see.
 
 pub mod locks;
 pub mod writes;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -23,13 +29,14 @@ pub use locks::{LockKey, LockManager, TxnHandle, TxnId};
 pub use writes::{OwnWrites, WriteSet};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use std::collections::BTreeSet;
 
 use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::index::KeyRange;
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
-use crate::storage::{RowId, TS_LIVE, Table, TableDef, Ts};
+use crate::storage::{Catalog, RowId, TS_LIVE, Table, TableDef, Ts};
+use crate::wal::record::{encode_batches, encode_catalog, encode_commit};
+use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
@@ -75,10 +82,21 @@ impl Drop for Snapshot {
 pub struct TxnManager {
     next_txn: AtomicU64,
     visible: AtomicU64,
-    commit_lock: Mutex<()>,
+    /// Serialises commits and DDL; holds the last commit timestamp (= LSN) handed out.
+    commit_lock: Mutex<Ts>,
     snapshots: Mutex<BTreeMap<Ts, usize>>,
     pub locks: LockManager,
     commits: AtomicU64,
+    log: OnceLock<Arc<TxnLog>>,
+}
+
+/// What a commit waits for before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitWait {
+    /// The log record is on stable storage (fsynced); survives power loss.
+    Flush,
+    /// The log record is in the operating system; survives a crash of the server process.
+    Written,
 }
 
 /// One transaction: its writes (shared with the scans of its statements), its snapshot under
@@ -97,16 +115,51 @@ impl Transaction {
     }
 }
 
+/// A commit's changes to one data partition, prepared before the commit lock is taken.
+struct PreparedChange {
+    table: Arc<Table>,
+    def: Arc<TableDef>,
+    partition: u16,
+    inserted: Vec<RecordBatch>,
+    encoded: Vec<u8>,
+    deleted: Vec<RowId>,
+}
+
 impl TxnManager {
+    /// A manager with nothing committed and no log (recovery attaches one).
     pub fn new() -> Arc<TxnManager> {
         Arc::new(TxnManager {
             next_txn: AtomicU64::new(1),
             visible: AtomicU64::new(1),
-            commit_lock: Mutex::new(()),
+            commit_lock: Mutex::new(1),
             snapshots: Mutex::new(BTreeMap::new()),
             locks: LockManager::default(),
             commits: AtomicU64::new(0),
+            log: OnceLock::new(),
         })
+    }
+
+    /// Sets the last commit timestamp after loading a checkpoint (before any activity).
+    pub fn restore_position(&self, ts: Ts) {
+        let mut last = self.commit_lock.lock();
+        *last = ts;
+        self.visible.store(ts, Ordering::Release);
+    }
+
+    /// From now on every commit and DDL is appended to `log`; fails if one is attached.
+    pub fn attach_log(&self, log: Arc<TxnLog>) -> Result<()> {
+        self.log
+            .set(log)
+            .map_err(|_| KuraError::internal("a transaction log is already attached"))
+    }
+
+    pub fn log(&self) -> Option<&Arc<TxnLog>> {
+        self.log.get()
+    }
+
+    /// The timestamp the next commit will get (= the LSN of the next log record).
+    pub fn next_lsn(&self) -> Lsn {
+        *self.commit_lock.lock() + 1
     }
 
     /// Starts a transaction that may stay open for at most `timeout`.
@@ -122,8 +175,12 @@ impl TxnManager {
 
     /// Takes and registers a snapshot of everything committed so far.
     pub fn snapshot(self: &Arc<Self>) -> Arc<Snapshot> {
-        let mut snapshots = self.snapshots.lock();
         let ts = self.visible.load(Ordering::Acquire);
+        self.snapshot_at(ts)
+    }
+
+    fn snapshot_at(self: &Arc<Self>, ts: Ts) -> Arc<Snapshot> {
+        let mut snapshots = self.snapshots.lock();
         *snapshots.entry(ts).or_insert(0) += 1;
         Arc::new(Snapshot {
             ts,
@@ -156,11 +213,45 @@ impl TxnManager {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Makes the transaction's writes durable and visible, then releases its locks.
-    pub fn commit(&self, txn: &Transaction) -> Result<Ts> {
-        let result = self.apply(txn);
-        self.finish(txn);
-        result
+    /// Makes the transaction's writes durable (as `wait` asks) and visible, then releases its
+    /// locks. Once the changes are logged, the rest runs to completion even if the caller
+    /// goes away, so locks are always released.
+    pub async fn commit(self: &Arc<Self>, txn: &Transaction, wait: CommitWait) -> Result<Ts> {
+        let ts = match self.apply(txn) {
+            Ok(Some(ts)) => ts,
+            Ok(None) => {
+                self.finish(txn);
+                return Ok(self.visible());
+            }
+            Err(e) => {
+                self.finish(txn);
+                return Err(e);
+            }
+        };
+        let manager = self.clone();
+        let (handle, writes) = (txn.handle.clone(), txn.writes.clone());
+        let published = tokio::spawn(async move {
+            let result = manager.publish(ts, wait).await;
+            let mut writes = writes.lock();
+            writes.unpin_all();
+            manager.locks.release_all(&handle, writes.locks());
+            result
+        });
+        published
+            .await
+            .map_err(|e| KuraError::internal(format!("commit task failed: {e}")))??;
+        Ok(ts)
+    }
+
+    /// Waits for the log as `wait` asks, then makes commit `ts` (and all before it) visible.
+    async fn publish(&self, ts: Ts, wait: CommitWait) -> Result<()> {
+        if wait == CommitWait::Flush
+            && let Some(log) = self.log.get()
+        {
+            log.wait_durable(ts).await?;
+        }
+        self.visible.fetch_max(ts, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Discards the transaction's writes and releases its locks.
@@ -174,60 +265,196 @@ impl TxnManager {
         self.locks.release_all(&txn.handle, writes.locks());
     }
 
-    fn apply(&self, txn: &Transaction) -> Result<Ts> {
-        let writes = txn.writes.lock();
-        if writes.is_empty() {
-            return Ok(self.visible());
-        }
-        // Validate and prepare everything that can fail before the first change to storage.
-        let mut prepared = Vec::new();
-        for table_writes in writes.tables() {
-            let table = &table_writes.table;
-            if table.is_dropped() {
-                return Err(KuraError::new(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!(
-                        "relation \"{}\" was dropped by another transaction",
-                        table.def().name
-                    ),
-                ));
+    /// Validates, logs and applies the transaction's writes under the commit lock; returns
+    /// the commit timestamp, or `None` when there was nothing to write.
+    fn apply(&self, txn: &Transaction) -> Result<Option<Ts>> {
+        let prepared = {
+            let writes = txn.writes.lock();
+            if writes.is_empty() {
+                return Ok(None);
             }
-            let def = table.def();
-            let mut routed = Vec::new();
-            for batch in table_writes.surviving_inserts()? {
-                routed.extend(table.route(batch));
-            }
-            prepared.push((table.clone(), def, routed, table_writes.deleted().clone()));
-        }
-        let _serial = self.commit_lock.lock();
+            self.prepare(&writes)?
+        };
+        let mut last = self.commit_lock.lock();
         if txn.handle.is_aborted() {
             return Err(timed_out());
         }
-        for (table, def, routed, deleted) in &prepared {
-            check_unique(table, def, routed, deleted)?;
-        }
-        let ts = self.visible.load(Ordering::Acquire) + 1;
-        for (table, def, routed, deleted) in &prepared {
-            for row in deleted {
-                if let Some(partition) = table.partition(row.partition()) {
-                    partition.set_end(*row, ts)?;
-                }
+        for change in &prepared {
+            if change.table.is_dropped() {
+                return Err(dropped_meanwhile(&change.def));
             }
-            for (number, batch) in routed {
-                if let Some(partition) = table.partition(*number) {
-                    partition.append(def, batch, ts)?;
-                }
-            }
+            check_unique(
+                &change.table,
+                &change.def,
+                &change.inserted,
+                &change.deleted,
+            )?;
         }
-        self.visible.store(ts, Ordering::Release);
+        let ts = *last + 1;
+        let mut changes = Vec::with_capacity(prepared.len());
+        for change in &prepared {
+            let partition = partition_of(&change.table, change.partition)?;
+            let deleted = change
+                .deleted
+                .iter()
+                .map(|row| {
+                    partition.serial(*row).ok_or_else(|| {
+                        KuraError::internal(format!("row {row:?} vanished while pinned"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            changes.push(PartitionChange {
+                table: change.table.id(),
+                partition: change.partition,
+                deleted,
+                first_serial: partition.next_serial(),
+                inserted: change.inserted.clone(),
+            });
+        }
+        if let Some(log) = self.log.get() {
+            let encoded: Vec<&[u8]> = prepared.iter().map(|c| c.encoded.as_slice()).collect();
+            log.append(ts, &encode_commit(ts, &changes, &encoded, log.compress())?)?;
+        }
+        for (change, prepared) in changes.iter().zip(&prepared) {
+            apply_change(
+                &prepared.table,
+                &prepared.def,
+                change,
+                &prepared.deleted,
+                ts,
+            )?;
+        }
+        *last = ts;
         self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(ts)
+        Ok(Some(ts))
     }
 
-    /// Runs `f` with commits paused, for DDL that must not interleave with applying commits.
-    pub fn with_commits_paused<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _serial = self.commit_lock.lock();
-        f()
+    /// Groups the write set by data partition and encodes inserted rows for the log.
+    fn prepare(&self, writes: &WriteSet) -> Result<Vec<PreparedChange>> {
+        let mut prepared = Vec::new();
+        for table_writes in writes.tables() {
+            let table = &table_writes.table;
+            let def = table.def();
+            if table.is_dropped() {
+                return Err(dropped_meanwhile(&def));
+            }
+            let mut by_partition: BTreeMap<u16, (Vec<RecordBatch>, Vec<RowId>)> = BTreeMap::new();
+            for batch in table_writes.surviving_inserts()? {
+                for (number, rows) in table.route(batch) {
+                    by_partition.entry(number).or_default().0.push(rows);
+                }
+            }
+            for row in table_writes.deleted() {
+                by_partition
+                    .entry(row.partition())
+                    .or_default()
+                    .1
+                    .push(*row);
+            }
+            for (partition, (inserted, deleted)) in by_partition {
+                let encoded = if self.log.get().is_some() {
+                    encode_batches(&inserted)?
+                } else {
+                    Vec::new()
+                };
+                prepared.push(PreparedChange {
+                    table: table.clone(),
+                    def: def.clone(),
+                    partition,
+                    inserted,
+                    encoded,
+                    deleted,
+                });
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Changes the catalog as one logged step: `prepare` validates under the commit lock and
+    /// returns the change to log; once it is logged, `apply` makes it. DDL is durable (as
+    /// `wait` asks) when this returns.
+    pub async fn change_catalog<T>(
+        &self,
+        wait: CommitWait,
+        prepare: impl FnOnce() -> Result<CatalogChange>,
+        apply: impl FnOnce(&CatalogChange) -> Result<T>,
+    ) -> Result<T> {
+        let (ts, out) = {
+            let mut last = self.commit_lock.lock();
+            let change = prepare()?;
+            let ts = *last + 1;
+            if let Some(log) = self.log.get() {
+                log.append(ts, &encode_catalog(ts, &change, log.compress())?)?;
+            }
+            let out = match apply(&change) {
+                Ok(out) => out,
+                Err(e) => {
+                    if let Some(log) = self.log.get() {
+                        log.poison(format!(
+                            "a logged catalog change could not be applied: {}",
+                            e.message
+                        ));
+                    }
+                    return Err(e);
+                }
+            };
+            *last = ts;
+            (ts, out)
+        };
+        self.publish(ts, wait).await?;
+        Ok(out)
+    }
+
+    /// Replays one logged record at its LSN during recovery (no other activity runs).
+    pub fn replay_commit(
+        &self,
+        lsn: Lsn,
+        changes: &[PartitionChange],
+        catalog: &Catalog,
+    ) -> Result<()> {
+        let mut last = self.commit_lock.lock();
+        for change in changes {
+            let table = catalog.table_by_id(change.table).ok_or_else(|| {
+                KuraError::internal(format!(
+                    "log record {lsn} changes table {} which does not exist",
+                    change.table
+                ))
+            })?;
+            let def = table.def();
+            let partition = partition_of(&table, change.partition)?;
+            let ended = partition.resolve_serials(&change.deleted)?;
+            apply_change(&table, &def, change, &ended, lsn)?;
+        }
+        self.advance_to(&mut last, lsn);
+        Ok(())
+    }
+
+    /// Records that catalog change `lsn` has been replayed.
+    pub fn replay_catalog(&self, lsn: Lsn) {
+        let mut last = self.commit_lock.lock();
+        self.advance_to(&mut last, lsn);
+    }
+
+    fn advance_to(&self, last: &mut Ts, lsn: Lsn) {
+        *last = lsn;
+        self.visible.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Runs `f` with commits and DDL paused; it sees the last timestamp handed out, and all
+    /// commits up to it are applied (though maybe not yet visible).
+    pub fn with_commits_paused<T>(&self, f: impl FnOnce(Ts) -> T) -> T {
+        let last = self.commit_lock.lock();
+        f(*last)
+    }
+
+    /// A registered snapshot that sees every commit applied so far, taken with commits paused,
+    /// plus whatever `f` reads at that moment. For checkpoints.
+    pub fn consistent_snapshot<T>(self: &Arc<Self>, f: impl FnOnce(Ts) -> T) -> (Arc<Snapshot>, T) {
+        let last = self.commit_lock.lock();
+        let snapshot = self.snapshot_at(*last);
+        let out = f(*last);
+        drop(last);
+        (snapshot, out)
     }
 
     /// Waits for a lock on `key` for `txn`, recording it for release at the end.
@@ -244,6 +471,46 @@ impl TxnManager {
     }
 }
 
+fn partition_of(table: &Table, number: u16) -> Result<&Arc<crate::storage::partition::Partition>> {
+    table.partition(number).ok_or_else(|| {
+        KuraError::internal(format!(
+            "table \"{}\" has no data partition {number}",
+            table.def().name
+        ))
+    })
+}
+
+fn dropped_meanwhile(def: &TableDef) -> KuraError {
+    KuraError::new(
+        sqlstate::UNDEFINED_TABLE,
+        format!(
+            "relation \"{}\" was dropped by another transaction",
+            def.name
+        ),
+    )
+}
+
+/// Applies one partition change at `ts`: ends the versions `ended` (the change's deleted
+/// serials, resolved) and appends its rows. Shared by commit and replay.
+fn apply_change(
+    table: &Table,
+    def: &TableDef,
+    change: &PartitionChange,
+    ended: &[RowId],
+    ts: Ts,
+) -> Result<()> {
+    let partition = partition_of(table, change.partition)?;
+    for row in ended {
+        partition.set_end(*row, ts)?;
+    }
+    let mut serial = change.first_serial;
+    for batch in &change.inserted {
+        partition.append(def, batch, ts, serial)?;
+        serial += batch.num_rows() as u64;
+    }
+    Ok(())
+}
+
 /// The error of a transaction rolled back for outliving `/transaction/transactionTimeoutLimit`.
 pub fn timed_out() -> KuraError {
     KuraError::new(
@@ -257,13 +524,14 @@ pub fn timed_out() -> KuraError {
 fn check_unique(
     table: &Table,
     def: &TableDef,
-    routed: &[(u16, RecordBatch)],
-    deleted: &BTreeSet<RowId>,
+    inserted: &[RecordBatch],
+    deleted: &[RowId],
 ) -> Result<()> {
     let Some(pk) = def.primary_index() else {
         return Ok(());
     };
-    for (_, batch) in routed {
+    let deleted: std::collections::HashSet<RowId> = deleted.iter().copied().collect();
+    for batch in inserted {
         for row in 0..batch.num_rows() {
             let key = index_key(batch, &pk.columns, row)?;
             for partition in table.partitions() {

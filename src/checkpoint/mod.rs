@@ -1,0 +1,255 @@
+//! Checkpoints: a consistent image of every data partition and of the catalog as of one LSN,
+//! written to `<data>/checkpoint/` without blocking writers.
+//!
+//! A checkpoint pauses commits only long enough to take an MVCC snapshot at the last applied
+//! commit, capture the catalog and start a new log segment; it then reads that snapshot while
+//! commits continue. Partitions unchanged since the file that holds them are not rewritten.
+//! The manifest is written last; older checkpoints beyond `/checkpoint/retentionCount` and
+//! the log segments only they needed are removed afterwards.
+//!
+//! Invariants: a manifest exists only when every file it names is complete and fsynced; no
+//! file a retained manifest names is removed; log segments are removed only when every
+//! retained checkpoint is newer than all their records.
+
+pub mod file;
+pub mod manifest;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::query::Database;
+use crate::storage::partition::Persisted;
+use crate::storage::stored::{StoredTable, StoredView};
+use crate::wal::record::{FORMAT_VERSION, Lsn};
+use crate::wal::segment::io_error;
+use crate::wal::sync_dir;
+use manifest::{Manifest, PartitionEntry, list_manifests, temporary_name};
+
+pub const DATA_DIR: &str = "data";
+
+#[derive(Debug, Clone)]
+pub struct CheckpointOptions {
+    /// `<data>/checkpoint`.
+    pub dir: PathBuf,
+    pub compress: bool,
+    /// Completed checkpoints kept, newest first.
+    pub retention: usize,
+}
+
+/// What one checkpoint did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    pub lsn: Lsn,
+    pub partitions_written: usize,
+    pub partitions_reused: usize,
+    pub rows_written: u64,
+    pub bytes_written: u64,
+    pub segments_removed: usize,
+    pub checkpoints_removed: usize,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+pub struct Checkpointer {
+    options: CheckpointOptions,
+    /// Held for the whole of a checkpoint, so two never run at once.
+    running: Mutex<Option<Lsn>>,
+}
+
+impl Checkpointer {
+    /// `last` is the LSN of the newest checkpoint already on disk (the one recovery loaded).
+    pub fn new(options: CheckpointOptions, last: Option<Lsn>) -> Checkpointer {
+        Checkpointer {
+            options,
+            running: Mutex::new(last),
+        }
+    }
+
+    pub fn options(&self) -> &CheckpointOptions {
+        &self.options
+    }
+
+    /// Takes a checkpoint of `db` now (blocking: run it off the async runtime).
+    pub fn run(&self, db: &Database) -> Result<CheckpointStats> {
+        let mut last = self.running.lock();
+        let started = Instant::now();
+        let log = db.txns.log().cloned();
+        let (snapshot, captured) = db.txns.consistent_snapshot(|applied| {
+            let tables: Vec<_> = db
+                .catalog
+                .tables()
+                .into_iter()
+                .map(|t| {
+                    let serials: Vec<_> = t.partitions().iter().map(|p| p.next_serial()).collect();
+                    (t.clone(), t.def(), serials)
+                })
+                .collect();
+            let views = db.catalog.views();
+            let next_table_id = db.catalog.next_table_id();
+            let rotated = match &log {
+                Some(log) if *last != Some(applied) => log.rotate(applied + 1),
+                _ => Ok(()),
+            };
+            (tables, views, next_table_id, rotated)
+        });
+        let (tables, views, next_table_id, rotated) = captured;
+        rotated?;
+        let lsn = snapshot.ts();
+        let mut stats = CheckpointStats {
+            lsn,
+            ..CheckpointStats::default()
+        };
+        if *last == Some(lsn) {
+            stats.duration = started.elapsed();
+            return Ok(stats);
+        }
+        if let Some(log) = &log {
+            log.sync_now()?;
+        }
+        let data_dir = self.options.dir.join(DATA_DIR);
+        std::fs::create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
+        let mut entries = Vec::new();
+        let mut stored_tables = Vec::with_capacity(tables.len());
+        for (table, def, next_serials) in &tables {
+            stored_tables.push(StoredTable::from_def(def)?);
+            for (partition, next_serial) in table.partitions().iter().zip(next_serials) {
+                let persisted = match partition.unchanged_file() {
+                    Some(persisted) if data_dir.join(&persisted.file).exists() => {
+                        stats.partitions_reused += 1;
+                        persisted
+                    }
+                    _ => {
+                        let file = format!("t{}_p{}_{lsn:020}.kpart", def.id, partition.number());
+                        let path = data_dir.join(&file);
+                        let tmp = temporary_name(&path);
+                        let pieces = partition.visible_rows(def, lsn)?;
+                        let written = file::write_partition_file(
+                            &tmp,
+                            def.schema(),
+                            &pieces,
+                            self.options.compress,
+                        )?;
+                        std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
+                        stats.partitions_written += 1;
+                        stats.rows_written += written.rows;
+                        stats.bytes_written += written.bytes;
+                        Persisted {
+                            file,
+                            lsn,
+                            rows: written.rows,
+                            bytes: written.bytes,
+                        }
+                    }
+                };
+                entries.push((
+                    partition.clone(),
+                    PartitionEntry {
+                        table: def.id,
+                        partition: partition.number(),
+                        file: persisted.file.clone(),
+                        rows: persisted.rows,
+                        bytes: persisted.bytes,
+                        next_serial: *next_serial,
+                    },
+                    persisted,
+                ));
+            }
+        }
+        sync_dir(&data_dir)?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            lsn,
+            created: chrono::Utc::now().to_rfc3339(),
+            next_table_id,
+            tables: stored_tables,
+            views: views.iter().map(|v| StoredView::from_def(v)).collect(),
+            partitions: entries.iter().map(|(_, e, _)| e.clone()).collect(),
+        };
+        manifest.write(&self.options.dir)?;
+        drop(snapshot);
+        for (partition, _, persisted) in entries {
+            partition.set_persisted(persisted);
+        }
+        *last = Some(lsn);
+        let (checkpoints_removed, oldest_kept) = self.remove_old_checkpoints()?;
+        stats.checkpoints_removed = checkpoints_removed;
+        if let (Some(log), Some(oldest)) = (&log, oldest_kept) {
+            stats.segments_removed = log.remove_segments_through(oldest)?;
+        }
+        stats.duration = started.elapsed();
+        tracing::info!(
+            lsn,
+            written = stats.partitions_written,
+            reused = stats.partitions_reused,
+            rows = stats.rows_written,
+            bytes = stats.bytes_written,
+            removed_segments = stats.segments_removed,
+            ms = stats.duration.as_millis() as u64,
+            "checkpoint complete"
+        );
+        Ok(stats)
+    }
+
+    /// Keeps the newest `retention` manifests and the data files they name; returns how many
+    /// checkpoints were removed and the LSN of the oldest one kept.
+    fn remove_old_checkpoints(&self) -> Result<(usize, Option<Lsn>)> {
+        let dir = &self.options.dir;
+        let manifests = list_manifests(dir)?;
+        let keep = self.options.retention.max(1).min(manifests.len());
+        let (kept, old) = manifests.split_at(keep);
+        let mut referenced = HashSet::new();
+        for (_, path) in kept {
+            match Manifest::read(path) {
+                Ok(manifest) => referenced.extend(manifest.partitions.into_iter().map(|p| p.file)),
+                Err(e) => {
+                    tracing::warn!("keeping every checkpoint file: {e}");
+                    return Ok((0, None));
+                }
+            }
+        }
+        for (_, path) in old {
+            std::fs::remove_file(path).map_err(|e| io_error(path, e))?;
+        }
+        remove_unreferenced(&dir.join(DATA_DIR), &referenced)?;
+        sync_dir(dir)?;
+        Ok((old.len(), kept.last().map(|(lsn, _)| *lsn)))
+    }
+
+    /// Takes a checkpoint every `interval` until the runtime stops.
+    pub async fn run_periodically(self: Arc<Self>, db: Arc<Database>, interval: Duration) {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let checkpointer = self.clone();
+            let db = db.clone();
+            match tokio::task::spawn_blocking(move || checkpointer.run(&db)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("checkpoint failed: {e}"),
+                Err(e) => tracing::error!("checkpoint task failed: {e}"),
+            }
+        }
+    }
+}
+
+fn remove_unreferenced(data_dir: &Path, referenced: &HashSet<String>) -> Result<()> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(data_dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(data_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".kpart") || name.ends_with(".kpart.tmp");
+        if ours && !referenced.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+        }
+    }
+    sync_dir(data_dir)
+}

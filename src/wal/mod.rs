@@ -1,0 +1,483 @@
+//! The transaction log: one record per committed transaction and per DDL, appended to segment
+//! files in `<data>/txnlog/`, made durable by a flusher thread that gives many concurrent
+//! commits one fsync (group commit).
+//!
+//! Invariants:
+//! - Records are appended in LSN order with no gaps (the commit pipeline appends under its
+//!   commit lock); `append` returns only after the frame is in the operating system, so a
+//!   process crash never loses an appended record.
+//! - `durable` only grows and never passes `written`; a waiter is released only when an fsync
+//!   that began after its record was written has finished, or the log has failed.
+//! - After a failed write the segment is cut back to its last whole record; if that or an
+//!   fsync fails, the log refuses every later append until restart (no write is acknowledged
+//!   on a log whose state on disk is unknown).
+//! - Rotation fsyncs the old segment before the first record goes to the new one, so only the
+//!   newest segment can hold records that are not yet durable.
+
+pub mod record;
+pub mod segment;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::error::{KuraError, Result, sqlstate};
+pub use record::{CatalogChange, LogRecord, Lsn, PartitionChange, RecordBody};
+use segment::{header_bytes, io_error, list_segments, segment_name};
+
+/// How the log is opened.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started once it holds this many bytes.
+    pub segment_size: u64,
+    /// Compress records with zstd.
+    pub compress: bool,
+    /// DELAYED_SYNC: fsync at this period; `None` is SYNC (fsync when a commit asks).
+    pub sync_interval: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    file: Arc<File>,
+    path: PathBuf,
+    len: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    lsn: Lsn,
+    failed: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct FlushState {
+    written: Lsn,
+    requested: Lsn,
+    durable: Lsn,
+    file: Arc<File>,
+    failed: Option<Arc<str>>,
+    stop: bool,
+    fsyncs: u64,
+}
+
+#[derive(Debug)]
+struct Flusher {
+    state: Mutex<FlushState>,
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
+}
+
+#[derive(Debug)]
+pub struct TxnLog {
+    options: LogOptions,
+    segment: Mutex<Segment>,
+    flusher: Arc<Flusher>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl TxnLog {
+    /// Starts a new segment whose first record will have LSN `next_lsn` (recovery has already
+    /// read and repaired the older ones) and the flusher thread.
+    pub fn open(options: LogOptions, next_lsn: Lsn) -> Result<Arc<TxnLog>> {
+        std::fs::create_dir_all(&options.dir).map_err(|e| io_error(&options.dir, e))?;
+        let segment = create_segment(&options.dir, next_lsn)?;
+        let last = next_lsn.saturating_sub(1);
+        let flusher = Arc::new(Flusher {
+            state: Mutex::new(FlushState {
+                written: last,
+                requested: last,
+                durable: last,
+                file: segment.file.clone(),
+                failed: None,
+                stop: false,
+                fsyncs: 0,
+            }),
+            wake: Condvar::new(),
+            durable: watch::Sender::new(Durable {
+                lsn: last,
+                failed: None,
+            }),
+        });
+        let thread = {
+            let flusher = flusher.clone();
+            let interval = options.sync_interval;
+            std::thread::Builder::new()
+                .name("kura-log-flusher".into())
+                .spawn(move || flusher.run(interval))
+                .map_err(|e| KuraError::internal(format!("cannot start the log flusher: {e}")))?
+        };
+        Ok(Arc::new(TxnLog {
+            options,
+            segment: Mutex::new(segment),
+            flusher,
+            thread: Mutex::new(Some(thread)),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    pub fn options(&self) -> &LogOptions {
+        &self.options
+    }
+
+    pub fn compress(&self) -> bool {
+        self.options.compress
+    }
+
+    /// Appends one encoded frame holding record `lsn`. The caller serialises appends and
+    /// passes LSNs in order.
+    pub fn append(&self, lsn: Lsn, frame: &[u8]) -> Result<()> {
+        if let Some(why) = self.failed() {
+            return Err(log_failed(&why));
+        }
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(KuraError::new(
+                sqlstate::ADMIN_SHUTDOWN,
+                "the server is shutting down; the transaction was rolled back",
+            ));
+        }
+        let mut segment = self.segment.lock();
+        if segment.len > segment::SEGMENT_HEADER_LEN
+            && segment.len + frame.len() as u64 > self.options.segment_size
+        {
+            self.rotate_locked(&mut segment, lsn)?;
+        }
+        if let Err(e) = (&*segment.file).write_all(frame) {
+            let error = io_error(&segment.path, e);
+            // Cut off whatever part of the frame reached the file, so the next record
+            // follows the last whole one.
+            let cut = segment
+                .file
+                .set_len(segment.len)
+                .and_then(|()| (&*segment.file).sync_data());
+            if let Err(cut_error) = cut {
+                self.fail(format!(
+                    "{}; removing the partial record also failed: {cut_error}",
+                    error.message
+                ));
+            }
+            return Err(KuraError::new(
+                error.code,
+                format!("could not write to the transaction log: {}", error.message),
+            )
+            .with_hint(
+                "the transaction was rolled back; free space or fix the permissions and retry",
+            ));
+        }
+        segment.len += frame.len() as u64;
+        self.flusher.state.lock().written = lsn;
+        Ok(())
+    }
+
+    /// Starts a new segment for records from `next_lsn` on; the old one is fsynced first.
+    pub fn rotate(&self, next_lsn: Lsn) -> Result<()> {
+        let mut segment = self.segment.lock();
+        if segment.len == segment::SEGMENT_HEADER_LEN {
+            return Ok(());
+        }
+        self.rotate_locked(&mut segment, next_lsn)
+    }
+
+    fn rotate_locked(&self, segment: &mut Segment, next_lsn: Lsn) -> Result<()> {
+        if let Err(e) = segment.file.sync_data() {
+            let error = io_error(&segment.path, e);
+            self.fail(error.message.clone());
+            return Err(log_failed(&error.message));
+        }
+        let fresh = create_segment(&self.options.dir, next_lsn)?;
+        self.flusher.state.lock().file = fresh.file.clone();
+        *segment = fresh;
+        Ok(())
+    }
+
+    /// Waits until record `lsn` is on stable storage, asking the flusher for an fsync.
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        {
+            let mut state = self.flusher.state.lock();
+            if state.durable >= lsn {
+                return Ok(());
+            }
+            state.requested = state.requested.max(lsn);
+            self.flusher.wake.notify_one();
+        }
+        let mut rx = self.flusher.durable.subscribe();
+        let reached = rx
+            .wait_for(|d| d.lsn >= lsn || d.failed.is_some())
+            .await
+            .map_err(|_| KuraError::internal("the log flusher stopped"))?;
+        if reached.lsn >= lsn {
+            return Ok(());
+        }
+        Err(KuraError::new(
+            sqlstate::IO_ERROR,
+            format!(
+                "could not make the commit durable: {}",
+                reached.failed.as_deref().unwrap_or("the log failed")
+            ),
+        )
+        .with_hint("the outcome of this transaction is unknown until the server restarts"))
+    }
+
+    /// Makes everything appended so far durable (blocking; for checkpoints and shutdown).
+    pub fn sync_now(&self) -> Result<Lsn> {
+        let segment = self.segment.lock();
+        let written = self.flusher.state.lock().written;
+        if let Err(e) = segment.file.sync_data() {
+            let error = io_error(&segment.path, e);
+            self.fail(error.message.clone());
+            return Err(log_failed(&error.message));
+        }
+        drop(segment);
+        self.flusher.advance(written);
+        Ok(written)
+    }
+
+    /// The newest LSN known to be on stable storage.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.flusher.state.lock().durable
+    }
+
+    /// The number of fsyncs the flusher has issued (for statistics and tests).
+    pub fn fsync_count(&self) -> u64 {
+        self.flusher.state.lock().fsyncs
+    }
+
+    pub fn failed(&self) -> Option<Arc<str>> {
+        self.flusher.state.lock().failed.clone()
+    }
+
+    /// Puts the log in the failed state: every later append is refused until restart.
+    pub fn poison(&self, why: String) {
+        self.fail(why);
+    }
+
+    fn fail(&self, why: String) {
+        tracing::error!("transaction log failed, refusing writes until restart: {why}");
+        let why: Arc<str> = why.into();
+        self.flusher.state.lock().failed = Some(why.clone());
+        self.flusher.durable.send_modify(|d| d.failed = Some(why));
+    }
+
+    /// Removes the segments whose records all have LSNs at or below `lsn`; never the newest.
+    pub fn remove_segments_through(&self, lsn: Lsn) -> Result<usize> {
+        let segments = list_segments(&self.options.dir)?;
+        let mut removed = 0;
+        for pair in segments.windows(2) {
+            let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
+            if *next_first <= lsn + 1 {
+                std::fs::remove_file(path).map_err(|e| io_error(path, e))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.options.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Refuses every later append (shutdown has begun).
+    pub fn refuse_appends(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Stops the flusher after a final fsync.
+    pub fn close(&self) -> Result<()> {
+        let synced = self.sync_now();
+        self.flusher.state.lock().stop = true;
+        self.flusher.wake.notify_all();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+        synced.map(|_| ())
+    }
+}
+
+impl Drop for TxnLog {
+    fn drop(&mut self) {
+        self.flusher.state.lock().stop = true;
+        self.flusher.wake.notify_all();
+    }
+}
+
+impl Flusher {
+    fn run(&self, interval: Option<Duration>) {
+        loop {
+            let (target, file) = {
+                let mut state = self.state.lock();
+                loop {
+                    if state.stop {
+                        return;
+                    }
+                    let pending = state.written > state.durable && state.failed.is_none();
+                    if pending && state.requested > state.durable {
+                        break;
+                    }
+                    match interval {
+                        Some(period) => {
+                            let timed_out = self.wake.wait_for(&mut state, period).timed_out();
+                            if timed_out && state.written > state.durable && state.failed.is_none()
+                            {
+                                break;
+                            }
+                        }
+                        None => self.wake.wait(&mut state),
+                    }
+                }
+                state.fsyncs += 1;
+                (state.written, state.file.clone())
+            };
+            match file.sync_data() {
+                Ok(()) => self.advance(target),
+                Err(e) => {
+                    let why: Arc<str> = format!("fsync of the transaction log failed: {e}").into();
+                    tracing::error!("{why}; refusing writes until restart");
+                    self.state.lock().failed = Some(why.clone());
+                    self.durable.send_modify(|d| d.failed = Some(why));
+                }
+            }
+        }
+    }
+
+    fn advance(&self, lsn: Lsn) {
+        let mut state = self.state.lock();
+        if lsn > state.durable {
+            state.durable = lsn;
+            drop(state);
+            self.durable.send_modify(|d| d.lsn = d.lsn.max(lsn));
+        }
+    }
+}
+
+fn log_failed(why: &str) -> KuraError {
+    KuraError::new(
+        sqlstate::IO_ERROR,
+        format!("the transaction log is unusable, writes are refused: {why}"),
+    )
+    .with_hint("reads still work; fix the storage problem and restart the server")
+}
+
+/// Creates (or replaces) the segment for `first_lsn` with its header, fsynced with its
+/// directory.
+fn create_segment(dir: &Path, first_lsn: Lsn) -> Result<Segment> {
+    let path = dir.join(segment_name(first_lsn));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| io_error(&path, e))?;
+    file.write_all(&header_bytes(first_lsn))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&path, e))?;
+    sync_dir(dir)?;
+    Ok(Segment {
+        file: Arc::new(file),
+        path,
+        len: segment::SEGMENT_HEADER_LEN,
+    })
+}
+
+/// fsyncs a directory so that files created, renamed or removed in it survive power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use record::RecordBody;
+
+    fn options(dir: &Path, segment_size: u64) -> LogOptions {
+        LogOptions {
+            dir: dir.to_path_buf(),
+            segment_size,
+            compress: false,
+            sync_interval: None,
+        }
+    }
+
+    fn frame(lsn: Lsn) -> Vec<u8> {
+        LogRecord {
+            lsn,
+            body: RecordBody::Catalog(CatalogChange::DropView {
+                name: format!("view number {lsn}"),
+            }),
+        }
+        .encode(false)
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn appended_records_are_scanned_back_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 200), 1).unwrap();
+        for lsn in 1..=20 {
+            log.append(lsn, &frame(lsn)).unwrap();
+        }
+        log.wait_durable(20).await.unwrap();
+        assert!(log.fsync_count() >= 1);
+        log.close().unwrap();
+        let segments = list_segments(dir.path()).unwrap();
+        assert!(segments.len() > 1, "segments rotate at 200 bytes");
+        let mut seen = Vec::new();
+        for (first, path) in &segments {
+            let scan = segment::scan_segment(path, *first, |r| {
+                seen.push(r.lsn);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(scan.damage, None);
+        }
+        assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn segments_behind_a_checkpoint_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 1).unwrap();
+        for lsn in 1..=10 {
+            log.append(lsn, &frame(lsn)).unwrap();
+            if lsn % 3 == 0 {
+                log.rotate(lsn + 1).unwrap();
+            }
+        }
+        assert_eq!(log.remove_segments_through(6).unwrap(), 2);
+        let firsts: Vec<Lsn> = list_segments(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(firsts, vec![7, 10]);
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_reported_with_its_lsn() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 1).unwrap();
+        for lsn in 1..=3 {
+            log.append(lsn, &frame(lsn)).unwrap();
+        }
+        log.close().unwrap();
+        let path = dir.path().join(segment_name(1));
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let scan = segment::scan_segment(&path, 1, |_| Ok(())).unwrap();
+        assert_eq!(scan.records, 2);
+        assert_eq!(scan.damage, Some((segment::Damage::Torn, 3)));
+    }
+}

@@ -1,0 +1,222 @@
+//! Log segment files: naming, the segment header, and scanning a segment's records.
+//!
+//! A segment is named after the LSN of its first record (`00000000000000000042.wal`, 20
+//! digits so names sort by LSN) and starts with a 32-byte header: magic `KURALOG\0`, format
+//! version (u32), reserved (u32), first LSN (u64), CRC32C of the preceding 24 bytes (u32),
+//! reserved (u32). Frames follow back to back (see [`super::record`]).
+//!
+//! Invariants: a scan reports exactly where the valid records end and why; it never reads
+//! past the file's length and never trusts a length field it has not bounded by the file size.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::record::{
+    FORMAT_VERSION, FRAME_HEADER_LEN, FrameHeader, LogRecord, Lsn, MAX_PAYLOAD_LEN,
+};
+use crate::error::{KuraError, Result};
+
+pub const SEGMENT_HEADER_LEN: u64 = 32;
+const MAGIC: &[u8; 8] = b"KURALOG\0";
+const SUFFIX: &str = ".wal";
+
+pub fn segment_name(first_lsn: Lsn) -> String {
+    format!("{first_lsn:020}{SUFFIX}")
+}
+
+/// The segments in `dir`, ordered by first LSN. Files that are not segments are ignored.
+pub fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
+            continue;
+        };
+        if stem.len() == 20
+            && let Ok(lsn) = stem.parse::<Lsn>()
+        {
+            out.push((lsn, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn header_bytes(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&first_lsn.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..24]);
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Why a scan stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The segment header is missing, short or wrong.
+    BadHeader(String),
+    /// The last frame is incomplete (a write cut short).
+    Torn,
+    /// A complete frame fails its checksum or cannot be decoded.
+    Corrupt(String),
+    /// A frame carries an LSN other than the next one.
+    Discontinuity { found: Lsn },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::BadHeader(why) => write!(f, "bad segment header: {why}"),
+            Damage::Torn => f.write_str("incomplete record (torn write)"),
+            Damage::Corrupt(why) => write!(f, "corrupt record: {why}"),
+            Damage::Discontinuity { found } => write!(f, "unexpected LSN {found}"),
+        }
+    }
+}
+
+/// The result of scanning one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentScan {
+    pub path: PathBuf,
+    pub first_lsn: Lsn,
+    pub file_len: u64,
+    /// Bytes from the start of the file up to the end of the last valid record.
+    pub valid_len: u64,
+    pub records: u64,
+    /// LSN of the last valid record, if any.
+    pub last_lsn: Option<Lsn>,
+    /// Set when the scan stopped early: what is wrong and the LSN expected there.
+    pub damage: Option<(Damage, Lsn)>,
+}
+
+impl SegmentScan {
+    pub fn next_lsn(&self) -> Lsn {
+        self.last_lsn.map_or(self.first_lsn, |l| l + 1)
+    }
+}
+
+/// Reads the records of the segment at `path` (named for `first_lsn`) in order, handing each
+/// valid one to `visit`, and stops at the first damaged byte.
+pub fn scan_segment(
+    path: &Path,
+    first_lsn: Lsn,
+    mut visit: impl FnMut(LogRecord) -> Result<()>,
+) -> Result<SegmentScan> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let mut scan = SegmentScan {
+        path: path.to_path_buf(),
+        first_lsn,
+        file_len,
+        valid_len: 0,
+        records: 0,
+        last_lsn: None,
+        damage: None,
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    if let Err(why) = read_exact_or_eof(&mut reader, &mut header, path)?
+        .then_some(())
+        .ok_or("the file is shorter than a segment header".to_string())
+        .and_then(|()| check_header(&header, first_lsn))
+    {
+        scan.damage = Some((Damage::BadHeader(why), first_lsn));
+        return Ok(scan);
+    }
+    scan.valid_len = SEGMENT_HEADER_LEN;
+    let mut expected = first_lsn;
+    let mut payload = Vec::new();
+    loop {
+        if scan.valid_len == file_len {
+            return Ok(scan);
+        }
+        let mut frame = [0u8; FRAME_HEADER_LEN];
+        if !read_exact_or_eof(&mut reader, &mut frame, path)? {
+            scan.damage = Some((Damage::Torn, expected));
+            return Ok(scan);
+        }
+        let header = FrameHeader::parse(&frame);
+        let remaining = file_len - scan.valid_len - FRAME_HEADER_LEN as u64;
+        if header.payload_len > MAX_PAYLOAD_LEN {
+            scan.damage = Some((
+                Damage::Corrupt(format!("length {} is impossible", header.payload_len)),
+                expected,
+            ));
+            return Ok(scan);
+        }
+        if header.payload_len as u64 > remaining {
+            scan.damage = Some((Damage::Torn, expected));
+            return Ok(scan);
+        }
+        payload.resize(header.payload_len, 0);
+        reader
+            .read_exact(&mut payload)
+            .map_err(|e| io_error(path, e))?;
+        let record = match LogRecord::decode(&header, &payload) {
+            Ok(record) => record,
+            Err(e) => {
+                scan.damage = Some((Damage::Corrupt(e.message), expected));
+                return Ok(scan);
+            }
+        };
+        if record.lsn != expected {
+            scan.damage = Some((Damage::Discontinuity { found: record.lsn }, expected));
+            return Ok(scan);
+        }
+        visit(record)?;
+        scan.valid_len += (FRAME_HEADER_LEN + header.payload_len) as u64;
+        scan.records += 1;
+        scan.last_lsn = Some(expected);
+        expected += 1;
+    }
+}
+
+fn check_header(
+    header: &[u8; SEGMENT_HEADER_LEN as usize],
+    first_lsn: Lsn,
+) -> std::result::Result<(), String> {
+    if &header[..8] != MAGIC {
+        return Err("not a Kura log segment".into());
+    }
+    let crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
+    if crc != crc32c::crc32c(&header[..24]) {
+        return Err("header checksum mismatch".into());
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {version} (this build reads version {FORMAT_VERSION})"
+        ));
+    }
+    let mut lsn = [0u8; 8];
+    lsn.copy_from_slice(&header[16..24]);
+    let lsn = u64::from_le_bytes(lsn);
+    if lsn != first_lsn {
+        return Err(format!(
+            "header says first LSN {lsn}, file name says {first_lsn}"
+        ));
+    }
+    Ok(())
+}
+
+/// Fills `buf`; false if the file ended first.
+fn read_exact_or_eof(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
+pub fn io_error(path: &Path, e: std::io::Error) -> KuraError {
+    KuraError::io(format!("{}: {e}", path.display()), &e)
+}
