@@ -131,6 +131,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
+        // A write past RLIMIT_FSIZE must fail with EFBIG (reported to the client, like a full
+        // disk) instead of killing the server; a registered handler makes that so.
+        let _file_size_limit =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+                .map_err(|e| format!("cannot handle SIGXFSZ: {e}"))?;
         let server = Server::bind(config).await.map_err(describe)?;
         let address = server.local_addr().map_err(describe)?;
         println!("kura {} listening on {address}", env!("CARGO_PKG_VERSION"));

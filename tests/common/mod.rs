@@ -19,14 +19,16 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The marker the server prints on stdout once it accepts connections.
 const READY_MARKER: &str = "listening on 127.0.0.1:";
 
-/// A `kura serve` child process with its own temporary data directory.
-/// Dropping it kills the server and removes the data directory.
+/// A `kura serve` child process, with its own temporary data directory (removed when it is
+/// dropped) or on a directory the test owns ([`TestServer::start_in`]).
+/// Dropping it kills the server.
 #[allow(dead_code)]
 pub struct TestServer {
     /// The TCP port the server actually bound (parsed from the readiness line).
     pub port: u16,
     child: Child,
-    tempdir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
 }
 
 /// Lines read from the child's stdout, forwarded from the reader thread.
@@ -46,23 +48,39 @@ impl TestServer {
 
     /// Starts a server with extra `kura serve` arguments (e.g. `--config FILE`).
     pub fn start_with_args(extra: &[&str]) -> TestServer {
-        let tempdir = tempfile::Builder::new()
-            .prefix("kura-test-")
-            .tempdir()
-            .expect("create temporary data directory");
+        let tempdir = temp_dir();
         let data_dir = tempdir.path().join("data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+        let mut server = Self::start_in(&data_dir, extra);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Starts a server on `data_dir`, which outlives it (for restart and crash tests).
+    pub fn start_in(data_dir: &std::path::Path, extra: &[&str]) -> TestServer {
+        let mut command = Self::command(data_dir, extra);
+        Self::start_command(&mut command, data_dir)
+    }
+
+    /// The `kura serve` command line for `data_dir` on an ephemeral port.
+    pub fn command(data_dir: &std::path::Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kura"));
+        command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(data_dir)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the kura binary");
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Spawns `command` (from [`TestServer::command`], possibly adjusted) and waits for
+    /// readiness.
+    pub fn start_command(command: &mut Command, data_dir: &std::path::Path) -> TestServer {
+        let mut child = command.spawn().expect("spawn the kura binary");
 
         let stdout = child.stdout.take().expect("child stdout is piped");
         let stderr = child.stderr.take().expect("child stderr is piped");
@@ -125,7 +143,35 @@ impl TestServer {
         TestServer {
             port,
             child,
-            tempdir,
+            data_dir: data_dir.to_path_buf(),
+            _tempdir: None,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the server to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for kura") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kura did not exit within {READY_TIMEOUT:?} of SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -134,9 +180,9 @@ impl TestServer {
         format!("host=127.0.0.1 port={} user=kura dbname=kura", self.port)
     }
 
-    /// The server's data directory (inside the temporary directory).
+    /// The server's data directory.
     pub fn data_dir(&self) -> std::path::PathBuf {
-        self.tempdir.path().join("data")
+        self.data_dir.clone()
     }
 
     /// Open a new client connection; the connection task runs on the current tokio runtime.
@@ -150,6 +196,15 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh temporary directory for a test's data directories.
+#[allow(dead_code)]
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kura-test-")
+        .tempdir()
+        .expect("create temporary data directory")
 }
 
 /// Connect to any libpq-style connection string and spawn the connection task.
