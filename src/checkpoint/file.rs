@@ -56,12 +56,12 @@ impl<W: Write> Write for ChecksumWriter<W> {
     }
 }
 
-/// Writes `pieces` (batches of one schema with their serials) to `path` (a temporary name the
+/// Writes `pieces` (batches of `schema` with their serials) to `path` (a temporary name the
 /// caller renames), fsynced.
 pub fn write_partition_file(
     path: &Path,
     schema: &Arc<Schema>,
-    pieces: &[(RecordBatch, Vec<Serial>)],
+    pieces: impl IntoIterator<Item = Result<(RecordBatch, Vec<Serial>)>>,
     compress: bool,
 ) -> Result<Written> {
     let io = |e: std::io::Error| io_error(path, e);
@@ -107,13 +107,14 @@ fn with_serial_field(schema: &Arc<Schema>) -> Arc<Schema> {
 fn write_stream(
     out: &mut impl Write,
     schema: &Arc<Schema>,
-    pieces: &[(RecordBatch, Vec<Serial>)],
+    pieces: impl IntoIterator<Item = Result<(RecordBatch, Vec<Serial>)>>,
 ) -> Result<u64> {
     let mut writer = StreamWriter::try_new(out, schema)?;
     let mut rows = 0;
-    for (batch, serials) in pieces {
+    for piece in pieces {
+        let (batch, serials) = piece?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns.push(Arc::new(UInt64Array::from(serials.clone())));
+        columns.push(Arc::new(UInt64Array::from(serials)));
         writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
         rows += batch.num_rows() as u64;
     }
@@ -207,7 +208,9 @@ mod tests {
             let path = dir.path().join(format!("p{compress}"));
             let pieces = vec![piece(0..1000), piece(1000..1500)];
             let schema = pieces[0].0.schema();
-            let written = write_partition_file(&path, &schema, &pieces, compress).unwrap();
+            let written =
+                write_partition_file(&path, &schema, pieces.clone().into_iter().map(Ok), compress)
+                    .unwrap();
             assert_eq!(written.rows, 1500);
             assert_eq!(std::fs::metadata(&path).unwrap().len(), written.bytes);
             let back = read_partition_file(&path).unwrap();

@@ -127,11 +127,10 @@ impl Checkpointer {
                         let file = format!("t{}_p{}_{lsn:020}.kpart", def.id, partition.number());
                         let path = data_dir.join(&file);
                         let tmp = temporary_name(&path);
-                        let pieces = partition.visible_rows(def, lsn)?;
                         let written = file::write_partition_file(
                             &tmp,
                             def.schema(),
-                            &pieces,
+                            partition.visible_rows(def.clone(), lsn),
                             self.options.compress,
                         )?;
                         std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;

@@ -291,31 +291,39 @@ impl Partition {
     }
 
     /// The rows visible at `ts`, one batch per chunk in the definition's shape, with their
-    /// serials. Reads a snapshot, so writers are not blocked.
-    pub fn visible_rows(&self, def: &TableDef, ts: Ts) -> Result<Vec<(RecordBatch, Vec<Serial>)>> {
+    /// serials, produced lazily from a snapshot (writers are not blocked, and only one chunk
+    /// is copied at a time).
+    pub fn visible_rows(
+        &self,
+        def: Arc<TableDef>,
+        ts: Ts,
+    ) -> impl Iterator<Item = Result<(RecordBatch, Vec<Serial>)>> + use<> {
         let snapshot = self.snapshot();
-        let mut out = Vec::new();
-        for chunk in snapshot.chunks() {
-            if chunk.is_empty() {
-                continue;
-            }
-            let batch = chunk_batch(chunk, def)?;
+        let chunks: Vec<Arc<Chunk>> = snapshot
+            .chunks()
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .collect();
+        chunks.into_iter().filter_map(move |chunk| {
             let visible = chunk.visibility(0, chunk.len(), ts, |_| false);
             if visible.true_count() == 0 {
-                continue;
+                return None;
             }
             let serials: Vec<Serial> = (0..chunk.len())
                 .filter(|o| visible.value(*o))
                 .map(|o| chunk.serial(o))
                 .collect();
-            let batch = if visible.true_count() == chunk.len() {
-                batch
-            } else {
-                datafusion::arrow::compute::filter_record_batch(&batch, &visible)?
-            };
-            out.push((batch, serials));
-        }
-        Ok(out)
+            let batch = chunk_batch(&chunk, &def).and_then(|batch| {
+                if visible.true_count() == chunk.len() {
+                    Ok(batch)
+                } else {
+                    Ok(datafusion::arrow::compute::filter_record_batch(
+                        &batch, &visible,
+                    )?)
+                }
+            });
+            Some(batch.map(|b| (b, serials)))
+        })
     }
 
     /// The row ids of the versions with the given serials, in the same order.
@@ -677,7 +685,10 @@ mod tests {
         for row in gone {
             p.set_end(row, 3).unwrap();
         }
-        let saved = p.visible_rows(&def, 3).unwrap();
+        let saved: Vec<_> = p
+            .visible_rows(Arc::new(def.clone()), 3)
+            .collect::<Result<_>>()
+            .unwrap();
         let copy = Partition::new(0, 1024, &def.indexes);
         for (batch, serials) in &saved {
             copy.restore(&def, batch, serials, 3, p.next_serial())
