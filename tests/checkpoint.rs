@@ -197,10 +197,8 @@ async fn deletes_after_a_checkpoint_of_compacted_chunks_replay_exactly() {
     let statement = parse_sql("INSERT INTO t VALUES (1, 0)")
         .expect("parses")
         .remove(0);
-    let error = s
-        .execute(&statement, &ParamValues::List(vec![]))
-        .await
-        .err()
-        .expect("duplicate key");
+    let Err(error) = s.execute(&statement, &ParamValues::List(vec![])).await else {
+        panic!("a duplicate key must be refused");
+    };
     assert_eq!(error.code, "23505");
 }

@@ -71,7 +71,7 @@ pub fn list_manifests(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
             out.push((lsn, entry.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     Ok(out)
 }
 

@@ -155,7 +155,7 @@ impl TxnLog {
             let cut = segment
                 .file
                 .set_len(segment.len)
-                .and_then(|()| (&*segment.file).sync_data());
+                .and_then(|()| segment.file.sync_data());
             if let Err(cut_error) = cut {
                 self.fail(format!(
                     "{}; removing the partial record also failed: {cut_error}",
