@@ -108,6 +108,8 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
         target_partitions,
     );
     let checkpoint_dir = data_dir.join(CHECKPOINT_DIR);
+    remove_temporaries(&checkpoint_dir)?;
+    remove_temporaries(&checkpoint_dir.join(DATA_DIR))?;
     let checkpoint_lsn = load_newest_checkpoint(&db, &checkpoint_dir)?;
     match checkpoint_lsn {
         Some(lsn) => tracing::info!(checkpoint_lsn = lsn, "checkpoint loaded"),
@@ -151,6 +153,23 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
         lock,
         report,
     })
+}
+
+/// Removes the `.tmp` files a checkpoint interrupted by a crash left behind (no checkpoint
+/// runs while recovery holds the directory lock).
+fn remove_temporaries(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Rows of one partition read from a checkpoint, not yet installed.

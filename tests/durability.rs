@@ -185,10 +185,7 @@ fn kura_check(data: &Path, repair: bool) -> Finished {
 /// Asserts that `kura check` found nothing wrong.
 fn assert_check_clean(data: &Path) {
     let check = kura_check(data, false);
-    assert!(
-        check.status.success(),
-        "kura check should pass: {check:?}"
-    );
+    assert!(check.status.success(), "kura check should pass: {check:?}");
     let summary = summary_line(&check);
     assert!(summary.ends_with("; 0 problems"), "{summary}");
 }
@@ -398,7 +395,9 @@ async fn dump(client: &Client, queries: &[&str]) -> Vec<String> {
 
 /// The plan text of `EXPLAIN sql`.
 async fn explain(client: &Client, sql: &str) -> String {
-    text_rows(client, &format!("EXPLAIN {sql}")).await.join("\n")
+    text_rows(client, &format!("EXPLAIN {sql}"))
+        .await
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,7 +478,10 @@ async fn ddl_survives(stop: Stop) {
         for sql in DDL_PHASE_1 {
             exec(&client, sql).await;
         }
-        if matches!(stop, Stop::KillAfterCheckpoint | Stop::CheckpointThenTerminate) {
+        if matches!(
+            stop,
+            Stop::KillAfterCheckpoint | Stop::CheckpointThenTerminate
+        ) {
             exec(&client, "CHECKPOINT").await;
             assert_eq!(manifests(&fixture.data).len(), 1);
         }
@@ -497,28 +499,64 @@ async fn ddl_survives(stop: Stop) {
         }
     }
     if stop == Stop::KillLogOnly {
-        assert!(manifests(&fixture.data).is_empty(), "no checkpoint was taken");
+        assert!(
+            manifests(&fixture.data).is_empty(),
+            "no checkpoint was taken"
+        );
     }
     assert_check_clean(&fixture.data);
 
     let mut server = fixture.start();
     let client = server.connect().await;
-    assert_eq!(dump(&client, DDL_DUMP).await, before, "state after restart ({stop:?})");
+    assert_eq!(
+        dump(&client, DDL_DUMP).await,
+        before,
+        "state after restart ({stop:?})"
+    );
     verify_ddl_state(&client).await;
 
     // The recovered catalog keeps working: defaults, keys and indexes apply to new rows,
     // and those survive one more crash.
-    exec(&client, "INSERT INTO items (id, name) VALUES (7, 'post-restart')").await;
-    exec(&client, "INSERT INTO pairs (a, b, value) VALUES (3, 'z', 30)").await;
-    exec(&client, "INSERT INTO doomed VALUES (12, '2022-01-01 00:00:00', false)").await;
-    let after = dump(&client, DDL_DUMP).await;
+    exec(
+        &client,
+        "INSERT INTO items (id, name) VALUES (7, 'post-restart')",
+    )
+    .await;
+    exec(
+        &client,
+        "INSERT INTO pairs (a, b, value) VALUES (3, 'z', 30)",
+    )
+    .await;
+    exec(
+        &client,
+        "INSERT INTO doomed VALUES (12, '2022-01-01 00:00:00', false)",
+    )
+    .await;
+    // A table created after recovery gets an id of its own.
+    exec(
+        &client,
+        "CREATE TABLE newcomer (id int PRIMARY KEY, s text)",
+    )
+    .await;
+    exec(&client, "INSERT INTO newcomer VALUES (1, 'new')").await;
+    let after = [
+        dump(&client, DDL_DUMP).await,
+        dump(&client, &["SELECT * FROM newcomer"]).await,
+    ]
+    .concat();
     assert!(after.contains(&"7|NULL|post-restart|NULL|NULL|NULL|NULL|7".to_string()));
     assert!(after.contains(&"3|z|30|n/a".to_string()));
     drop(client);
     server.kill();
     let server = fixture.start();
     let client = server.connect().await;
-    assert_eq!(dump(&client, DDL_DUMP).await, after, "state after a second restart");
+    let again = [
+        dump(&client, DDL_DUMP).await,
+        dump(&client, &["SELECT * FROM newcomer"]).await,
+    ]
+    .concat();
+    assert_eq!(again, after, "state after a second restart");
+    assert!(again.contains(&"1|new".to_string()));
     verify_ddl_state(&client).await;
 }
 
@@ -526,7 +564,9 @@ async fn ddl_survives(stop: Stop) {
 async fn verify_ddl_state(client: &Client) {
     assert_eq!(
         column_names(client, "SELECT * FROM items").await,
-        ["id", "price", "name", "payload", "created", "active", "mass", "qty"]
+        [
+            "id", "price", "name", "payload", "created", "active", "mass", "qty"
+        ]
     );
     assert_eq!(
         column_names(client, "SELECT * FROM pairs").await,
@@ -552,13 +592,14 @@ async fn verify_ddl_state(client: &Client) {
     );
     assert_eq!(
         text_rows(client, "SELECT * FROM doomed WHERE id <= 11 ORDER BY id").await,
-        [
-            "10|2020-02-29 12:00:00|NULL",
-            "11|2021-03-01 00:00:00|t"
-        ]
+        ["10|2020-02-29 12:00:00|NULL", "11|2021-03-01 00:00:00|t"]
     );
     assert_eq!(
-        text_rows(client, "SELECT * FROM active_items WHERE id <= 6 ORDER BY id").await,
+        text_rows(
+            client,
+            "SELECT * FROM active_items WHERE id <= 6 ORDER BY id"
+        )
+        .await,
         ["6|after"]
     );
     assert_eq!(
@@ -574,10 +615,20 @@ async fn verify_ddl_state(client: &Client) {
         "SELECT * FROM items WHERE created = '2024-01-02 03:04:05.123456'",
     )
     .await;
-    assert!(!plan.contains("access=index"), "items_created was dropped: {plan}");
+    assert!(
+        !plan.contains("access=index"),
+        "items_created was dropped: {plan}"
+    );
     let plan = explain(client, "SELECT * FROM pairs WHERE value = 10").await;
-    assert!(!plan.contains("access=index"), "pairs_v was dropped: {plan}");
-    let plan = explain(client, "SELECT * FROM doomed WHERE t = '2020-02-29 12:00:00'").await;
+    assert!(
+        !plan.contains("access=index"),
+        "pairs_v was dropped: {plan}"
+    );
+    let plan = explain(
+        client,
+        "SELECT * FROM doomed WHERE t = '2020-02-29 12:00:00'",
+    )
+    .await;
     assert!(plan.contains("access=index doomed_t"), "{plan}");
 
     // Dropped objects stay dropped.
@@ -585,7 +636,12 @@ async fn verify_ddl_state(client: &Client) {
     exec_fails(client, "SELECT * FROM v_doomed", "42P01").await;
 
     // Primary keys (one column and composite) are still enforced.
-    exec_fails(client, "INSERT INTO items (id, name) VALUES (1, 'dup')", "23505").await;
+    exec_fails(
+        client,
+        "INSERT INTO items (id, name) VALUES (1, 'dup')",
+        "23505",
+    )
+    .await;
     exec_fails(
         client,
         "INSERT INTO pairs (a, b, value) VALUES (1, 'x', 0)",
@@ -637,7 +693,11 @@ async fn commit_transactions(client: &Client, txns: std::ops::RangeInclusive<i64
             ),
         )
         .await;
-        exec(client, &format!("INSERT INTO t VALUES ({}, {t}, 'c')", t * 10 + 2)).await;
+        exec(
+            client,
+            &format!("INSERT INTO t VALUES ({}, {t}, 'c')", t * 10 + 2),
+        )
+        .await;
         exec(client, "COMMIT").await;
     }
 }
@@ -646,7 +706,11 @@ async fn commit_transactions(client: &Client, txns: std::ops::RangeInclusive<i64
 async fn assert_transactions(client: &Client, expected: impl IntoIterator<Item = i64>) {
     let expected: Vec<String> = expected.into_iter().map(|t| format!("{t}|3")).collect();
     assert_eq!(
-        text_rows(client, "SELECT txn, count(*) FROM t GROUP BY txn ORDER BY txn").await,
+        text_rows(
+            client,
+            "SELECT txn, count(*) FROM t GROUP BY txn ORDER BY txn"
+        )
+        .await,
         expected
     );
     assert_eq!(
@@ -661,6 +725,8 @@ enum TailDamage {
     Truncate(u64),
     /// The last N bytes of the last record are overwritten (a bad sector, a stray write).
     Garbage(u64),
+    /// Only the first N bytes of the last record's 17-byte header were written.
+    HeaderOnly(u64),
 }
 
 /// Damages the last record of the newest segment that has records; returns that record.
@@ -677,6 +743,11 @@ fn damage_last_record(data: &Path, damage: TailDamage) -> (PathBuf, Frame) {
         TailDamage::Truncate(n) => {
             let file = OpenOptions::new().write(true).open(&path).unwrap();
             file.set_len(last.offset + last.len - n).unwrap();
+            file.sync_all().unwrap();
+        }
+        TailDamage::HeaderOnly(n) => {
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(last.offset + n).unwrap();
             file.sync_all().unwrap();
         }
         TailDamage::Garbage(n) => {
@@ -698,7 +769,11 @@ fn damage_last_record(data: &Path, damage: TailDamage) -> (PathBuf, Frame) {
 async fn twenty_transactions_then_crash(fixture: &Fixture) {
     let mut server = fixture.start();
     let client = server.connect().await;
-    exec(&client, "CREATE TABLE t (id bigint PRIMARY KEY, txn bigint, v text)").await;
+    exec(
+        &client,
+        "CREATE TABLE t (id bigint PRIMARY KEY, txn bigint, v text)",
+    )
+    .await;
     commit_transactions(&client, 1..=20).await;
     drop(client);
     server.kill();
@@ -752,6 +827,11 @@ async fn truncated_log_tail_is_cut_at_restart() {
 }
 
 #[tokio::test]
+async fn log_tail_torn_inside_a_record_header_is_cut_at_restart() {
+    torn_tail_is_cut_at_restart(TailDamage::HeaderOnly(5)).await;
+}
+
+#[tokio::test]
 async fn garbage_log_tail_is_cut_at_restart() {
     torn_tail_is_cut_at_restart(TailDamage::Garbage(8)).await;
 }
@@ -763,7 +843,10 @@ async fn kura_check_reports_and_repairs_a_torn_tail() {
     let (segment, last) = damage_last_record(&fixture.data, TailDamage::Truncate(5));
 
     let check = kura_check(&fixture.data, false);
-    assert!(!check.status.success(), "a torn log is a problem: {check:?}");
+    assert!(
+        !check.status.success(),
+        "a torn log is a problem: {check:?}"
+    );
     let damaged = check
         .stdout
         .lines()
@@ -850,7 +933,11 @@ async fn damage_in_an_older_segment_stops_the_start_until_repaired() {
         refused.stderr.contains("kura check") && refused.stderr.contains("--repair"),
         "the message points to kura check --repair: {refused:?}"
     );
-    assert_eq!(segments(&fixture.data), all, "a refused start changes no segment");
+    assert_eq!(
+        segments(&fixture.data),
+        all,
+        "a refused start changes no segment"
+    );
 
     let check = kura_check(&fixture.data, false);
     assert!(!check.status.success());
@@ -929,7 +1016,11 @@ async fn damaged_newest_checkpoint_falls_back(damage: CheckpointDamage) {
     server.kill();
 
     let manifests = manifests(&fixture.data);
-    assert_eq!(manifests.len(), 2, "two checkpoints are kept: {manifests:?}");
+    assert_eq!(
+        manifests.len(),
+        2,
+        "two checkpoints are kept: {manifests:?}"
+    );
     let (older, newest) = (manifests[0].0, manifests[1].0);
     match damage {
         CheckpointDamage::DataFile => {
@@ -940,7 +1031,11 @@ async fn damaged_newest_checkpoint_falls_back(damage: CheckpointDamage) {
                 .filter(|p| p.to_str().unwrap().ends_with(&suffix))
                 .collect();
             files.sort();
-            assert_eq!(files.len(), 2, "both tables changed since the older checkpoint");
+            assert_eq!(
+                files.len(),
+                2,
+                "both tables changed since the older checkpoint"
+            );
             let victim = &files[0];
             flip_byte(victim, file_len(victim) / 2, 0x10);
         }
@@ -1059,9 +1154,7 @@ async fn writer(client: Client, writer: i64, progress: Arc<Progress>) -> WriterR
                     client.batch_execute("BEGIN").await?;
                     client
                         .execute(
-                            &format!(
-                                "INSERT INTO acc VALUES ({new_id}, {writer}, {i}, '{pad}')"
-                            ),
+                            &format!("INSERT INTO acc VALUES ({new_id}, {writer}, {i}, '{pad}')"),
                             &[],
                         )
                         .await?;
@@ -1104,6 +1197,55 @@ async fn writer(client: Client, writer: i64, progress: Arc<Progress>) -> WriterR
                 };
             }
         }
+    }
+}
+
+/// The side tables a DDL worker finished: cycle number -> still exists (not dropped).
+struct DdlResult {
+    completed: BTreeMap<i64, bool>,
+    /// The cycle interrupted by the kill, if any (its outcome is unknown).
+    interrupted: Option<i64>,
+}
+
+/// Creates, fills, alters, indexes and sometimes drops side tables, one cycle after another,
+/// until the server goes away.
+async fn ddl_worker(client: Client, progress: Arc<Progress>) -> DdlResult {
+    let mut completed = BTreeMap::new();
+    for k in 0i64.. {
+        let mut statements = vec![
+            format!("CREATE TABLE side_{k} (id int PRIMARY KEY, v text)"),
+            format!("INSERT INTO side_{k} VALUES (1, 's{k}'), (2, 's{k}')"),
+            format!("ALTER TABLE side_{k} ADD COLUMN extra bigint DEFAULT {k}"),
+            format!("CREATE INDEX side_{k}_v ON side_{k} (v)"),
+            format!("ALTER TABLE side_{k} RENAME COLUMN v TO w"),
+            format!("INSERT INTO side_{k} (id, w) VALUES (3, 's{k}')"),
+        ];
+        let dropped = k % 3 == 2;
+        if dropped {
+            statements.push(format!("DROP TABLE side_{k}"));
+        }
+        for sql in &statements {
+            if let Err(e) = client.batch_execute(sql).await {
+                assert!(
+                    progress.killed.load(Ordering::Acquire),
+                    "{sql} failed while the server ran: {e:?}"
+                );
+                return DdlResult {
+                    completed,
+                    interrupted: Some(k),
+                };
+            }
+        }
+        completed.insert(k, !dropped);
+        progress.ops.fetch_add(1, Ordering::AcqRel);
+        progress.changed.notify_one();
+        if progress.killed.load(Ordering::Acquire) {
+            break;
+        }
+    }
+    DdlResult {
+        completed,
+        interrupted: None,
     }
 }
 
@@ -1163,6 +1305,7 @@ async fn checkpoints_during_concurrent_writes_lose_no_acknowledged_commit() {
         writers.push(tokio::spawn(writer(client, w, progress.clone())));
     }
     let checkpoints = tokio::spawn(checkpointer(server.connect().await, progress.clone()));
+    let ddl = tokio::spawn(ddl_worker(server.connect().await, progress.clone()));
 
     // Crash in the middle of it all, once several checkpoints have overlapped the writes.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
@@ -1189,6 +1332,7 @@ async fn checkpoints_during_concurrent_writes_lose_no_acknowledged_commit() {
     within("checkpointer to stop", checkpoints)
         .await
         .expect("checkpointer task");
+    let ddl = within("DDL worker to stop", ddl).await.expect("DDL task");
     drop(setup);
     assert!(!manifests(&fixture.data).is_empty());
 
@@ -1247,8 +1391,41 @@ async fn checkpoints_during_concurrent_writes_lose_no_acknowledged_commit() {
         );
     }
     assert_eq!(rows.len(), expected_len, "only the writers' rows exist");
+
+    // Every finished DDL cycle is there (or dropped) exactly.
+    assert!(
+        ddl.completed.len() >= 2,
+        "DDL ran alongside the checkpoints"
+    );
+    eprintln!(
+        "DDL: {} cycles finished, interrupted: {:?}",
+        ddl.completed.len(),
+        ddl.interrupted
+    );
+    for (k, exists) in &ddl.completed {
+        let sql = format!("SELECT * FROM side_{k} ORDER BY id");
+        if *exists {
+            assert_eq!(column_names(&client, &sql).await, ["id", "w", "extra"]);
+            assert_eq!(
+                text_rows(&client, &sql).await,
+                [
+                    format!("1|s{k}|{k}"),
+                    format!("2|s{k}|{k}"),
+                    format!("3|s{k}|{k}")
+                ]
+            );
+            let plan = explain(&client, &format!("SELECT * FROM side_{k} WHERE w = 's{k}'")).await;
+            assert!(plan.contains(&format!("access=index side_{k}_v")), "{plan}");
+        } else {
+            exec_fails(&client, &sql, "42P01").await;
+        }
+    }
     assert_eq!(
-        count(&client, &format!("SELECT count(*) FROM acc WHERE length(pad) <> {PAD}")).await,
+        count(
+            &client,
+            &format!("SELECT count(*) FROM acc WHERE length(pad) <> {PAD}")
+        )
+        .await,
         0
     );
 
@@ -1269,6 +1446,35 @@ async fn checkpoints_during_concurrent_writes_lose_no_acknowledged_commit() {
 
 /// The server's file size limit: its log segment reaches this long before the 1 MB rotation.
 const FSIZE_LIMIT: u64 = 256 * 1024;
+
+const SMALL_SEGMENTS_CONFIG: &str = r#"{"dataStore": {"logWriteMode": 0, "logSegmentSize": "1MB"},
+    "checkpoint": {"checkpointInterval": "1h"}}"#;
+
+/// Starts a server whose files may not grow past [`FSIZE_LIMIT`] (the soft limit; the hard
+/// one is kept, so the test can lift it later with `prlimit`). The server ignores SIGXFSZ,
+/// so a write past the limit fails with EFBIG, as one on a full disk fails with ENOSPC.
+fn start_with_file_size_limit(fixture: &Fixture) -> TestServer {
+    let mut command = fixture.command();
+    // SAFETY: runs in the child between fork and exec and only calls getrlimit and setrlimit
+    // (async-signal-safe). The limit applies to the server alone, not to the test process.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = (FSIZE_LIMIT as libc::rlim_t).min(limit.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    TestServer::start_command(&mut command, &fixture.data)
+}
 
 /// `INSERT` of `rows` rows with ids from `first` and a `pad_len`-byte text each.
 fn padded_insert(first: i64, rows: i64, pad_len: usize) -> String {
@@ -1296,143 +1502,225 @@ fn assert_log_write_failure(e: &tokio_postgres::Error, what: &str) {
     );
 }
 
-#[tokio::test]
-async fn failed_log_write_fails_the_commit_and_loses_nothing_acknowledged() {
-    let fixture = Fixture::new(Some(
-        r#"{"dataStore": {"logWriteMode": 0, "logSegmentSize": "1MB"},
-            "checkpoint": {"checkpointInterval": "1h"}}"#,
-    ));
-    let mut command = fixture.command();
-    // SAFETY: runs in the child between fork and exec and only calls setrlimit
-    // (async-signal-safe). The limit applies to the server alone, not to the test process.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: FSIZE_LIMIT as libc::rlim_t,
-                rlim_max: FSIZE_LIMIT as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut server = TestServer::start_command(&mut command, &fixture.data);
-    let client = server.connect().await;
-    exec(&client, "CREATE TABLE big (id bigint PRIMARY KEY, pad text)").await;
-    let segment = segments(&fixture.data).pop().expect("a log segment");
-    let mut acknowledged: Vec<i64> = Vec::new();
+/// A log that has just refused a commit because the segment would pass [`FSIZE_LIMIT`].
+struct FullLog {
+    segment: PathBuf,
+    acknowledged: Vec<i64>,
+    /// Size of a one-row commit record (`padded_insert(_, 1, 100)`).
+    small_frame: u64,
+    /// Size of a 16-row commit record (`padded_insert(_, 16, 1000)`).
+    big_frame: u64,
+    /// The commit that failed, and the segment length before it.
+    failed_sql: String,
+    failed_at: u64,
+    /// First id of the failed commit (ids at and above it are not acknowledged).
+    failed_first_id: i64,
+}
 
-    // The size of a one-row commit record, measured.
+/// Creates table `big` and commits one small, then 16-row commits of ~16 KB until one fails.
+async fn fill_log_until_a_write_fails(fixture: &Fixture, client: &Client) -> FullLog {
+    exec(client, "CREATE TABLE big (id bigint PRIMARY KEY, pad text)").await;
+    let segment = segments(&fixture.data).pop().expect("a log segment");
+    let mut acknowledged = Vec::new();
+
     let len = file_len(&segment);
-    exec(&client, &padded_insert(1, 1, 100)).await;
+    exec(client, &padded_insert(1, 1, 100)).await;
     acknowledged.push(1);
     let small_frame = file_len(&segment) - len;
 
-    // 16-row commits of ~16 KB until one does not fit under the limit.
     let mut next = 1000i64;
     let mut big_frame = None;
-    let (failed_sql, failed_at) = loop {
-        assert!(next < 1000 + 16 * 64, "64 big commits all fit under {FSIZE_LIMIT} bytes");
+    loop {
+        assert!(
+            next < 1000 + 16 * 64,
+            "64 big commits all fit under {FSIZE_LIMIT} bytes: is RLIMIT_FSIZE in effect?"
+        );
         let len = file_len(&segment);
         let sql = padded_insert(next, 16, 1000);
         match within("big insert", client.batch_execute(&sql)).await {
             Ok(()) => {
                 acknowledged.extend(next..next + 16);
                 let frame = file_len(&segment) - len;
-                assert_eq!(*big_frame.get_or_insert(frame), frame, "same-shaped records");
+                assert_eq!(
+                    *big_frame.get_or_insert(frame),
+                    frame,
+                    "same-shaped records"
+                );
             }
             Err(e) => {
                 assert_log_write_failure(&e, "the first commit past the limit");
-                break (sql, len);
+                let big_frame = big_frame.expect("at least one big commit fits");
+                eprintln!(
+                    "log write failed at {len} bytes; records: big {big_frame}, small {small_frame}"
+                );
+                assert!(
+                    len + big_frame > FSIZE_LIMIT,
+                    "it failed because it did not fit"
+                );
+                assert_eq!(
+                    file_len(&segment),
+                    len,
+                    "the partial record is cut off the log"
+                );
+                return FullLog {
+                    segment,
+                    acknowledged,
+                    small_frame,
+                    big_frame,
+                    failed_sql: sql,
+                    failed_at: len,
+                    failed_first_id: next,
+                };
             }
         }
         next += 16;
-    };
-    let big_frame = big_frame.expect("at least one big commit fits");
-    eprintln!(
-        "log write failed at {failed_at} bytes; records: big {big_frame}, small {small_frame}"
-    );
-    assert!(failed_at + big_frame > FSIZE_LIMIT, "it failed because it did not fit");
-    assert_eq!(
-        file_len(&segment),
-        failed_at,
-        "the partial record is cut off the log"
-    );
+    }
+}
+
+/// The ids in table `big`, ascending.
+async fn big_ids(client: &Client) -> Vec<i64> {
+    within(
+        "select ids",
+        client.query("SELECT id FROM big ORDER BY id", &[]),
+    )
+    .await
+    .expect("select ids")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn failed_log_write_fails_the_commit_and_loses_nothing_acknowledged() {
+    let fixture = Fixture::new(Some(SMALL_SEGMENTS_CONFIG));
+    let mut server = start_with_file_size_limit(&fixture);
+    let client = server.connect().await;
+    let full = fill_log_until_a_write_fails(&fixture, &client).await;
+    let mut acknowledged = full.acknowledged.clone();
+    let segment = &full.segment;
 
     // The failed commit was rolled back; reads work.
     assert_eq!(
         count(
             &client,
-            &format!("SELECT count(*) FROM big WHERE id >= {next}")
+            &format!(
+                "SELECT count(*) FROM big WHERE id >= {}",
+                full.failed_first_id
+            )
         )
         .await,
         0
     );
-    assert_eq!(
-        count(&client, "SELECT count(*) FROM big").await,
-        acknowledged.len() as i64
-    );
-    assert_eq!(
-        scalar(&client, "SELECT max(id) FROM big").await,
-        (next - 1).to_string()
-    );
+    assert_eq!(big_ids(&client).await, acknowledged);
 
     // The same commit again fails the same clean way and leaves the log as it was.
-    let e = within("big insert again", client.batch_execute(&failed_sql))
+    let e = within("big insert again", client.batch_execute(&full.failed_sql))
         .await
         .expect_err("still does not fit");
     assert_log_write_failure(&e, "the retried commit");
-    assert_eq!(file_len(&segment), failed_at);
+    assert_eq!(file_len(segment), full.failed_at);
+    assert_eq!(big_ids(&client).await, acknowledged);
 
-    // A failed write does not poison the log: small commits are tried, and succeed exactly
-    // while they fit.
+    // A failed write does not poison the log: later commits are tried, and succeed exactly
+    // while they fit under the limit.
     let mut id = 500i64;
     loop {
-        let len = file_len(&segment);
-        let fits = len + small_frame <= FSIZE_LIMIT;
-        let result = within("small insert", client.batch_execute(&padded_insert(id, 1, 100))).await;
+        let len = file_len(segment);
+        let fits = len + full.small_frame <= FSIZE_LIMIT;
+        let result = within(
+            "small insert",
+            client.batch_execute(&padded_insert(id, 1, 100)),
+        )
+        .await;
         match (fits, result) {
             (true, Ok(())) => acknowledged.push(id),
             (false, Err(e)) => {
                 assert_log_write_failure(&e, "a small commit past the limit");
-                assert_eq!(file_len(&segment), len);
+                assert_eq!(file_len(segment), len);
                 break;
             }
             (fits, result) => panic!(
-                "a {small_frame}-byte record at {len} of {FSIZE_LIMIT} bytes (fits: {fits}): {result:?}"
+                "a {}-byte commit record with the segment at {len} of {FSIZE_LIMIT} bytes \
+                 (fits: {fits}; the failed {}-byte record was cut back from {} bytes): {result:?}",
+                full.small_frame, full.big_frame, full.failed_at
             ),
         }
         id += 1;
         assert!(id < 1000, "small commits never filled the log");
     }
     eprintln!("{} small commits fitted after the failure", id - 500);
-    assert_eq!(
-        count(&client, "SELECT count(*) FROM big").await,
-        acknowledged.len() as i64
-    );
+    acknowledged.sort_unstable();
+    assert_eq!(big_ids(&client).await, acknowledged);
     drop(client);
     server.kill();
 
     // Without the limit, exactly the acknowledged rows are back, and writes work again.
+    assert_check_clean(&fixture.data);
     let server = fixture.start();
     let client = server.connect().await;
-    let ids: Vec<i64> = within(
-        "select ids",
-        client.query("SELECT id FROM big ORDER BY id", &[]),
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
-    acknowledged.sort_unstable();
-    assert_eq!(ids, acknowledged);
-    exec(&client, &failed_sql).await;
+    assert_eq!(big_ids(&client).await, acknowledged);
+    exec(&client, &full.failed_sql).await;
     assert_eq!(
         count(&client, "SELECT count(*) FROM big").await,
         acknowledged.len() as i64 + 16
     );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn log_writes_resume_after_the_last_whole_record_once_space_returns() {
+    let fixture = Fixture::new(Some(SMALL_SEGMENTS_CONFIG));
+    let mut server = start_with_file_size_limit(&fixture);
+    let client = server.connect().await;
+    let full = fill_log_until_a_write_fails(&fixture, &client).await;
+    let mut acknowledged = full.acknowledged.clone();
+
+    // Space returns (as when a full disk is cleaned up): lift the running server's limit.
+    let pid: libc::pid_t = std::fs::read_to_string(fixture.data.join("kura.lock"))
+        .expect("read kura.lock")
+        .trim()
+        .parse()
+        .expect("kura.lock holds the server's pid");
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain system call on valid pointers.
+    let lifted =
+        unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut()) };
+    assert_eq!(lifted, 0, "prlimit: {}", std::io::Error::last_os_error());
+
+    // The failed commit and later ones now succeed...
+    exec(&client, &full.failed_sql).await;
+    acknowledged.extend(full.failed_first_id..full.failed_first_id + 16);
+    exec(&client, &padded_insert(5000, 16, 1000)).await;
+    acknowledged.extend(5000..5016);
+    let len = file_len(&full.segment);
+    drop(client);
+    server.kill();
+
+    // ...and are appended right after the last whole record, so all of them survive a crash.
+    let check = kura_check(&fixture.data, false);
+    let server = fixture.start();
+    let client = server.connect().await;
+    let ids = big_ids(&client).await;
+    let lost: Vec<i64> = acknowledged
+        .iter()
+        .filter(|id| ids.binary_search(id).is_err())
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged rows lost after the restart: {lost:?}. The failed write was cut back \
+         to {} bytes; the two commits after it should have made the segment {} bytes long, \
+         it was {len} (a gap after the cut?). kura check before the restart: {}",
+        full.failed_at,
+        full.failed_at + 2 * full.big_frame,
+        summary_line(&check)
+    );
+    assert_eq!(ids, acknowledged);
+    assert!(check.status.success(), "{check:?}");
+    assert_eq!(len, full.failed_at + 2 * full.big_frame);
 }
 
 // ---------------------------------------------------------------------------------------

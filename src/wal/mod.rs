@@ -19,6 +19,7 @@ pub mod segment;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +149,9 @@ impl TxnLog {
         {
             self.rotate_locked(&mut segment, lsn)?;
         }
-        if let Err(e) = (&*segment.file).write_all(frame) {
+        // Positional writes: after a failed write the next record still goes right after the
+        // last whole one, whatever the file offset was left at.
+        if let Err(e) = segment.file.write_all_at(frame, segment.len) {
             let error = io_error(&segment.path, e);
             // Cut off whatever part of the frame reached the file, so the next record
             // follows the last whole one.
@@ -458,6 +461,25 @@ mod tests {
             .collect();
         assert_eq!(firsts, vec![7, 10]);
         log.close().unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_gap_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 1).unwrap();
+        log.append(1, &frame(1)).unwrap();
+        // Simulate a partial write that left the file longer and its offset further on.
+        let path = dir.path().join(segment_name(1));
+        let good = std::fs::metadata(&path).unwrap().len();
+        {
+            let segment = log.segment.lock();
+            segment.file.write_all_at(b"partial", good).unwrap();
+            segment.file.set_len(good).unwrap();
+        }
+        log.append(2, &frame(2)).unwrap();
+        log.close().unwrap();
+        let scan = segment::scan_segment(&path, 1, |_| Ok(())).unwrap();
+        assert_eq!((scan.records, scan.damage), (2, None));
     }
 
     #[test]
