@@ -9,7 +9,7 @@
 //!
 //! | workload | what is measured |
 //! |---|---|
-//! | `insert` | single-row autocommit `INSERT` (prepared), ops/s, 1 and 16 clients |
+//! | `insert` | single-row autocommit `INSERT` (prepared), ops/s, 1, 16 and 64 clients |
 //! | `bulk`   | 1000-row multi-row `INSERT ... VALUES`, rows/s, 1 client |
 //! | `point`  | primary-key point `SELECT` (prepared), ops/s, 1 and 16 clients |
 //! | `agg`    | load `KURA_BENCH_ROWS` rows, then `GROUP BY device` aggregate, best of N, seconds |
@@ -29,6 +29,8 @@
 //! - `KURA_BENCH_USER` / `KURA_BENCH_PASSWORD` / `KURA_BENCH_DBNAME`: login for the spawned
 //!   server [`admin` / `admin` / `public`]
 //! - `KURA_BENCH_SECONDS`: duration of each throughput run [5 / 1]
+//! - `KURA_BENCH_CLIENTS`: comma-separated client counts of the `insert` and `point` workloads,
+//!   each client on its own connection [insert: 1,16,64; point: 1,16]
 //! - `KURA_BENCH_ROWS`: rows loaded for the aggregate [10000000 / 100000]
 //! - `KURA_BENCH_POINT_ROWS`: rows preloaded for point selects [100000 / 10000]
 //! - `KURA_BENCH_LOAD`: `insert` (1000-row multi-row INSERTs) or `series`
@@ -70,8 +72,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const BATCH_ROWS: i64 = 1000;
 /// Distinct `device` values in every generated table.
 const DEVICES: i64 = 100;
-/// Client counts for the insert and point-select workloads.
-const CLIENT_COUNTS: [usize; 2] = [1, 16];
+/// Default client counts of the insert workload (`KURA_BENCH_CLIENTS` overrides them).
+const INSERT_CLIENTS: [usize; 3] = [1, 16, 64];
+/// Default client counts of the point-select workload (`KURA_BENCH_CLIENTS` overrides them).
+const POINT_CLIENTS: [usize; 2] = [1, 16];
 
 const WIDE_COLUMNS: &str =
     "id bigint PRIMARY KEY, device integer, ts timestamp, value double precision, note text";
@@ -139,6 +143,8 @@ struct Config {
     quick: bool,
     url: Option<String>,
     seconds: f64,
+    /// `KURA_BENCH_CLIENTS`: client counts for the insert and point workloads.
+    clients: Option<Vec<usize>>,
     rows: i64,
     point_rows: i64,
     load: LoadMode,
@@ -172,6 +178,23 @@ impl Config {
         if !(seconds.is_finite() && seconds > 0.0) {
             return Err(format!("KURA_BENCH_SECONDS must be positive, got {seconds}").into());
         }
+        let clients = match env_var("KURA_BENCH_CLIENTS") {
+            None => None,
+            Some(list) => {
+                let counts = list
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .context(format!("KURA_BENCH_CLIENTS={list:?}"))?;
+                if counts.is_empty() || counts.contains(&0) {
+                    return Err(format!(
+                        "KURA_BENCH_CLIENTS={list:?}: expected client counts of at least 1"
+                    )
+                    .into());
+                }
+                Some(counts)
+            }
+        };
         let rows: i64 = env_parse("KURA_BENCH_ROWS", if quick { 100_000 } else { 10_000_000 })?;
         let point_rows: i64 = env_parse(
             "KURA_BENCH_POINT_ROWS",
@@ -224,6 +247,7 @@ impl Config {
             quick,
             url: env_var("KURA_BENCH_URL"),
             seconds,
+            clients,
             rows,
             point_rows,
             load,
@@ -238,6 +262,11 @@ impl Config {
 
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.seconds)
+    }
+
+    /// Client counts of a workload: `KURA_BENCH_CLIENTS`, else the workload's defaults.
+    fn client_counts(&self, defaults: &[usize]) -> Vec<usize> {
+        self.clients.clone().unwrap_or_else(|| defaults.to_vec())
     }
 }
 
@@ -1001,9 +1030,13 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
         chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
     );
     println!(
-        "config:   seconds={} rows={} point_rows={} load={} load_clients={} agg_repeat={} \
-         workloads={}",
+        "config:   seconds={} clients={} rows={} point_rows={} load={} load_clients={} \
+         agg_repeat={} workloads={}",
         cfg.seconds,
+        cfg.clients.as_ref().map_or_else(
+            || "default".to_owned(),
+            |c| c.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+        ),
         cfg.rows,
         cfg.point_rows,
         match cfg.load {
@@ -1025,7 +1058,7 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
     for workload in &cfg.workloads {
         match workload {
             Workload::Insert => {
-                for clients in CLIENT_COUNTS {
+                for clients in cfg.client_counts(&INSERT_CLIENTS) {
                     let outcome = insert_workload(cfg, conninfo, clients).await;
                     report.line("insert: single-row autocommit, prepared", clients, outcome);
                 }
@@ -1036,7 +1069,7 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
             }
             Workload::Point => match point_setup(cfg, conninfo).await {
                 Ok(()) => {
-                    for clients in CLIENT_COUNTS {
+                    for clients in cfg.client_counts(&POINT_CLIENTS) {
                         let outcome = point_workload(cfg, conninfo, clients).await;
                         report.line("point select: by primary key, prepared", clients, outcome);
                     }
