@@ -24,7 +24,8 @@
 //!
 //! - `KURA_BENCH_URL`: connection string of an already running server [spawn Kura]
 //! - `KURA_BENCH_BIN`: path of the `kura` binary to spawn [built binary of this package]
-//! - `KURA_BENCH_SERVE_ARGS`: extra arguments for `kura serve`, split on whitespace [none]
+//! - `KURA_BENCH_SERVE_ARGS`: extra arguments for `kura serve`, split on whitespace, e.g.
+//!   `--config benches/conf/sync.json` (SYNC) or `benches/conf/delayed.json` [none]
 //! - `KURA_BENCH_DATA_DIR`: data directory for the spawned server, kept afterwards [temp dir]
 //! - `KURA_BENCH_USER` / `KURA_BENCH_PASSWORD` / `KURA_BENCH_DBNAME`: login for the spawned
 //!   server [`admin` / `admin` / `public`]
