@@ -38,13 +38,11 @@
 //! Without the `--bench` flag that `cargo bench` passes (e.g. under `cargo test --benches`) the
 //! run is a quick smoke run with small row counts.
 
-use std::error::Error;
-use std::fmt::{Display, Write as _};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
@@ -53,8 +51,11 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+mod support;
+use support::{
+    BoxError, Context, Result, env_parse, env_var, find_kura_binary, group_digits, parse_listening,
+    timed,
+};
 
 /// Rows per multi-row INSERT statement.
 const BATCH_ROWS: i64 = 1000;
@@ -67,17 +68,6 @@ const COLUMNS: &str = "id bigint PRIMARY KEY, device integer, ts timestamp, valu
 /// Decimal units, as printed: 1 MB = 10^6 bytes, 1 GB = 10^9 bytes.
 const MB: f64 = 1e6;
 const GB: f64 = 1e9;
-
-/// Adds a message in front of an error, so that a failure names what was being done.
-trait Context<T> {
-    fn context(self, what: impl Display) -> Result<T>;
-}
-
-impl<T, E: Display> Context<T> for std::result::Result<T, E> {
-    fn context(self, what: impl Display) -> Result<T> {
-        self.map_err(|e| format!("{what}: {e}").into())
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -122,20 +112,6 @@ struct Config {
     timeout: Duration,
     ready_timeout: Duration,
     keep: bool,
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_parse<T: FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: Display,
-{
-    match env_var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().context(format!("{name}={v:?}")),
-    }
 }
 
 impl Config {
@@ -222,37 +198,6 @@ impl Config {
     }
 }
 
-/// Where the `kura` binary is: `KURA_BENCH_BIN`, the binary Cargo built for this bench, or
-/// `target/{release,debug}/kura` under the manifest directory or `CARGO_TARGET_DIR`.
-fn find_kura_binary() -> Result<PathBuf> {
-    if let Some(path) = env_var("KURA_BENCH_BIN") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("KURA_BENCH_BIN={} is not a file", path.display()).into())
-        };
-    }
-    let mut candidates = Vec::new();
-    if let Some(built) = option_env!("CARGO_BIN_EXE_kura") {
-        candidates.push(PathBuf::from(built));
-    }
-    let mut target_dirs = Vec::new();
-    if let Some(dir) = env_var("CARGO_TARGET_DIR") {
-        target_dirs.push(PathBuf::from(dir));
-    }
-    target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    for dir in &target_dirs {
-        for profile in ["release", "debug"] {
-            candidates.push(dir.join(profile).join("kura"));
-        }
-    }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "no kura binary found; run `cargo build --release --bin kura` first or set KURA_BENCH_BIN"
-            .into()
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server process
 
@@ -269,14 +214,6 @@ impl Drop for KuraServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Extracts `(host, port)` from a line such as `kura 0.1.0 listening on 127.0.0.1:54321`.
-fn parse_listening(line: &str) -> Option<(String, u16)> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let addr = rest.split_whitespace().next()?;
-    let (host, port) = addr.rsplit_once(':')?;
-    Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
 }
 
 /// The last `lines` lines of a text file, for error messages.
@@ -478,18 +415,6 @@ impl Drop for RunDir {
 // ---------------------------------------------------------------------------------------------
 // Client helpers
 
-/// Awaits `fut` for at most `limit`; errors (and time-outs) are prefixed with `what`.
-async fn timed<T, E: Display>(
-    limit: Duration,
-    what: &str,
-    fut: impl Future<Output = std::result::Result<T, E>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result.context(what),
-        Err(_) => Err(format!("{what}: no answer within {limit:?}").into()),
-    }
-}
-
 async fn connect(cfg: &Config, conninfo: &str) -> Result<Client> {
     let (client, connection) = timed(
         cfg.timeout,
@@ -634,18 +559,6 @@ async fn check_after_restart(cfg: &Config, conninfo: &str, rows: i64) -> Result<
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
-
-fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn per_sec(count: f64, secs: f64) -> String {
     group_digits((count / secs.max(1e-9)).round() as u64)

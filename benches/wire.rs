@@ -47,13 +47,11 @@
 //! the `--bench` flag that `cargo bench` passes (e.g. under `cargo test --benches`) the run is a
 //! quick smoke run with small defaults.
 
-use std::error::Error;
-use std::fmt::{Display, Write as _};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
@@ -64,8 +62,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+mod support;
+use support::{
+    Context, Result, env_parse, env_var, find_kura_binary, group_digits, parse_listening, timed,
+};
 
 /// How long the spawned server may take to print its `listening on` line.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,17 +87,6 @@ const ALL_TABLES: [&str; 4] = [
     "wirebench_point",
     BIG_TABLE,
 ];
-
-/// Adds a message in front of an error, so that a failure names what was being done.
-trait Context<T> {
-    fn context(self, what: impl Display) -> Result<T>;
-}
-
-impl<T, E: Display> Context<T> for std::result::Result<T, E> {
-    fn context(self, what: impl Display) -> Result<T> {
-        self.map_err(|e| format!("{what}: {e}").into())
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -155,20 +144,6 @@ struct Config {
     timeout: Duration,
     workloads: Vec<Workload>,
     keep: bool,
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_parse<T: FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: Display,
-{
-    match env_var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().context(format!("{name}={v:?}")),
-    }
 }
 
 impl Config {
@@ -290,62 +265,6 @@ impl Drop for KuraServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Where the `kura` binary is: `KURA_BENCH_BIN`, the binary Cargo built for this bench, or
-/// `target/{release,debug}/kura` under the manifest directory or `CARGO_TARGET_DIR`.
-fn find_kura_binary() -> Result<PathBuf> {
-    if let Some(path) = env_var("KURA_BENCH_BIN") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("KURA_BENCH_BIN={} is not a file", path.display()).into())
-        };
-    }
-    let mut candidates = Vec::new();
-    if let Some(built) = option_env!("CARGO_BIN_EXE_kura") {
-        candidates.push(PathBuf::from(built));
-    }
-    let mut target_dirs = Vec::new();
-    if let Some(dir) = env_var("CARGO_TARGET_DIR") {
-        target_dirs.push(PathBuf::from(dir));
-    }
-    target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    for dir in &target_dirs {
-        for profile in ["release", "debug"] {
-            candidates.push(dir.join(profile).join("kura"));
-        }
-    }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        format!(
-            "no kura binary found under {}; run `cargo build --release` first, set KURA_BENCH_BIN, \
-             or set KURA_BENCH_URL to bench another server",
-            target_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )
-        .into()
-    })
-}
-
-/// Extracts `(host, port)` from a line such as `... listening on 127.0.0.1:54321`.
-fn parse_listening(line: &str) -> Option<(String, u16)> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let addr = rest
-        .split_whitespace()
-        .next()?
-        .trim_end_matches([',', ';', '.', ')']);
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = match host {
-        "0.0.0.0" | "" => "127.0.0.1",
-        "::" => "::1",
-        h => h,
-    };
-    Some((host.to_owned(), port.parse().ok()?))
 }
 
 fn log_tail(path: &Path) -> String {
@@ -510,18 +429,6 @@ fn hide_password(conninfo: &str) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Client helpers
-
-/// Awaits `fut` for at most `limit`; errors (and time-outs) are prefixed with `what`.
-async fn timed<T, E: Display>(
-    limit: Duration,
-    what: &str,
-    fut: impl Future<Output = std::result::Result<T, E>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result.context(what),
-        Err(_) => Err(format!("{what}: no answer within {limit:?}").into()),
-    }
-}
 
 async fn connect(cfg: &Config, conninfo: &str) -> Result<Client> {
     let (client, connection) = timed(
@@ -696,18 +603,6 @@ struct Row {
     workload: String,
     clients: usize,
     result: String,
-}
-
-fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn rate(count: u64, unit: &str, elapsed: Duration) -> String {
