@@ -24,7 +24,7 @@ use crate::storage::chunk::Serial;
 use crate::storage::partition::Persisted;
 use crate::wal::record::Lsn;
 use crate::wal::segment::{Damage, io_error, list_segments, scan_segment};
-use crate::wal::{LogOptions, RecordBody, TxnLog};
+use crate::wal::{LogOptions, RecordBody, TxnLog, dir_entries};
 
 pub const LOCK_FILE: &str = "kura.lock";
 pub const LOG_DIR: &str = "txnlog";
@@ -158,15 +158,9 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
 /// Removes the `.tmp` files a checkpoint interrupted by a crash left behind (no checkpoint
 /// runs while recovery holds the directory lock).
 fn remove_temporaries(dir: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
-        if entry.file_name().to_string_lossy().ends_with(".tmp") {
-            std::fs::remove_file(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+    for (name, path) in dir_entries(dir)? {
+        if name.ends_with(".tmp") {
+            std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
         }
     }
     Ok(())

@@ -53,25 +53,8 @@ pub fn manifest_name(lsn: Lsn) -> String {
 
 /// The manifests in `dir`, newest (highest LSN) first.
 pub fn list_manifests(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_error(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
-        let name = entry.file_name();
-        if let Some(lsn) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .filter(|n| n.len() == 20)
-            .and_then(|n| n.parse::<Lsn>().ok())
-        {
-            out.push((lsn, entry.path()));
-        }
-    }
-    out.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    let mut out = crate::wal::lsn_named_files(dir, PREFIX, "")?;
+    out.reverse();
     Ok(out)
 }
 

@@ -27,7 +27,7 @@ use crate::storage::partition::Persisted;
 use crate::storage::stored::{StoredTable, StoredView};
 use crate::wal::record::{FORMAT_VERSION, Lsn};
 use crate::wal::segment::io_error;
-use crate::wal::sync_dir;
+use crate::wal::{dir_entries, sync_dir};
 use manifest::{Manifest, PartitionEntry, list_manifests, temporary_name};
 
 pub const DATA_DIR: &str = "data";
@@ -237,17 +237,10 @@ impl Checkpointer {
 }
 
 fn remove_unreferenced(data_dir: &Path, referenced: &HashSet<String>) -> Result<()> {
-    let entries = match std::fs::read_dir(data_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(data_dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(data_dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for (name, path) in dir_entries(data_dir)? {
         let ours = name.ends_with(".kpart") || name.ends_with(".kpart.tmp");
         if ours && !referenced.contains(&name) {
-            std::fs::remove_file(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+            std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
         }
     }
     sync_dir(data_dir)

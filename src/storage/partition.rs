@@ -209,17 +209,7 @@ impl Partition {
                 (*open).clone()
             };
             let next = widened.append(slice.clone(), ts)?;
-            for index in &def.indexes {
-                if let Some(tree) = inner.indexes.get_mut(&index.id) {
-                    for row in 0..n {
-                        let key = index_key(&slice, &index.columns, row)?;
-                        tree.insert(
-                            key,
-                            RowId::new(self.number, next.id(), (first + row) as u16),
-                        );
-                    }
-                }
-            }
+            add_index_entries(&mut inner, def, &slice, self.number, next.id(), first)?;
             inner.open = Arc::new(next);
             done += n;
         }
@@ -271,14 +261,7 @@ impl Partition {
                 &ends,
                 serials[done..done + n].to_vec(),
             );
-            for index in &def.indexes {
-                if let Some(tree) = inner.indexes.get_mut(&index.id) {
-                    for row in 0..n {
-                        let key = index_key(&rows, &index.columns, row)?;
-                        tree.insert(key, RowId::new(self.number, id, row as u16));
-                    }
-                }
-            }
+            add_index_entries(&mut inner, def, &rows, self.number, id, 0)?;
             Arc::make_mut(&mut inner.sealed).push(Arc::new(chunk));
             done += n;
         }
@@ -502,14 +485,7 @@ impl Partition {
             let sealed = Arc::make_mut(&mut inner.sealed);
             sealed.remove(pos);
             sealed.push(Arc::new(fresh));
-            for index in &def.indexes {
-                if let Some(tree) = inner.indexes.get_mut(&index.id) {
-                    for row in 0..kept.num_rows() {
-                        let key = index_key(&kept, &index.columns, row)?;
-                        tree.insert(key, RowId::new(self.number, id, row as u16));
-                    }
-                }
-            }
+            add_index_entries(&mut inner, def, &kept, self.number, id, 0)?;
         }
         Ok(stats)
     }
@@ -527,6 +503,26 @@ fn dead_versions(chunk: &Chunk, horizon: Ts) -> usize {
             end != TS_LIVE && end <= horizon
         })
         .count()
+}
+
+/// Indexes the rows of `batch`, which sit in chunk `chunk` from offset `first` on.
+fn add_index_entries(
+    inner: &mut Inner,
+    def: &TableDef,
+    batch: &RecordBatch,
+    partition: u16,
+    chunk: u32,
+    first: usize,
+) -> Result<()> {
+    for index in &def.indexes {
+        if let Some(tree) = inner.indexes.get_mut(&index.id) {
+            for row in 0..batch.num_rows() {
+                let key = index_key(batch, &index.columns, row)?;
+                tree.insert(key, RowId::new(partition, chunk, (first + row) as u16));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_index_entries(
@@ -623,6 +619,17 @@ mod tests {
         .unwrap()
     }
 
+    /// The key column of the first of `rows`.
+    fn first_key(p: &Partition, def: &TableDef, rows: &[RowId]) -> i64 {
+        let batch = p.fetch(def, rows).unwrap();
+        let keys = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        keys.value(0)
+    }
+
     #[test]
     fn append_spills_into_new_chunks_and_indexes_rows() {
         let def = def();
@@ -633,13 +640,7 @@ mod tests {
         assert!(snap.sealed.len() >= 2);
         let (_, found) = p.lookup(1, &KeyRange::Prefix(vec![ScalarValue::Int64(Some(4321))]));
         assert_eq!(found.len(), 1);
-        let batch = p.fetch(&def, &found).unwrap();
-        let col = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(col.value(0), 4321);
+        assert_eq!(first_key(&p, &def, &found), 4321);
     }
 
     #[test]
@@ -666,13 +667,7 @@ mod tests {
         assert!(snap.chunk(one[0].chunk()).is_some());
         // Serials survive compaction: the row with key 2999 still has serial 2999.
         let found = p.resolve_serials(&[2999]).unwrap();
-        let batch = p.fetch(&def, &found).unwrap();
-        let col = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(col.value(0), 2999);
+        assert_eq!(first_key(&p, &def, &found), 2999);
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct ColumnDef {
     pub missing: ScalarValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An index; stored as is in the log and checkpoint manifests (see `stored.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexDef {
     pub id: u32,
     pub name: String,

@@ -122,15 +122,6 @@ pub struct StoredColumn {
     pub missing: StoredValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredIndex {
-    pub id: u32,
-    pub name: String,
-    pub columns: Vec<usize>,
-    pub unique: bool,
-    pub primary: bool,
-}
-
 /// A table definition as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredTable {
@@ -138,7 +129,7 @@ pub struct StoredTable {
     pub name: String,
     pub columns: Vec<StoredColumn>,
     pub primary_key: Vec<usize>,
-    pub indexes: Vec<StoredIndex>,
+    pub indexes: Vec<IndexDef>,
 }
 
 /// A view definition as stored.
@@ -164,23 +155,12 @@ impl StoredTable {
                 })
             })
             .collect::<Result<_>>()?;
-        let indexes = def
-            .indexes
-            .iter()
-            .map(|i| StoredIndex {
-                id: i.id,
-                name: i.name.clone(),
-                columns: i.columns.clone(),
-                unique: i.unique,
-                primary: i.primary,
-            })
-            .collect();
         Ok(StoredTable {
             id: def.id,
             name: def.name.clone(),
             columns,
             primary_key: def.primary_key.clone(),
-            indexes,
+            indexes: def.indexes.clone(),
         })
     }
 
@@ -212,23 +192,12 @@ impl StoredTable {
                 self.name
             )));
         }
-        let indexes = self
-            .indexes
-            .iter()
-            .map(|i| IndexDef {
-                id: i.id,
-                name: i.name.clone(),
-                columns: i.columns.clone(),
-                unique: i.unique,
-                primary: i.primary,
-            })
-            .collect();
         Ok(TableDef::new(
             self.id,
             self.name.clone(),
             columns,
             self.primary_key.clone(),
-            indexes,
+            self.indexes.clone(),
         ))
     }
 }

@@ -228,6 +228,14 @@ impl TxnManager {
                 return Err(e);
             }
         };
+        if wait == CommitWait::Written || self.log.get().is_none() {
+            // Nothing to wait for: publish at once.
+            self.make_visible(ts);
+            self.finish(txn);
+            return Ok(ts);
+        }
+        // The wait runs in its own task, so a caller that goes away mid-wait still publishes
+        // and releases the locks.
         let manager = self.clone();
         let (handle, writes) = (txn.handle.clone(), txn.writes.clone());
         let published = tokio::spawn(async move {
@@ -250,8 +258,14 @@ impl TxnManager {
         {
             log.wait_durable(ts).await?;
         }
-        self.visible.fetch_max(ts, Ordering::AcqRel);
+        self.make_visible(ts);
         Ok(())
+    }
+
+    /// Publishes commit `ts` and all before it; `fetch_max`, so commits that finish waiting
+    /// out of order never hide each other.
+    fn make_visible(&self, ts: Ts) {
+        self.visible.fetch_max(ts, Ordering::AcqRel);
     }
 
     /// Discards the transaction's writes and releases its locks.

@@ -387,6 +387,38 @@ fn create_segment(dir: &Path, first_lsn: Lsn) -> Result<Segment> {
     })
 }
 
+/// The entries of `dir` as `(file name, path)`; none when the directory does not exist.
+pub fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    entries
+        .map(|entry| {
+            let entry = entry.map_err(|e| io_error(dir, e))?;
+            Ok((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            ))
+        })
+        .collect()
+}
+
+/// The files in `dir` named `<prefix><LSN, 20 digits><suffix>`, in LSN order.
+pub fn lsn_named_files(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(Lsn, PathBuf)>> {
+    let mut out: Vec<(Lsn, PathBuf)> = dir_entries(dir)?
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            let lsn = digits.parse().ok().filter(|_| digits.len() == 20)?;
+            Some((lsn, path))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// fsyncs a directory so that files created, renamed or removed in it survive power loss.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

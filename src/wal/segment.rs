@@ -27,26 +27,7 @@ pub fn segment_name(first_lsn: Lsn) -> String {
 
 /// The segments in `dir`, ordered by first LSN. Files that are not segments are ignored.
 pub fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_error(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-            continue;
-        };
-        if stem.len() == 20
-            && let Ok(lsn) = stem.parse::<Lsn>()
-        {
-            out.push((lsn, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
+    super::lsn_named_files(dir, "", SUFFIX)
 }
 
 pub fn header_bytes(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN as usize] {
