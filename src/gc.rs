@@ -18,7 +18,7 @@ pub fn collect_garbage(db: &Database) -> Result<CompactionStats> {
     let mut total = CompactionStats::default();
     for table in db.catalog.tables() {
         let def = table.def();
-        for partition in table.partitions() {
+        for partition in table.partitions().iter() {
             let stats = partition.compact(&def, horizon)?;
             total.chunks_rewritten += stats.chunks_rewritten;
             total.versions_removed += stats.versions_removed;

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gc;

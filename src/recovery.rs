@@ -19,7 +19,8 @@ use crate::checkpoint::manifest::{Manifest, list_manifests};
 use crate::checkpoint::{CheckpointOptions, Checkpointer, DATA_DIR};
 use crate::config::{Config, StoreCompressionMode};
 use crate::error::{KuraError, Result, sqlstate};
-use crate::query::Database;
+use crate::query::{Database, DatabaseOptions};
+use crate::storage::PartitionKey;
 use crate::storage::chunk::Serial;
 use crate::storage::partition::Persisted;
 use crate::wal::record::Lsn;
@@ -104,8 +105,7 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     tracing::info!(data_dir = %data_dir.display(), "recovery begin");
     let db = Database::new(
         crate::server::DEFAULT_DATABASE,
-        config.data_store.chunk_rows,
-        target_partitions,
+        DatabaseOptions::from_config(config, target_partitions),
     );
     let checkpoint_dir = data_dir.join(CHECKPOINT_DIR);
     remove_temporaries(&checkpoint_dir)?;
@@ -169,7 +169,7 @@ fn remove_temporaries(dir: &Path) -> Result<()> {
 /// Rows of one partition read from a checkpoint, not yet installed.
 struct LoadedPartition {
     table: u64,
-    partition: u16,
+    partition: PartitionKey,
     pieces: Vec<(datafusion::arrow::record_batch::RecordBatch, Vec<Serial>)>,
     persisted: Persisted,
     next_serial: Serial,
@@ -232,9 +232,10 @@ fn install(db: &Database, manifest: &Manifest, partitions: Vec<LoadedPartition>)
             ))
         })?;
         let def = table.def();
-        let partition = table.partition(loaded.partition).ok_or_else(|| {
+        table.add_partitions(&[loaded.partition], 0)?;
+        let partition = table.partition_by_key(&loaded.partition).ok_or_else(|| {
             KuraError::internal(format!(
-                "checkpoint {} has data for unknown partition {} of table \"{}\"",
+                "checkpoint {} has no data partition {:?} of table \"{}\"",
                 manifest.lsn, loaded.partition, def.name
             ))
         })?;
@@ -302,7 +303,7 @@ fn replay_log(db: &Database, dir: &Path) -> Result<RecoveryReport> {
                     db.txns.replay_commit(record.lsn, changes, &db.catalog)?
                 }
                 RecordBody::Catalog(change) => {
-                    db.apply_catalog_change(change)?;
+                    db.apply_catalog_change(change, record.lsn)?;
                     db.txns.replay_catalog(record.lsn);
                 }
             }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
-use crate::storage::TableId;
+use crate::storage::{PartitionKey, TableId};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
 use crate::wal::record::{FORMAT_VERSION, Lsn};
@@ -25,7 +25,7 @@ const PREFIX: &str = "manifest-";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionEntry {
     pub table: TableId,
-    pub partition: u16,
+    pub partition: PartitionKey,
     /// File name inside the checkpoint's `data/` directory.
     pub file: String,
     pub rows: u64,

@@ -85,8 +85,9 @@ impl Checkpointer {
                 .tables()
                 .into_iter()
                 .map(|t| {
-                    let serials: Vec<_> = t.partitions().iter().map(|p| p.next_serial()).collect();
-                    (t.clone(), t.def(), serials)
+                    let partitions = t.partitions();
+                    let serials: Vec<_> = partitions.iter().map(|p| p.next_serial()).collect();
+                    (partitions, t.def(), serials)
                 })
                 .collect();
             let views = db.catalog.views();
@@ -115,16 +116,20 @@ impl Checkpointer {
         std::fs::create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
         let mut entries = Vec::new();
         let mut stored_tables = Vec::with_capacity(tables.len());
-        for (table, def, next_serials) in &tables {
+        for (partitions, def, next_serials) in &tables {
             stored_tables.push(StoredTable::from_def(def)?);
-            for (partition, next_serial) in table.partitions().iter().zip(next_serials) {
+            for (partition, next_serial) in partitions.iter().zip(next_serials) {
                 let persisted = match partition.unchanged_file() {
                     Some(persisted) if data_dir.join(&persisted.file).exists() => {
                         stats.partitions_reused += 1;
                         persisted
                     }
                     _ => {
-                        let file = format!("t{}_p{}_{lsn:020}.kpart", def.id, partition.number());
+                        let key = partition.key();
+                        let file = format!(
+                            "t{}_i{}_b{}_{lsn:020}.kpart",
+                            def.id, key.interval, key.bucket
+                        );
                         let path = data_dir.join(&file);
                         let tmp = temporary_name(&path);
                         let written = file::write_partition_file(
@@ -149,7 +154,7 @@ impl Checkpointer {
                     partition.clone(),
                     PartitionEntry {
                         table: def.id,
-                        partition: partition.number(),
+                        partition: partition.key(),
                         file: persisted.file.clone(),
                         rows: persisted.rows,
                         bytes: persisted.bytes,

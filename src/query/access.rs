@@ -14,12 +14,12 @@ use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use crate::storage::index::KeyRange;
 use crate::storage::{IndexDef, TableDef};
 
-/// What the filters say about one column.
+/// What the filters say about one column (values already have the column's type).
 #[derive(Debug, Default, Clone)]
-struct ColumnFacts {
-    equals: Option<Vec<ScalarValue>>,
-    lower: Option<Bound<ScalarValue>>,
-    upper: Option<Bound<ScalarValue>>,
+pub struct ColumnFacts {
+    pub equals: Option<Vec<ScalarValue>>,
+    pub lower: Option<Bound<ScalarValue>>,
+    pub upper: Option<Bound<ScalarValue>>,
 }
 
 /// A chosen index and the key ranges to look up in it.
@@ -33,11 +33,16 @@ pub struct IndexAccess {
 /// Most key ranges an IN list may expand to before a full scan is cheaper.
 const MAX_LOOKUPS: usize = 1024;
 
-pub fn choose_index(def: &TableDef, filters: &[Expr]) -> Option<IndexAccess> {
+/// What the conjunction of `filters` says about each column of the table.
+pub fn column_facts(def: &TableDef, filters: &[Expr]) -> HashMap<usize, ColumnFacts> {
     let mut facts: HashMap<usize, ColumnFacts> = HashMap::new();
     for filter in filters {
         collect_facts(def, filter, &mut facts);
     }
+    facts
+}
+
+pub fn choose_index(def: &TableDef, facts: &HashMap<usize, ColumnFacts>) -> Option<IndexAccess> {
     if facts.is_empty() {
         return None;
     }
@@ -45,7 +50,7 @@ pub fn choose_index(def: &TableDef, filters: &[Expr]) -> Option<IndexAccess> {
     let mut ordered: Vec<&IndexDef> = def.indexes.iter().collect();
     ordered.sort_by_key(|i| !i.primary);
     for index in ordered {
-        if let Some((score, access)) = plan_index(def, index, &facts)
+        if let Some((score, access)) = plan_index(def, index, facts)
             && best.as_ref().is_none_or(|(s, _)| score > *s)
         {
             best = Some((score, access));

@@ -1,5 +1,5 @@
 //! The per-statement context a scan needs: the snapshot to read at and the transaction whose
-//! own writes it must see. It travels to table providers as a DataFusion config extension.
+//! own writes it must see, and the instant that decides which partitions have expired. It travels to table providers as a DataFusion config extension.
 
 use std::sync::Arc;
 
@@ -12,6 +12,9 @@ use crate::txn::{OwnWrites, Snapshot, WriteSet};
 pub struct StatementContext {
     pub snapshot: Arc<Snapshot>,
     pub writes: Option<Arc<Mutex<WriteSet>>>,
+    /// The server's clock when the statement started, in milliseconds since the epoch:
+    /// partitions expired at this instant are invisible to the whole statement.
+    pub now_millis: i64,
 }
 
 impl StatementContext {

@@ -28,8 +28,10 @@ use super::context::StatementContext;
 use super::provider::KuraTable;
 use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::error::{KuraError, Result};
-use crate::storage::table::ColumnDefaults;
+use crate::storage::table::{ColumnDefaults, TableLimits};
 use crate::storage::{Catalog, ColumnDef, Table};
+use crate::clock::Clock;
+use crate::storage::Ts;
 use crate::txn::{CommitWait, TxnManager};
 use crate::wal::CatalogChange;
 
@@ -142,9 +144,51 @@ impl CatalogProvider for KuraCatalog {
     }
 }
 
+/// What a database takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub limits: TableLimits,
+    /// Scan partitions DataFusion runs in parallel.
+    pub target_partitions: usize,
+    /// `/sql/partitioningRowkeyConstraint`.
+    pub partitioning_rowkey_constraint: bool,
+    /// The clock may be moved (`--test-clock`; see `clock.rs`).
+    pub adjustable_clock: bool,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        let sql = crate::config::SqlConfig::default();
+        DatabaseOptions {
+            limits: TableLimits {
+                chunk_rows: crate::config::DataStoreConfig::default().chunk_rows,
+                max_partitions: sql.table_partitioning_max_assign_num as usize,
+            },
+            target_partitions: 2,
+            partitioning_rowkey_constraint: sql.partitioning_rowkey_constraint,
+            adjustable_clock: false,
+        }
+    }
+}
+
+impl DatabaseOptions {
+    pub fn from_config(config: &crate::config::Config, target_partitions: usize) -> Self {
+        DatabaseOptions {
+            limits: TableLimits {
+                chunk_rows: config.data_store.chunk_rows,
+                max_partitions: config.sql.table_partitioning_max_assign_num as usize,
+            },
+            target_partitions,
+            partitioning_rowkey_constraint: config.sql.partitioning_rowkey_constraint,
+            adjustable_clock: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Database {
     pub name: String,
+    pub options: DatabaseOptions,
     pub catalog: Arc<Catalog>,
     pub txns: Arc<TxnManager>,
     pub temps: Arc<TempRelations>,
@@ -153,8 +197,9 @@ pub struct Database {
 }
 
 impl Database {
-    pub fn new(name: &str, chunk_rows: usize, target_partitions: usize) -> Arc<Database> {
-        let catalog = Arc::new(Catalog::new(chunk_rows));
+    pub fn new(name: &str, options: DatabaseOptions) -> Arc<Database> {
+        let catalog = Arc::new(Catalog::new(options.limits));
+        let clock = Arc::new(Clock::new(options.adjustable_clock));
         let temps = Arc::new(TempRelations::default());
         let planner = Arc::new(OnceLock::new());
         let schema = Arc::new(KuraSchema {
@@ -168,7 +213,7 @@ impl Database {
             .with_default_catalog_and_schema(name, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .with_target_partitions(target_partitions.max(1))
+            .with_target_partitions(options.target_partitions.max(1))
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", false);
@@ -187,8 +232,9 @@ impl Database {
         let _ = planner.set(base.clone());
         Arc::new(Database {
             name: name.to_string(),
+            options,
             catalog,
-            txns: TxnManager::new(),
+            txns: TxnManager::with_clock(clock),
             temps,
             base,
             checkpointer: OnceLock::new(),
@@ -247,14 +293,14 @@ impl Database {
         prepare: impl FnOnce() -> Result<CatalogChange>,
     ) -> Result<()> {
         self.txns
-            .change_catalog(CommitWait::Flush, prepare, |change| {
-                self.apply_catalog_change(change)
+            .change_catalog(CommitWait::Flush, prepare, |change, ts| {
+                self.apply_catalog_change(change, ts)
             })
             .await
     }
 
-    /// Makes a logged catalog change; shared by DDL and log replay.
-    pub fn apply_catalog_change(&self, change: &CatalogChange) -> Result<()> {
+    /// Makes a logged catalog change (logged at `ts`); shared by DDL and log replay.
+    pub fn apply_catalog_change(&self, change: &CatalogChange, ts: Ts) -> Result<()> {
         match change {
             CatalogChange::PutTable(stored) => {
                 let def = stored.to_def()?;
@@ -264,17 +310,21 @@ impl Database {
                         let old = table.def();
                         for index in &def.indexes {
                             if !old.indexes.iter().any(|i| i.id == index.id) {
-                                for partition in table.partitions() {
+                                for partition in table.partitions().iter() {
                                     partition.build_index(index, &def)?;
                                 }
                             }
                         }
                         for index in &old.indexes {
                             if !def.indexes.iter().any(|i| i.id == index.id) {
-                                for partition in table.partitions() {
+                                for partition in table.partitions().iter() {
                                     partition.drop_index(index.id);
                                 }
                             }
+                        }
+                        let dropped = &def.placement.dropped_intervals;
+                        if *dropped != old.placement.dropped_intervals {
+                            table.remove_partitions(ts, |key| dropped.contains(&key.interval));
                         }
                         table.set_def(def);
                         table.set_defaults(defaults);
@@ -289,6 +339,13 @@ impl Database {
             }
             CatalogChange::PutView(view) => self.catalog.create_view(view.to_def(), true)?,
             CatalogChange::DropView { name } => self.catalog.drop_view(name)?,
+            CatalogChange::ReleasePartitions { table, partitions } => {
+                let table = self.catalog.table_by_id(*table).ok_or_else(|| {
+                    KuraError::internal(format!("partitions released from unknown table {table}"))
+                })?;
+                let released: std::collections::BTreeSet<_> = partitions.iter().collect();
+                table.remove_partitions(ts, |key| released.contains(key));
+            }
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ pub mod context;
 pub mod database;
 pub mod functions;
 pub mod provider;
+pub mod pruning;
 pub mod scan;
 
 pub use context::StatementContext;
-pub use database::Database;
+pub use database::{Database, DatabaseOptions};

@@ -16,7 +16,8 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::access::choose_index;
+use super::access::{choose_index, column_facts};
+use super::pruning::choose_partitions;
 use super::context::StatementContext;
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use crate::error::KuraError;
@@ -118,10 +119,16 @@ impl TableProvider for KuraTable {
         };
         let schema = Arc::new(self.schema.project(&projection)?);
         let own = ctx.own_writes(self.def.id);
-        let access = choose_index(&self.def, filters);
-        let partitions = self.table.partitions();
+        let facts = column_facts(&self.def, filters);
+        let access = choose_index(&self.def, &facts);
+        let choice = choose_partitions(
+            &self.def,
+            &self.table.partitions(),
+            &facts,
+            ctx.now_millis,
+        );
         let mut units = Vec::new();
-        for partition in partitions {
+        for partition in &choice.partitions {
             match &access {
                 Some(access) => {
                     let mut by_chunk: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -139,7 +146,7 @@ impl TableProvider for KuraTable {
                             offsets.sort_unstable();
                             offsets.dedup();
                             units.push(ScanUnit::Chunk {
-                                partition: partition.number(),
+                                partition: partition.slot(),
                                 chunk: chunk.clone(),
                                 offsets: Some(offsets),
                             });
@@ -150,7 +157,7 @@ impl TableProvider for KuraTable {
                     let snapshot = partition.snapshot();
                     for chunk in snapshot.chunks().filter(|c| !c.is_empty()) {
                         units.push(ScanUnit::Chunk {
-                            partition: partition.number(),
+                            partition: partition.slot(),
                             chunk: chunk.clone(),
                             offsets: None,
                         });
@@ -178,9 +185,12 @@ impl TableProvider for KuraTable {
             limit,
         };
         let target = state.config().target_partitions();
-        let total = partitions.len();
         Ok(Arc::new(KuraScanExec::new(
-            spec, units, target, total, total,
+            spec,
+            units,
+            target,
+            choice.partitions.len(),
+            choice.total,
         )))
     }
 }

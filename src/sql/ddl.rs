@@ -19,6 +19,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::Outcome;
 use super::exec::Exec;
 use super::names::{normalize, relation_name};
+use super::placement::table_placement;
 use super::template::{aliased, parse_expr, select_mut};
 use std::sync::Arc;
 
@@ -118,8 +119,14 @@ impl Exec<'_> {
                 primary: true,
             }]
         };
+        let placement = table_placement(
+            create,
+            &columns,
+            &primary_key,
+            self.db.options.partitioning_rowkey_constraint,
+        )?;
         let id = self.db.catalog.allocate_table_id();
-        let def = TableDef::new(id, name, columns, primary_key, indexes);
+        let def = TableDef::new(id, name, columns, primary_key, indexes).with_placement(placement);
         self.create_logged_table(&def).await?;
         Ok(Outcome::done("CREATE TABLE"))
     }
@@ -315,6 +322,11 @@ impl Exec<'_> {
                         Ok(current.with_columns(columns))
                     })
                     .await?;
+                }
+                AlterTableOperation::DropPartitions { partitions, .. } => {
+                    for value in partitions {
+                        self.drop_partition(&table, value).await?;
+                    }
                 }
                 other => {
                     return Err(KuraError::unsupported(format!(
@@ -593,9 +605,9 @@ fn reject_unsupported_create(create: &CreateTable) -> Result<()> {
             "CREATE TABLE LIKE/CLONE is not supported",
         ));
     }
-    if create.partition_by.is_some() || create.inherits.is_some() || create.partition_of.is_some() {
+    if create.inherits.is_some() || create.partition_of.is_some() {
         return Err(KuraError::unsupported(
-            "this partitioning syntax is not supported yet",
+            "table inheritance and PARTITION OF are not supported; use GridDB's PARTITION BY",
         ));
     }
     Ok(())

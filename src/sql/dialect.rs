@@ -77,7 +77,8 @@ impl Dialect for KuraDialect {
         self.pg.prec_value(prec)
     }
 
-    /// GridDB's `REPLACE INTO t ...`, the same as `INSERT OR REPLACE INTO t ...`; and
+    /// GridDB's table clauses (`table_syntax.rs`); `REPLACE INTO t ...`, the same as
+    /// `INSERT OR REPLACE INTO t ...`; and
     /// PostgreSQL's `CHECKPOINT`, which sqlparser has no node for: it becomes the node of
     /// MySQL's `FLUSH TABLES` (write every table to disk), which PostgreSQL does not have.
     fn parse_statement(
@@ -90,6 +91,12 @@ impl Dialect for KuraDialect {
         {
             parser.next_token();
             return Some(Ok(checkpoint_statement()));
+        }
+        if let Some(statement) = super::table_syntax::parse_create_table(parser) {
+            return Some(statement);
+        }
+        if let Some(statement) = super::table_syntax::parse_drop_partition(parser) {
+            return Some(statement);
         }
         if !parser.peek_keyword(Keyword::REPLACE) {
             return None;

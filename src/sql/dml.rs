@@ -39,7 +39,8 @@ use crate::query::scan::ROW_ID_COLUMN;
 use crate::storage::index::{IndexKey, KeyRange};
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
-use crate::storage::{RowId, TS_LIVE, Table, TableDef};
+use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef};
+use crate::txn::dropped_interval;
 use crate::txn::{Isolation, LockKey};
 
 /// What INSERT does when a row's primary key is taken.
@@ -100,6 +101,7 @@ impl Exec<'_> {
         let columns = concat_columns(&def, batches)?;
         let rows = columns.first().map_or(0, |c| c.len());
         let batch = conform(&def, columns, rows)?;
+        let batch = self.place_rows(&def, batch)?;
         let written = self.write_inserts(&table, &def, batch, on_conflict).await?;
         let alias = insert
             .table_alias
@@ -108,6 +110,37 @@ impl Exec<'_> {
             .unwrap_or_else(|| def.name.clone());
         self.finish("INSERT 0", written, insert.returning.as_ref(), &def, &alias)
             .await
+    }
+
+    /// Drops the rows that fall into expired data partitions (GridDB accepts them and stores
+    /// nothing) and refuses rows for intervals removed by `DROP PARTITION`. The commit checks
+    /// again, since time moves on and partitions may be dropped meanwhile.
+    fn place_rows(&self, def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
+        let placement = &def.placement;
+        if placement.partitioning.interval().is_none() || batch.num_rows() == 0 {
+            return Ok(batch);
+        }
+        let now = self.db.txns.clock.now_millis();
+        let keys = placement.partitioning.keys(&batch)?;
+        if let Some(key) = keys
+            .iter()
+            .find(|k| placement.dropped_intervals.contains(&k.interval))
+        {
+            return Err(dropped_interval(def, key.interval));
+        }
+        if placement.expiry.is_none() {
+            return Ok(batch);
+        }
+        let keep: datafusion::arrow::array::BooleanArray = keys
+            .iter()
+            .map(|k| Some(!placement.expired(k.interval, now)))
+            .collect();
+        if keep.true_count() == batch.num_rows() {
+            return Ok(batch);
+        }
+        Ok(datafusion::arrow::compute::filter_record_batch(
+            &batch, &keep,
+        )?)
     }
 
     async fn write_inserts(
@@ -129,6 +162,7 @@ impl Exec<'_> {
         let mut keys = Vec::with_capacity(batch.num_rows());
         let mut seen: HashMap<IndexKey, usize> = HashMap::new();
         let mut updates: Vec<(Existing, usize)> = Vec::new();
+        let placed = def.partitioning().keys(&batch)?;
         for row in 0..batch.num_rows() {
             let key = index_key(&batch, &def.primary_key, row)?;
             if let Some(first) = seen.get(&key).copied() {
@@ -149,7 +183,7 @@ impl Exec<'_> {
             if upsert {
                 self.lock(LockKey::Key(table.id(), key.clone())).await?;
             }
-            if let Some(existing) = self.find_live(table, def, &key)? {
+            if let Some(existing) = self.find_live(table, def, &key, placed[row])? {
                 match &on_conflict {
                     OnConflict::Fail => return Err(duplicate_key(def, &key)),
                     OnConflict::Nothing => keep[row] = false,
@@ -367,6 +401,7 @@ impl Exec<'_> {
         let new_rows = conform(def, columns, all.num_rows())?;
         let mut keys = Vec::new();
         if !def.primary_key.is_empty() {
+            let placed = def.partitioning().keys(&new_rows)?;
             let mut seen = HashSet::new();
             for (r, old_key) in old_keys.iter().enumerate() {
                 let key = index_key(&new_rows, &def.primary_key, r)?;
@@ -375,7 +410,7 @@ impl Exec<'_> {
                 }
                 if key != *old_key {
                     self.lock(LockKey::Key(table.id(), key.clone())).await?;
-                    if self.find_live(table, def, &key)?.is_some() {
+                    if self.find_live(table, def, &key, placed[r])?.is_some() {
                         return Err(duplicate_key(def, &key));
                     }
                 }
@@ -527,30 +562,31 @@ impl Exec<'_> {
         self.db.txns.lock(self.txn, key, self.lock_timeout).await
     }
 
-    /// The live version of a primary-key value: this transaction's own row, or the newest
-    /// committed version this transaction has not deleted (whatever the snapshot).
+    /// The live version of a primary-key value in data partition `placed` (primary keys are
+    /// unique per data partition): this transaction's own row, or the newest committed
+    /// version this transaction has not deleted (whatever the snapshot).
     fn find_live(
         &self,
         table: &Arc<Table>,
         def: &TableDef,
         key: &IndexKey,
+        placed: PartitionKey,
     ) -> Result<Option<Existing>> {
         let writes = self.txn.writes.lock();
         if let Some(pos) = writes.private_key(table.id(), key) {
             return Ok(Some(Existing::Private(pos)));
         }
-        let Some(pk) = def.primary_index() else {
+        let (Some(pk), Some(partition)) = (def.primary_index(), table.partition_by_key(&placed))
+        else {
             return Ok(None);
         };
-        for partition in table.partitions() {
-            let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
-            for row in rows {
-                let live = snapshot
-                    .chunk(row.chunk())
-                    .is_some_and(|c| row.offset() < c.len() && c.end(row.offset()) == TS_LIVE);
-                if live && !writes.deleted_base(table.id(), row) {
-                    return Ok(Some(Existing::Base(row)));
-                }
+        let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
+        for row in rows {
+            let live = snapshot
+                .chunk(row.chunk())
+                .is_some_and(|c| row.offset() < c.len() && c.end(row.offset()) == TS_LIVE);
+            if live && !writes.deleted_base(table.id(), row) {
+                return Ok(Some(Existing::Base(row)));
             }
         }
         Ok(None)
@@ -772,6 +808,16 @@ fn update_projection(
                 ),
             )
         })?;
+        if def.partitioning().key_columns().contains(&index) {
+            return Err(KuraError::new(
+                sqlstate::CHECK_VIOLATION,
+                format!(
+                    "partitioning column \"{column_name}\" of table \"{}\" cannot be updated",
+                    def.name
+                ),
+            )
+            .with_hint("DELETE the row and INSERT it again with the new value."));
+        }
         if assigned.insert(index, assignment.value.clone()).is_some() {
             return Err(KuraError::syntax(format!(
                 "multiple assignments to same column \"{column_name}\""

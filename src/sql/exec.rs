@@ -53,6 +53,7 @@ impl<'a> Exec<'a> {
         let state = db.statement_state(StatementContext {
             snapshot: snapshot.clone(),
             writes: Some(txn.writes.clone()),
+            now_millis: db.txns.clock.now_millis(),
         });
         Exec {
             db,

@@ -8,7 +8,9 @@ pub mod dialect;
 pub mod dml;
 pub mod exec;
 pub mod names;
+pub mod placement;
 pub mod rows;
+pub mod table_syntax;
 pub mod template;
 
 use datafusion::arrow::datatypes::SchemaRef;

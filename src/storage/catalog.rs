@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use super::schema::{IndexDef, TableDef, TableId};
-use super::table::{ColumnDefaults, Table};
+use super::table::{ColumnDefaults, Table, TableLimits};
 use crate::error::{KuraError, Result, sqlstate};
 
 /// A stored view: its name, the SELECT that defines it, and optional column names.
@@ -32,7 +32,7 @@ struct Inner {
 pub struct Catalog {
     inner: RwLock<Inner>,
     next_table_id: AtomicU64,
-    chunk_rows: usize,
+    limits: TableLimits,
 }
 
 fn find<'a, V>(map: &'a BTreeMap<String, V>, name: &str) -> Option<(&'a String, &'a V)> {
@@ -47,12 +47,16 @@ fn find<'a, V>(map: &'a BTreeMap<String, V>, name: &str) -> Option<(&'a String, 
 }
 
 impl Catalog {
-    pub fn new(chunk_rows: usize) -> Catalog {
+    pub fn new(limits: TableLimits) -> Catalog {
         Catalog {
             inner: RwLock::new(Inner::default()),
             next_table_id: AtomicU64::new(1),
-            chunk_rows,
+            limits,
         }
+    }
+
+    pub fn limits(&self) -> TableLimits {
+        self.limits
     }
 
     pub fn allocate_table_id(&self) -> TableId {
@@ -145,7 +149,7 @@ impl Catalog {
         }
         self.next_table_id.fetch_max(def.id + 1, Ordering::Relaxed);
         let name = def.name.clone();
-        let table = Arc::new(Table::new(def, defaults, self.chunk_rows));
+        let table = Arc::new(Table::new(def, defaults, self.limits));
         inner.tables.insert(name, table.clone());
         Ok(table)
     }

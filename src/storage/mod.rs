@@ -8,11 +8,13 @@ pub mod catalog;
 pub mod chunk;
 pub mod index;
 pub mod partition;
+pub mod partitioning;
 pub mod schema;
 pub mod stored;
 pub mod table;
 
 pub use catalog::{Catalog, ViewDef};
 pub use chunk::{RowId, TS_LIVE, Ts};
-pub use schema::{ColumnDef, IndexDef, TableDef, TableId};
+pub use partitioning::PartitionKey;
+pub use schema::{ColumnDef, IndexDef, Placement, TableDef, TableId};
 pub use table::Table;

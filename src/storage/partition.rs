@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::chunk::{Chunk, RowId, Serial, TS_LIVE, Ts};
 use super::index::{IndexKey, KeyRange, TreeIndex};
+use super::partitioning::PartitionKey;
 use super::schema::{IndexDef, TableDef};
 use crate::error::{KuraError, Result};
 
@@ -78,7 +79,9 @@ pub struct CompactionStats {
 
 #[derive(Debug)]
 pub struct Partition {
-    number: u16,
+    /// The number row ids carry (see `Table` for when slots are reused).
+    slot: u16,
+    key: PartitionKey,
     max_chunk_rows: usize,
     inner: RwLock<Inner>,
     pins: Mutex<HashMap<u32, usize>>,
@@ -96,10 +99,16 @@ pub struct Persisted {
 }
 
 impl Partition {
-    pub fn new(number: u16, max_chunk_rows: usize, indexes: &[IndexDef]) -> Partition {
+    pub fn new(
+        slot: u16,
+        key: PartitionKey,
+        max_chunk_rows: usize,
+        indexes: &[IndexDef],
+    ) -> Partition {
         let max_chunk_rows = max_chunk_rows.clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
         Partition {
-            number,
+            slot,
+            key,
             max_chunk_rows,
             inner: RwLock::new(Inner {
                 sealed: Arc::new(Vec::new()),
@@ -131,8 +140,12 @@ impl Partition {
         *self.persisted.lock() = Some(persisted);
     }
 
-    pub fn number(&self) -> u16 {
-        self.number
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    pub fn key(&self) -> PartitionKey {
+        self.key
     }
 
     /// The serial the next appended row gets.
@@ -209,7 +222,7 @@ impl Partition {
                 (*open).clone()
             };
             let next = widened.append(slice.clone(), ts)?;
-            add_index_entries(&mut inner, def, &slice, self.number, next.id(), first)?;
+            add_index_entries(&mut inner, def, &slice, self.slot, next.id(), first)?;
             inner.open = Arc::new(next);
             done += n;
         }
@@ -261,7 +274,7 @@ impl Partition {
                 &ends,
                 serials[done..done + n].to_vec(),
             );
-            add_index_entries(&mut inner, def, &rows, self.number, id, 0)?;
+            add_index_entries(&mut inner, def, &rows, self.slot, id, 0)?;
             Arc::make_mut(&mut inner.sealed).push(Arc::new(chunk));
             done += n;
         }
@@ -330,12 +343,12 @@ impl Partition {
                         }
                         chunk
                             .offset_of(*serial)
-                            .map(|o| RowId::new(self.number, chunk.id(), o as u16))
+                            .map(|o| RowId::new(self.slot, chunk.id(), o as u16))
                     })
                     .ok_or_else(|| {
                         KuraError::internal(format!(
                             "row version with serial {serial} not found in data partition {}",
-                            self.number
+                            self.slot
                         ))
                     })
             })
@@ -415,7 +428,7 @@ impl Partition {
                     let key = index_key(&segment, &index.columns, row)?;
                     tree.insert(
                         key,
-                        RowId::new(self.number, chunk.id(), (offset + row) as u16),
+                        RowId::new(self.slot, chunk.id(), (offset + row) as u16),
                     );
                 }
                 offset += segment.num_rows();
@@ -464,7 +477,7 @@ impl Partition {
                 def,
                 &old_batch,
                 &all_rows,
-                self.number,
+                self.slot,
                 old.id(),
             )?;
             stats.versions_removed += old.len() - survivors.len();
@@ -485,7 +498,7 @@ impl Partition {
             let sealed = Arc::make_mut(&mut inner.sealed);
             sealed.remove(pos);
             sealed.push(Arc::new(fresh));
-            add_index_entries(&mut inner, def, &kept, self.number, id, 0)?;
+            add_index_entries(&mut inner, def, &kept, self.slot, id, 0)?;
         }
         Ok(stats)
     }
@@ -633,7 +646,7 @@ mod tests {
     #[test]
     fn append_spills_into_new_chunks_and_indexes_rows() {
         let def = def();
-        let p = Partition::new(0, 2048, &def.indexes);
+        let p = Partition::new(0, PartitionKey::SINGLE, 2048, &def.indexes);
         p.append(&def, &rows(&def, 0..5000), 1, 0).unwrap();
         let snap = p.snapshot();
         assert_eq!(snap.row_count(), 5000);
@@ -646,7 +659,7 @@ mod tests {
     #[test]
     fn compaction_drops_dead_versions_and_reindexes() {
         let def = def();
-        let p = Partition::new(0, 1024, &def.indexes);
+        let p = Partition::new(0, PartitionKey::SINGLE, 1024, &def.indexes);
         p.append(&def, &rows(&def, 0..3000), 1, 0).unwrap();
         let (_, all) = p.lookup(
             1,
@@ -673,7 +686,7 @@ mod tests {
     #[test]
     fn restore_and_visible_rows_round_trip_serials() {
         let def = def();
-        let p = Partition::new(0, 1024, &def.indexes);
+        let p = Partition::new(0, PartitionKey::SINGLE, 1024, &def.indexes);
         p.append(&def, &rows(&def, 0..10), 1, 0).unwrap();
         p.append(&def, &rows(&def, 10..20), 2, 10).unwrap();
         let gone = p.resolve_serials(&[3, 15]).unwrap();
@@ -684,7 +697,7 @@ mod tests {
             .visible_rows(Arc::new(def.clone()), 3)
             .collect::<Result<_>>()
             .unwrap();
-        let copy = Partition::new(0, 1024, &def.indexes);
+        let copy = Partition::new(0, PartitionKey::SINGLE, 1024, &def.indexes);
         for (batch, serials) in &saved {
             copy.restore(&def, batch, serials, 3, p.next_serial())
                 .unwrap();

@@ -4,6 +4,7 @@
 //! change (ADD COLUMN appends, RENAME keeps the position), so stored batches stay valid; batches
 //! written before an ADD COLUMN are narrower and are widened with the column's `missing` value.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, new_null_array};
@@ -11,6 +12,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
+use super::partitioning::{Expiry, Partitioning};
 use crate::error::Result;
 use crate::types::SqlType;
 
@@ -37,6 +39,43 @@ pub struct IndexDef {
     pub primary: bool,
 }
 
+/// Where a table's rows live and for how long: its kind, partitioning and expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// A time-series table (`USING TIMESERIES`): its first column is a TIMESTAMP primary key.
+    pub timeseries: bool,
+    pub partitioning: Partitioning,
+    pub expiry: Option<Expiry>,
+    /// Intervals removed by `ALTER TABLE ... DROP PARTITION`: inserting into them fails.
+    pub dropped_intervals: BTreeSet<i64>,
+}
+
+impl Placement {
+    /// True when interval `interval` has expired at `now_millis`: its upper bound plus the
+    /// retention period lies before now. Only tables with PARTITION expiry expire.
+    pub fn expired(&self, interval: i64, now_millis: i64) -> bool {
+        match (&self.expiry, self.partitioning.interval()) {
+            (Some(expiry), Some(spec)) => {
+                spec.upper_millis(interval)
+                    .saturating_add(expiry.retention_millis())
+                    < now_millis
+            }
+            _ => false,
+        }
+    }
+
+    /// The newest interval that has expired at `now_millis`, if the table expires at all.
+    pub fn last_expired_interval(&self, now_millis: i64) -> Option<i64> {
+        let (expiry, spec) = (self.expiry.as_ref()?, self.partitioning.interval()?);
+        // upper(i) + retention < now  <=>  (i + 1) * width_ms < now - retention
+        let limit = now_millis.saturating_sub(expiry.retention_millis());
+        let raw_limit = limit.saturating_mul(spec.raw_per_milli.max(1));
+        // The largest i with (i + 1) * raw_width < raw_limit, i.e. (i + 1) <= (raw_limit - 1) / w.
+        let i = raw_limit.saturating_sub(1).div_euclid(spec.raw_width) - 1;
+        Some(i)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TableDef {
     pub id: TableId,
@@ -44,6 +83,7 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     pub primary_key: Vec<usize>,
     pub indexes: Vec<IndexDef>,
+    pub placement: Placement,
     schema: SchemaRef,
 }
 
@@ -62,8 +102,14 @@ impl TableDef {
             columns,
             primary_key,
             indexes,
+            placement: Placement::default(),
             schema,
         }
+    }
+
+    pub fn with_placement(mut self, placement: Placement) -> TableDef {
+        self.placement = placement;
+        self
     }
 
     /// A copy with other columns or indexes (the schema is rebuilt).
@@ -75,6 +121,7 @@ impl TableDef {
             self.primary_key.clone(),
             self.indexes.clone(),
         )
+        .with_placement(self.placement.clone())
     }
 
     pub fn with_indexes(&self, indexes: Vec<IndexDef>) -> TableDef {
@@ -85,6 +132,11 @@ impl TableDef {
             self.primary_key.clone(),
             indexes,
         )
+        .with_placement(self.placement.clone())
+    }
+
+    pub fn partitioning(&self) -> &Partitioning {
+        &self.placement.partitioning
     }
 
     pub fn schema(&self) -> &SchemaRef {

@@ -10,7 +10,8 @@ use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::ViewDef;
-use super::schema::{ColumnDef, IndexDef, TableDef, TableId};
+use super::partitioning::{Expiry, Partitioning};
+use super::schema::{ColumnDef, IndexDef, Placement, TableDef, TableId};
 use crate::error::{KuraError, Result};
 use crate::types::{SqlType, parse_type_name};
 
@@ -130,6 +131,14 @@ pub struct StoredTable {
     pub columns: Vec<StoredColumn>,
     pub primary_key: Vec<usize>,
     pub indexes: Vec<IndexDef>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timeseries: bool,
+    #[serde(default, skip_serializing_if = "Partitioning::is_single")]
+    pub partitioning: Partitioning,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Expiry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_intervals: Vec<i64>,
 }
 
 /// A view definition as stored.
@@ -161,6 +170,10 @@ impl StoredTable {
             columns,
             primary_key: def.primary_key.clone(),
             indexes: def.indexes.clone(),
+            timeseries: def.placement.timeseries,
+            partitioning: def.placement.partitioning,
+            expiry: def.placement.expiry,
+            dropped_intervals: def.placement.dropped_intervals.iter().copied().collect(),
         })
     }
 
@@ -186,6 +199,7 @@ impl StoredTable {
                 .indexes
                 .iter()
                 .any(|i| i.columns.iter().any(bad_position))
+            || self.partitioning.key_columns().iter().any(bad_position)
         {
             return Err(KuraError::internal(format!(
                 "stored definition of table \"{}\" names a column that does not exist",
@@ -198,7 +212,13 @@ impl StoredTable {
             columns,
             self.primary_key.clone(),
             self.indexes.clone(),
-        ))
+        )
+        .with_placement(Placement {
+            timeseries: self.timeseries,
+            partitioning: self.partitioning,
+            expiry: self.expiry,
+            dropped_intervals: self.dropped_intervals.iter().copied().collect(),
+        }))
     }
 }
 

@@ -34,7 +34,9 @@ use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::index::KeyRange;
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
-use crate::storage::{Catalog, RowId, TS_LIVE, Table, TableDef, Ts};
+use crate::clock::Clock;
+use crate::storage::partition::Partition;
+use crate::storage::{Catalog, PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::record::{encode_batches, encode_catalog, encode_commit};
 use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
 
@@ -88,6 +90,8 @@ pub struct TxnManager {
     pub locks: LockManager,
     commits: AtomicU64,
     log: OnceLock<Arc<TxnLog>>,
+    /// The server's wall clock: commits use it to drop rows of expired partitions.
+    pub clock: Arc<Clock>,
 }
 
 /// What a commit waits for before it is acknowledged.
@@ -119,7 +123,9 @@ impl Transaction {
 struct PreparedChange {
     table: Arc<Table>,
     def: Arc<TableDef>,
-    partition: u16,
+    partition: PartitionKey,
+    /// The partition the deleted rows were read from (it may be removed before the commit).
+    existing: Option<Arc<Partition>>,
     inserted: Vec<RecordBatch>,
     encoded: Vec<u8>,
     deleted: Vec<RowId>,
@@ -128,6 +134,10 @@ struct PreparedChange {
 impl TxnManager {
     /// A manager with nothing committed and no log (recovery attaches one).
     pub fn new() -> Arc<TxnManager> {
+        TxnManager::with_clock(Arc::new(Clock::new(false)))
+    }
+
+    pub fn with_clock(clock: Arc<Clock>) -> Arc<TxnManager> {
         Arc::new(TxnManager {
             next_txn: AtomicU64::new(1),
             visible: AtomicU64::new(1),
@@ -136,6 +146,7 @@ impl TxnManager {
             locks: LockManager::default(),
             commits: AtomicU64::new(0),
             log: OnceLock::new(),
+            clock,
         })
     }
 
@@ -282,7 +293,7 @@ impl TxnManager {
     /// Validates, logs and applies the transaction's writes under the commit lock; returns
     /// the commit timestamp, or `None` when there was nothing to write.
     fn apply(&self, txn: &Transaction) -> Result<Option<Ts>> {
-        let prepared = {
+        let mut prepared = {
             let writes = txn.writes.lock();
             if writes.is_empty() {
                 return Ok(None);
@@ -293,16 +304,51 @@ impl TxnManager {
         if txn.handle.is_aborted() {
             return Err(timed_out());
         }
-        for change in &prepared {
+        let now = self.clock.now_millis();
+        let mut new_partitions: BTreeMap<TableId, (Arc<Table>, Vec<PartitionKey>)> =
+            BTreeMap::new();
+        for change in &mut prepared {
             if change.table.is_dropped() {
                 return Err(dropped_meanwhile(&change.def));
             }
-            check_unique(
-                &change.table,
-                &change.def,
-                &change.inserted,
-                &change.deleted,
-            )?;
+            let current = change.table.partition_by_key(&change.partition);
+            if change.def.placement.expired(change.partition.interval, now) {
+                // GridDB: a row that is already expired is accepted and not stored.
+                change.inserted.clear();
+                change.encoded.clear();
+            }
+            let same = match (&current, &change.existing) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if !same {
+                // The partition was removed after the rows were read: they are gone with it.
+                change.deleted.clear();
+            }
+            match &current {
+                Some(partition) => check_unique(partition, &change.def, &change.inserted, &change.deleted)?,
+                None if !change.inserted.is_empty() => {
+                    check_new_partition(&change.def, change.partition)?;
+                    new_partitions
+                        .entry(change.def.id)
+                        .or_insert_with(|| (change.table.clone(), Vec::new()))
+                        .1
+                        .push(change.partition);
+                }
+                None => {}
+            }
+        }
+        prepared.retain(|c| !c.inserted.is_empty() || !c.deleted.is_empty());
+        if prepared.is_empty() {
+            return Ok(None);
+        }
+        let horizon = self.gc_horizon();
+        for (table, keys) in new_partitions.values() {
+            let limits = table.limits();
+            if table.partitions().len() + keys.len() > limits.max_partitions {
+                return Err(too_many_partitions(&table.def(), limits.max_partitions));
+            }
+            table.add_partitions(keys, horizon)?;
         }
         let ts = *last + 1;
         let mut changes = Vec::with_capacity(prepared.len());
@@ -352,20 +398,26 @@ impl TxnManager {
             if table.is_dropped() {
                 return Err(dropped_meanwhile(&def));
             }
-            let mut by_partition: BTreeMap<u16, (Vec<RecordBatch>, Vec<RowId>)> = BTreeMap::new();
+            let mut by_partition: BTreeMap<PartitionKey, (Vec<RecordBatch>, Vec<RowId>)> =
+                BTreeMap::new();
             for batch in table_writes.surviving_inserts()? {
-                for (number, rows) in table.route(batch) {
-                    by_partition.entry(number).or_default().0.push(rows);
+                for (key, rows) in table.route(batch)? {
+                    by_partition.entry(key).or_default().0.push(rows);
                 }
             }
+            let partitions = table.partitions();
             for row in table_writes.deleted() {
-                by_partition
-                    .entry(row.partition())
-                    .or_default()
-                    .1
-                    .push(*row);
+                // Rows of a partition removed since they were read are gone already.
+                if let Some(partition) = partitions.by_slot(row.partition()) {
+                    by_partition
+                        .entry(partition.key())
+                        .or_default()
+                        .1
+                        .push(*row);
+                }
             }
             for (partition, (inserted, deleted)) in by_partition {
+                let existing = partitions.get(&partition).cloned();
                 let encoded = if self.log.get().is_some() {
                     encode_batches(&inserted)?
                 } else {
@@ -375,6 +427,7 @@ impl TxnManager {
                     table: table.clone(),
                     def: def.clone(),
                     partition,
+                    existing,
                     inserted,
                     encoded,
                     deleted,
@@ -391,7 +444,7 @@ impl TxnManager {
         &self,
         wait: CommitWait,
         prepare: impl FnOnce() -> Result<CatalogChange>,
-        apply: impl FnOnce(&CatalogChange) -> Result<T>,
+        apply: impl FnOnce(&CatalogChange, Ts) -> Result<T>,
     ) -> Result<T> {
         let (ts, out) = {
             let mut last = self.commit_lock.lock();
@@ -400,7 +453,7 @@ impl TxnManager {
             if let Some(log) = self.log.get() {
                 log.append(ts, &encode_catalog(ts, &change, log.compress())?)?;
             }
-            let out = match apply(&change) {
+            let out = match apply(&change, ts) {
                 Ok(out) => out,
                 Err(e) => {
                     if let Some(log) = self.log.get() {
@@ -435,6 +488,7 @@ impl TxnManager {
                 ))
             })?;
             let def = table.def();
+            table.add_partitions(&[change.partition], 0)?;
             let partition = partition_of(&table, change.partition)?;
             let ended = partition.resolve_serials(&change.deleted)?;
             apply_change(&table, &def, change, &ended, lsn)?;
@@ -485,13 +539,52 @@ impl TxnManager {
     }
 }
 
-fn partition_of(table: &Table, number: u16) -> Result<&Arc<crate::storage::partition::Partition>> {
-    table.partition(number).ok_or_else(|| {
+fn partition_of(table: &Table, key: PartitionKey) -> Result<Arc<Partition>> {
+    table.partition_by_key(&key).ok_or_else(|| {
         KuraError::internal(format!(
-            "table \"{}\" has no data partition {number}",
+            "table \"{}\" has no data partition {key:?}",
             table.def().name
         ))
     })
+}
+
+/// Fails unless rows may go into the new data partition `key` of the table `def`.
+fn check_new_partition(def: &TableDef, key: PartitionKey) -> Result<()> {
+    if def.placement.dropped_intervals.contains(&key.interval) {
+        return Err(dropped_interval(def, key.interval));
+    }
+    Ok(())
+}
+
+/// The error for a row whose interval was removed by `ALTER TABLE ... DROP PARTITION`.
+pub fn dropped_interval(def: &TableDef, interval: i64) -> KuraError {
+    let bounds = def
+        .partitioning()
+        .interval()
+        .map(|spec| spec.bounds(interval));
+    KuraError::new(
+        sqlstate::CHECK_VIOLATION,
+        format!(
+            "no data partition of table \"{}\" accepts the row: its interval was dropped",
+            def.name
+        ),
+    )
+    .with_detail(match bounds {
+        Some((lower, upper)) => format!("The interval [{lower}, {upper}) of the partitioning key was removed by ALTER TABLE ... DROP PARTITION."),
+        None => "The interval was removed by ALTER TABLE ... DROP PARTITION.".to_string(),
+    })
+}
+
+/// The error for an insert that needs a data partition beyond the table's limit.
+pub fn too_many_partitions(def: &TableDef, max: usize) -> KuraError {
+    KuraError::new(
+        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+        format!(
+            "table \"{}\" already has the maximum of {max} data partitions",
+            def.name
+        ),
+    )
+    .with_hint("Drop old intervals with ALTER TABLE ... DROP PARTITION FOR (value), or raise /sql/tablePartitioningMaxAssignNum.")
 }
 
 fn dropped_meanwhile(def: &TableDef) -> KuraError {
@@ -533,10 +626,12 @@ pub fn timed_out() -> KuraError {
     )
 }
 
-/// Fails the commit when an inserted primary key already has a live committed version: the
-/// statement-time check can miss a key a concurrent transaction committed in between.
+/// Fails the commit when an inserted primary key already has a live committed version in its
+/// data partition (primary keys are unique per data partition, which is global uniqueness
+/// when the partitioning key is part of the primary key): the statement-time check can miss a
+/// key a concurrent transaction committed in between.
 fn check_unique(
-    table: &Table,
+    partition: &Partition,
     def: &TableDef,
     inserted: &[RecordBatch],
     deleted: &[RowId],
@@ -548,17 +643,15 @@ fn check_unique(
     for batch in inserted {
         for row in 0..batch.num_rows() {
             let key = index_key(batch, &pk.columns, row)?;
-            for partition in table.partitions() {
-                let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
-                let taken = rows.iter().any(|r| {
-                    !deleted.contains(r)
-                        && snapshot
-                            .chunk(r.chunk())
-                            .is_some_and(|c| r.offset() < c.len() && c.end(r.offset()) == TS_LIVE)
-                });
-                if taken {
-                    return Err(duplicate_key(def, &key));
-                }
+            let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
+            let taken = rows.iter().any(|r| {
+                !deleted.contains(r)
+                    && snapshot
+                        .chunk(r.chunk())
+                        .is_some_and(|c| r.offset() < c.len() && c.end(r.offset()) == TS_LIVE)
+            });
+            if taken {
+                return Err(duplicate_key(def, &key));
             }
         }
     }

@@ -18,7 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
-use crate::storage::TableId;
+use crate::storage::{PartitionKey, TableId};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
 
@@ -26,7 +26,7 @@ use crate::storage::stored::{StoredTable, StoredView};
 pub type Lsn = u64;
 
 /// Version of the log and checkpoint formats written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 pub const FRAME_HEADER_LEN: usize = 17;
 
@@ -56,7 +56,7 @@ pub enum RecordBody {
 #[derive(Debug, Clone)]
 pub struct PartitionChange {
     pub table: TableId,
-    pub partition: u16,
+    pub partition: PartitionKey,
     /// Serials of the committed versions this transaction deleted.
     pub deleted: Vec<Serial>,
     /// Serial of the first inserted row; the others follow in order.
@@ -80,6 +80,11 @@ pub enum CatalogChange {
     DropTable { id: TableId, name: String },
     PutView(StoredView),
     DropView { name: String },
+    /// Expired data partitions released by the background reaper.
+    ReleasePartitions {
+        table: TableId,
+        partitions: Vec<PartitionKey>,
+    },
 }
 
 fn corrupt(what: impl Into<String>) -> KuraError {
@@ -224,7 +229,8 @@ impl FrameHeader {
 
 fn encode_change(out: &mut Vec<u8>, change: &PartitionChange, ipc: &[u8]) -> Result<()> {
     out.extend_from_slice(&change.table.to_le_bytes());
-    out.extend_from_slice(&change.partition.to_le_bytes());
+    out.extend_from_slice(&change.partition.interval.to_le_bytes());
+    out.extend_from_slice(&change.partition.bucket.to_le_bytes());
     out.extend_from_slice(&change.first_serial.to_le_bytes());
     put_u32(out, len_u32(change.deleted.len())?);
     for serial in &change.deleted {
@@ -237,7 +243,10 @@ fn encode_change(out: &mut Vec<u8>, change: &PartitionChange, ipc: &[u8]) -> Res
 
 fn decode_change(reader: &mut Reader) -> Result<PartitionChange> {
     let table = reader.u64()?;
-    let partition = reader.u16()?;
+    let partition = PartitionKey {
+        interval: reader.u64()? as i64,
+        bucket: reader.u32()?,
+    };
     let first_serial = reader.u64()?;
     let deleted_count = reader.u32()? as usize;
     if deleted_count > reader.0.len() / 8 {
@@ -315,10 +324,6 @@ impl<'a> Reader<'a> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.array()?))
-    }
-
     fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
@@ -357,7 +362,10 @@ mod tests {
             lsn,
             body: RecordBody::Commit(vec![PartitionChange {
                 table: 7,
-                partition: 0,
+                partition: PartitionKey {
+                    interval: -3,
+                    bucket: 5,
+                },
                 deleted: vec![1, 5, 9],
                 first_serial: 100,
                 inserted: vec![batch(50), batch(3)],
