@@ -89,6 +89,36 @@ impl Clock {
         Ok(())
     }
 
+    /// `SET kura.test_clock = '<timestamp>' | 'system'`: freezes the clock at a timestamp
+    /// (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` in UTC), or follows the system time again.
+    pub fn set_from_text(&self, text: &str) -> Result<()> {
+        self.check_adjustable()?;
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("system") {
+            return self.release();
+        }
+        let parsed = chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_millis())
+            })
+            .map_err(|_| {
+                KuraError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for kura.test_clock: \"{text}\" (a timestamp or 'system')"),
+                )
+            })?;
+        self.freeze_at(parsed)
+    }
+
+    /// The clock's time as RFC 3339 text with milliseconds.
+    pub fn describe(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.now_millis())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_else(|| self.now_millis().to_string())
+    }
+
     fn check_adjustable(&self) -> Result<()> {
         if self.adjustable {
             return Ok(());
@@ -116,6 +146,13 @@ mod tests {
         let clock = Clock::new(true);
         clock.freeze_at(1_000).unwrap();
         assert_eq!(clock.now_millis(), 1_000);
+        assert_eq!(clock.describe(), "1970-01-01T00:00:01.000Z");
+        clock.set_from_text("2024-01-02 03:04:05.5").unwrap();
+        assert_eq!(clock.describe(), "2024-01-02T03:04:05.500Z");
+        clock.set_from_text("2024-01-02T03:04:05+01:00").unwrap();
+        assert_eq!(clock.describe(), "2024-01-02T02:04:05.000Z");
+        assert!(clock.set_from_text("yesterday").is_err());
+        clock.freeze_at(1_000).unwrap();
         clock.advance(500).unwrap();
         assert_eq!(clock.now_millis(), 1_500);
         clock.release().unwrap();

@@ -52,6 +52,9 @@ struct ServeArgs {
     /// JSON definition file (see conf/kura.json); defaults apply without one.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Lets `SET kura.test_clock` move the server clock (for tests only).
+    #[arg(long, hide = true)]
+    test_clock: bool,
 }
 
 fn main() -> ExitCode {
@@ -148,6 +151,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         config.system.data_dir = dir;
     }
+    config.system.test_clock = args.test_clock;
     config.validate().map_err(|e| e.to_string())?;
     init_logging(Some(&config.system.event_log_dir()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -33,6 +33,10 @@ pub struct SystemConfig {
     pub data_dir: PathBuf,
     /// Event log directory; a relative path is resolved against `data_dir`.
     pub event_log_path: PathBuf,
+    /// Lets `SET kura.test_clock` move the server clock. Never read from a file: only the
+    /// hidden `kura serve --test-clock` flag sets it, for tests.
+    #[serde(skip)]
+    pub test_clock: bool,
 }
 
 impl Default for SystemConfig {
@@ -42,6 +46,7 @@ impl Default for SystemConfig {
             service_port: 5433,
             data_dir: PathBuf::from("./kura-data"),
             event_log_path: PathBuf::from("log"),
+            test_clock: false,
         }
     }
 }

@@ -153,6 +153,20 @@ fn collect_facts(def: &TableDef, expr: &Expr, facts: &mut HashMap<usize, ColumnF
             collect_facts(def, left, facts);
             collect_facts(def, right, facts);
         }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            // `c = 1 OR c = 2` (how DataFusion rewrites a short IN list) is `c IN (1, 2)`.
+            if let (Some((lc, mut lv)), Some((rc, rv))) =
+                (equality_set(def, left), equality_set(def, right))
+                && lc == rc
+            {
+                lv.extend(rv);
+                facts.entry(lc).or_default().equals = Some(lv);
+            }
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (column, literal, op) = match (column_of(def, left), column_of(def, right)) {
                 (Some(c), None) => (c, right.as_ref(), *op),
@@ -209,5 +223,23 @@ fn collect_facts(def: &TableDef, expr: &Expr, facts: &mut HashMap<usize, ColumnF
             }
         }
         _ => {}
+    }
+}
+
+/// The column and values of a filter that only says "column is one of these values".
+fn equality_set(def: &TableDef, expr: &Expr) -> Option<(usize, Vec<ScalarValue>)> {
+    let mut facts = HashMap::new();
+    collect_facts(def, expr, &mut facts);
+    if facts.len() != 1 {
+        return None;
+    }
+    let (column, fact) = facts.into_iter().next()?;
+    match fact {
+        ColumnFacts {
+            equals: Some(values),
+            lower: None,
+            upper: None,
+        } => Some((column, values)),
+        _ => None,
     }
 }

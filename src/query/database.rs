@@ -180,7 +180,7 @@ impl DatabaseOptions {
             },
             target_partitions,
             partitioning_rowkey_constraint: config.sql.partitioning_rowkey_constraint,
-            adjustable_clock: false,
+            adjustable_clock: config.system.test_clock,
         }
     }
 }

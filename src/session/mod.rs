@@ -376,6 +376,11 @@ impl Session {
                 variable, values, ..
             } => {
                 let name = variable_name(variable);
+                if name == TEST_CLOCK {
+                    let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                    self.db.txns.clock.set_from_text(&value)?;
+                    return Ok(Outcome::done("SET"));
+                }
                 if values.len() == 1 && is_default(&values[0]) {
                     self.settings.reset(&name)?;
                 } else {
@@ -447,11 +452,14 @@ impl Session {
             return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
         }
         let key = match name.as_str() {
+            "kura test_clock" => TEST_CLOCK.to_string(),
             "time zone" => "timezone".to_string(),
             "transaction isolation level" => "transaction_isolation".to_string(),
             _ => name.clone(),
         };
-        let value = if key == "transaction_isolation" {
+        let value = if key == TEST_CLOCK {
+            self.db.txns.clock.describe()
+        } else if key == "transaction_isolation" {
             let isolation = self
                 .block
                 .as_ref()
@@ -546,6 +554,9 @@ fn no_savepoint(name: &str) -> KuraError {
         format!("savepoint \"{name}\" does not exist"),
     )
 }
+
+/// The test hook that moves the server clock (only with `kura serve --test-clock`).
+const TEST_CLOCK: &str = "kura.test_clock";
 
 fn variable_name(name: &ObjectName) -> String {
     name.0

@@ -85,14 +85,18 @@ pub fn table_placement(
 
 /// A time-series table's first column is its only primary-key column, a TIMESTAMP.
 fn check_timeseries_key(columns: &[ColumnDef], primary_key: &[usize]) -> Result<()> {
+    use datafusion::arrow::datatypes::TimeUnit;
     let first_is_timestamp = columns.first().is_some_and(|c| {
-        c.ty == SqlType::Timestamp {
-            unit: datafusion::arrow::datatypes::TimeUnit::Millisecond,
-        }
+        matches!(
+            c.ty,
+            SqlType::Timestamp {
+                unit: TimeUnit::Millisecond | TimeUnit::Microsecond
+            } | SqlType::TimestampTz
+        )
     });
     if primary_key != [0] || !first_is_timestamp {
         return Err(invalid(
-            "a time-series table (USING TIMESERIES) needs its first column to be a TIMESTAMP PRIMARY KEY (millisecond precision) and no other key column",
+            "a time-series table (USING TIMESERIES) needs its first column to be a TIMESTAMP PRIMARY KEY (millisecond or microsecond precision) and no other key column",
         ));
     }
     Ok(())
