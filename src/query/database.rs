@@ -25,6 +25,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
 
 use super::context::StatementContext;
+use super::meta_tables::{self, MetaSource, meta_table};
 use super::provider::KuraTable;
 use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::error::{KuraError, Result};
@@ -75,7 +76,9 @@ impl TempRelations {
 
 #[derive(Debug)]
 struct KuraSchema {
+    database: String,
     catalog: Arc<Catalog>,
+    txns: Arc<TxnManager>,
     temps: Arc<TempRelations>,
     /// The base session state, used to plan stored views when they are referenced.
     planner: Arc<OnceLock<SessionState>>,
@@ -92,6 +95,14 @@ impl SchemaProvider for KuraSchema {
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if name.starts_with(TEMP_PREFIX) {
             return Ok(self.temps.get(name));
+        }
+        let source = MetaSource {
+            database: &self.database,
+            catalog: &self.catalog,
+            txns: &self.txns,
+        };
+        if let Some(meta) = meta_table(name, &source) {
+            return Ok(Some(meta?));
         }
         if let Some(table) = self.catalog.table(name) {
             return Ok(Some(Arc::new(KuraTable::new(table, false))));
@@ -118,6 +129,7 @@ impl SchemaProvider for KuraSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.catalog.relation_exists(name)
+            || meta_tables::NAMES.contains(&name)
             || (name.starts_with(TEMP_PREFIX) && self.temps.get(name).is_some())
     }
 }
@@ -200,10 +212,13 @@ impl Database {
     pub fn new(name: &str, options: DatabaseOptions) -> Arc<Database> {
         let catalog = Arc::new(Catalog::new(options.limits));
         let clock = Arc::new(Clock::new(options.adjustable_clock));
+        let txns = TxnManager::with_clock(clock);
         let temps = Arc::new(TempRelations::default());
         let planner = Arc::new(OnceLock::new());
         let schema = Arc::new(KuraSchema {
+            database: name.to_string(),
             catalog: catalog.clone(),
+            txns: txns.clone(),
             temps: temps.clone(),
             planner: planner.clone(),
         });
@@ -234,7 +249,7 @@ impl Database {
             name: name.to_string(),
             options,
             catalog,
-            txns: TxnManager::with_clock(clock),
+            txns,
             temps,
             base,
             checkpointer: OnceLock::new(),

@@ -8,6 +8,7 @@ pub mod access;
 pub mod context;
 pub mod database;
 pub mod functions;
+pub mod meta_tables;
 pub mod provider;
 pub mod pruning;
 pub mod scan;

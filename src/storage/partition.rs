@@ -322,6 +322,20 @@ impl Partition {
         })
     }
 
+    /// How many row versions are visible at `ts`.
+    pub fn visible_count(&self, ts: Ts) -> usize {
+        self.snapshot()
+            .chunks()
+            .map(|c| {
+                if c.all_visible(ts) {
+                    c.len()
+                } else {
+                    c.visibility(0, c.len(), ts, |_| false).true_count()
+                }
+            })
+            .sum()
+    }
+
     /// The row ids of the versions with the given serials, in the same order.
     pub fn resolve_serials(&self, serials: &[Serial]) -> Result<Vec<RowId>> {
         let snapshot = self.snapshot();
