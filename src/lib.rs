@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod gc;
 pub mod query;
 pub mod recovery;

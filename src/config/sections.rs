@@ -169,6 +169,8 @@ pub struct DataStoreConfig {
     pub chunk_rows: usize,
     /// Period of the garbage collector of dead row versions.
     pub gc_interval: ConfigDuration,
+    /// Most expired data partitions the background reaper releases per pass (once a second).
+    pub batch_scan_num: u32,
 }
 
 impl Default for DataStoreConfig {
@@ -181,12 +183,18 @@ impl Default for DataStoreConfig {
             store_compression_mode: StoreCompressionMode::NoCompression,
             chunk_rows: 16_384,
             gc_interval: ConfigDuration::from_secs(1),
+            batch_scan_num: 2000,
         }
     }
 }
 
 impl DataStoreConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.batch_scan_num >= 1,
+            "/dataStore/batchScanNum",
+            "must be at least 1",
+        )?;
         require(
             self.log_write_mode <= 3600,
             "/dataStore/logWriteMode",

@@ -101,6 +101,11 @@ impl Server {
             self.db.clone(),
             self.config.data_store.gc_interval.get(),
         ));
+        tokio::spawn(crate::expiry::run(
+            self.db.clone(),
+            std::time::Duration::from_secs(1),
+            self.config.data_store.batch_scan_num as usize,
+        ));
         tokio::spawn(self.checkpointer.clone().run_periodically(
             self.db.clone(),
             self.config.checkpoint.checkpoint_interval.get(),

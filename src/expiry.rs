@@ -1,0 +1,96 @@
+//! Expiry release (期限解放): the background reaper that physically removes expired data
+//! partitions.
+//!
+//! A partition is invisible from the instant it expires (scans and commits check the clock
+//! themselves); the reaper only reclaims its memory. Once a second it releases up to
+//! `/dataStore/batchScanNum` expired partitions, each in O(1) (the partition is unlinked from
+//! its table and freed when the last reader lets go), through one logged catalog change per
+//! table, so recovery and replicas remove the same partitions.
+//!
+//! Invariant: a partition is released only if it is still expired when the change is
+//! validated under the commit lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::query::Database;
+use crate::storage::{PartitionKey, TableId};
+use crate::wal::CatalogChange;
+
+/// Releases up to `limit` expired partitions now; returns how many were released.
+pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
+    let now = db.txns.clock.now_millis();
+    let mut released = 0;
+    for table in db.catalog.tables() {
+        if released >= limit {
+            break;
+        }
+        let def = table.def();
+        let Some(last) = def.placement.last_expired_interval(now) else {
+            continue;
+        };
+        let keys: Vec<PartitionKey> = table
+            .partitions()
+            .in_intervals(i64::MIN..=last)
+            .map(|p| p.key())
+            .take(limit - released)
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let id: TableId = def.id;
+        let count = keys.len();
+        db.change_catalog(|| {
+            // Validated again with commits paused: the table and its partitions may have
+            // changed, and a test clock may have moved back.
+            let now = db.txns.clock.now_millis();
+            let current = table.def();
+            let still: Vec<PartitionKey> = keys
+                .iter()
+                .filter(|k| {
+                    current.placement.expired(k.interval, now)
+                        && table.partition_by_key(k).is_some()
+                })
+                .copied()
+                .collect();
+            Ok(CatalogChange::ReleasePartitions {
+                table: id,
+                partitions: still,
+            })
+        })
+        .await?;
+        released += count;
+        tracing::info!(
+            table = %def.name,
+            partitions = count,
+            "expired data partitions released"
+        );
+    }
+    if released > 0 {
+        return_memory_to_os();
+    }
+    Ok(released)
+}
+
+/// Asks the allocator to give freed memory back to the operating system, so the resident
+/// size falls after a mass expiry.
+fn return_memory_to_os() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Runs [`release_expired`] every `interval` until the runtime shuts down.
+pub async fn run(db: Arc<Database>, interval: Duration, limit: usize) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = release_expired(&db, limit).await {
+            tracing::warn!("expiry release failed: {e}");
+        }
+    }
+}
