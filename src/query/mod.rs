@@ -8,10 +8,12 @@ pub mod access;
 pub mod context;
 pub mod database;
 pub mod functions;
+pub mod gap_fill;
 pub mod meta_tables;
 pub mod provider;
 pub mod pruning;
 pub mod scan;
+pub mod time_functions;
 
 pub use context::StatementContext;
 pub use database::{Database, DatabaseOptions};

@@ -73,6 +73,20 @@ impl Dialect for KuraDialect {
         self.pg.get_next_precedence(parser)
     }
 
+    /// GridDB's `RANGE(key) EVERY (...) [FILL (...)]` in GROUP BY (`range_group.rs`).
+    fn parse_prefix(
+        &self,
+        parser: &mut Parser,
+    ) -> Option<std::result::Result<datafusion::sql::sqlparser::ast::Expr, ParserError>> {
+        if let Some(expr) = super::range_group::parse_range_group(parser) {
+            return Some(expr);
+        }
+        if let Some(expr) = super::time_syntax::parse_time_function(parser) {
+            return Some(expr);
+        }
+        self.pg.parse_prefix(parser)
+    }
+
     fn prec_value(&self, prec: Precedence) -> u8 {
         self.pg.prec_value(prec)
     }

@@ -69,9 +69,22 @@ impl<'a> Exec<'a> {
     }
 
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
-        if let Statement::Query(query) = &mut statement {
+        // Relations GROUP BY RANGE is rewritten into: needed only while planning, since the
+        // plan holds the providers it resolved.
+        let mut range_groups = Vec::new();
+        let target = match &mut statement {
+            Statement::Explain { statement, .. } => statement.as_mut(),
+            other => other,
+        };
+        let query = match target {
+            Statement::Query(query) => Some(query.as_mut()),
+            Statement::Insert(insert) => insert.source.as_deref_mut(),
+            _ => None,
+        };
+        if let Some(query) = query {
             alias_cte_columns(query);
             super::colnames::disambiguate(query);
+            self.rewrite_range_groups(query, &mut range_groups).await?;
         }
         let plan = self
             .state

@@ -9,9 +9,11 @@ pub mod dml;
 pub mod exec;
 pub mod names;
 pub mod placement;
+pub mod range_group;
 pub mod rows;
 pub mod table_syntax;
 pub mod template;
+pub mod time_syntax;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;

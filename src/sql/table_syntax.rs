@@ -21,14 +21,14 @@
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, CreateTableOptions, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, HiveFormat, HiveIOFormat, Ident,
-    ObjectName, Statement, Value,
+    AlterTable, AlterTableOperation, CreateTableOptions, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, HiveFormat, HiveIOFormat, Ident, Statement, Value,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::template::function_call;
 use crate::error::{KuraError, Result};
 
 /// The storage format name `USING TIMESERIES` is recorded as.
@@ -163,23 +163,7 @@ impl PartitionClause {
                 ("RANGE", args)
             }
         };
-        Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new(name)]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: args
-                    .into_iter()
-                    .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                    .collect(),
-                clauses: Vec::new(),
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: Vec::new(),
-        })
+        function_call(name, args)
     }
 
     /// Reads back what [`to_expr`](Self::to_expr) wrote; any other expression (PostgreSQL's

@@ -2,7 +2,11 @@
 //! template is parsed, then the user's own expressions (already parsed) are spliced into its
 //! syntax tree. User SQL text is never re-formatted or re-parsed.
 
-use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Query, Select, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{
+    DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Select, SelectItem,
+    SetExpr,
+};
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::dialect::KuraDialect;
@@ -56,4 +60,34 @@ pub fn aliased(expr: Expr, alias: &str) -> SelectItem {
         expr,
         alias: Ident::with_quote('"', alias),
     }
+}
+
+/// `name(args...)` as an expression.
+pub fn function_call(name: &str, args: Vec<Expr>) -> Expr {
+    function_with_clauses(name, args, Vec::new())
+}
+
+/// `name(args... clauses)`, e.g. with an `ORDER BY` inside the call.
+pub fn function_with_clauses(
+    name: &str,
+    args: Vec<Expr>,
+    clauses: Vec<FunctionArgumentClause>,
+) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
