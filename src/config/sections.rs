@@ -283,9 +283,9 @@ impl Default for SqlConfig {
 impl SqlConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         require(
-            self.table_partitioning_max_assign_num >= 1,
+            (1..=60_000).contains(&self.table_partitioning_max_assign_num),
             "/sql/tablePartitioningMaxAssignNum",
-            "must be at least 1",
+            "must be between 1 and 60000",
         )
     }
 }

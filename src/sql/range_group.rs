@@ -696,8 +696,8 @@ mod tests {
             "SELECT * FROM t GROUP BY RANGE t.ts EVERY (1, DAY, 2, '+09:00') FILL (LINEAR)",
         );
         assert_eq!(g.fill, Fill::Linear);
-        // (2 hours + 9 hours) mod 1 day
-        assert_eq!(g.offset_nanos, 11 * 3_600_000_000_000);
+        // (2 days + 9 hours) mod 1 day: the offset counts in the unit.
+        assert_eq!(g.offset_nanos, 9 * 3_600_000_000_000);
         let g = group_of("SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, HOUR, 0, '-01:00') FILL(PREVIOUS)");
         assert_eq!(g.offset_nanos, 23 * 3_600_000_000_000);
         assert_eq!(g.fill, Fill::Previous);
