@@ -171,7 +171,11 @@ fn zone_nanos(zone: &str) -> Result<i64> {
     if zone.eq_ignore_ascii_case("Z") {
         return Ok(0);
     }
-    let invalid = || bad(format!("invalid time zone '{zone}': use Z, +hh:mm or +hhmm"));
+    let invalid = || {
+        bad(format!(
+            "invalid time zone '{zone}': use Z, +hh:mm or +hhmm"
+        ))
+    };
     let (sign, rest) = match zone.as_bytes().first() {
         Some(b'+') => (1, &zone[1..]),
         Some(b'-') => (-1, &zone[1..]),
@@ -494,6 +498,7 @@ impl Exec<'_> {
                 "GROUP BY RANGE needs the key bounded on both sides in WHERE (key >= a AND key < b, or BETWEEN)",
             ));
         };
+        self.check_key_type(select, group, with).await?;
         let bucket = group.bucket_expr()?;
         let mut inner = select.clone();
         inner.group_by = GroupByExpr::Expressions(vec![bucket.clone()], Vec::new());
@@ -512,9 +517,14 @@ impl Exec<'_> {
                         }
                     }
                 }
-                SelectItem::UnnamedExpr(expr) => {
-                    self.range_item(expr, None, group, &bucket, &mut projection, &mut key_positions)
-                }
+                SelectItem::UnnamedExpr(expr) => self.range_item(
+                    expr,
+                    None,
+                    group,
+                    &bucket,
+                    &mut projection,
+                    &mut key_positions,
+                ),
                 SelectItem::ExprWithAliases { .. } => {
                     return Err(KuraError::unsupported(
                         "multiple aliases are not supported with GROUP BY RANGE",
@@ -586,6 +596,34 @@ impl Exec<'_> {
         ))?;
         let select = super::template::select_mut(&mut replacement)?.clone();
         Ok((select, guard))
+    }
+
+    /// Fails with 42804 unless the RANGE key is a timestamp column.
+    async fn check_key_type(
+        &self,
+        select: &Select,
+        group: &RangeGroup,
+        with: Option<&datafusion::sql::sqlparser::ast::With>,
+    ) -> Result<()> {
+        let mut probe = select.clone();
+        probe.projection = vec![SelectItem::UnnamedExpr(group.key.clone())];
+        probe.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+        probe.having = None;
+        probe.selection = None;
+        let mut query = parse_query("SELECT 1")?;
+        query.with = with.cloned();
+        *query.body = SetExpr::Select(Box::new(probe));
+        let plan = self.plan_query(query).await?;
+        match plan.schema().fields().first().map(|f| f.data_type()) {
+            Some(DataType::Timestamp(_, _)) => Ok(()),
+            other => Err(KuraError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "GROUP BY RANGE needs a TIMESTAMP key column, not {}",
+                    other.map_or("nothing".to_string(), |t| t.to_string())
+                ),
+            )),
+        }
     }
 
     fn range_item(
@@ -698,17 +736,27 @@ mod tests {
         assert_eq!(g.fill, Fill::Linear);
         // (2 days + 9 hours) mod 1 day: the offset counts in the unit.
         assert_eq!(g.offset_nanos, 9 * 3_600_000_000_000);
-        let g = group_of("SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, HOUR, 0, '-01:00') FILL(PREVIOUS)");
+        let g = group_of(
+            "SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, HOUR, 0, '-01:00') FILL(PREVIOUS)",
+        );
         assert_eq!(g.offset_nanos, 23 * 3_600_000_000_000);
         assert_eq!(g.fill, Fill::Previous);
-        assert!(parse_sql("SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, DAY) FILL (SOMETIMES)")
-            .map(|mut s| {
-                let Statement::Query(q) = s.remove(0) else { panic!() };
-                let SetExpr::Select(select) = *q.body else { panic!() };
-                let GroupByExpr::Expressions(exprs, _) = &select.group_by else { panic!() };
-                RangeGroup::from_marker(&exprs[0]).unwrap().is_err()
-            })
-            .unwrap());
+        assert!(
+            parse_sql("SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, DAY) FILL (SOMETIMES)")
+                .map(|mut s| {
+                    let Statement::Query(q) = s.remove(0) else {
+                        panic!()
+                    };
+                    let SetExpr::Select(select) = *q.body else {
+                        panic!()
+                    };
+                    let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+                        panic!()
+                    };
+                    RangeGroup::from_marker(&exprs[0]).unwrap().is_err()
+                })
+                .unwrap()
+        );
         // Window frames keep their meaning.
         assert!(parse_sql(
             "SELECT sum(v) OVER (ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM t"
