@@ -13,10 +13,12 @@ use datafusion::logical_expr::{
 
 /// All functions to register in a database's session.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![
+    let mut functions = vec![
         ScalarUDF::from(TypeOf::new()),
         ScalarUDF::from(Version::new()),
-    ]
+    ];
+    functions.extend(super::time_functions::all());
+    functions
 }
 
 /// The text of `version()`: PostgreSQL's shape, naming Kura.

@@ -214,7 +214,12 @@ impl Table {
         mut remove: impl FnMut(&PartitionKey) -> bool,
     ) -> Vec<PartitionKey> {
         let mut current = self.partitions.write();
-        let doomed: Vec<PartitionKey> = current.by_key.keys().filter(|k| remove(k)).copied().collect();
+        let doomed: Vec<PartitionKey> = current
+            .by_key
+            .keys()
+            .filter(|k| remove(k))
+            .copied()
+            .collect();
         if doomed.is_empty() {
             return doomed;
         }
@@ -258,4 +263,85 @@ fn free_slot(set: &mut PartitionSet, retired: &mut Vec<Retired>, horizon: Ts) ->
         return Some((set.by_slot.len() - 1) as u16);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::partitioning::{IntervalSpec, Partitioning};
+    use crate::storage::schema::{ColumnDef, Placement};
+    use crate::types::SqlType;
+    use datafusion::common::ScalarValue;
+
+    fn interval_table() -> Table {
+        let def = TableDef::new(
+            1,
+            "t".into(),
+            vec![ColumnDef {
+                name: "k".into(),
+                ty: SqlType::Integer,
+                nullable: false,
+                default: None,
+                missing: ScalarValue::Int32(None),
+            }],
+            Vec::new(),
+            Vec::new(),
+        )
+        .with_placement(Placement {
+            partitioning: Partitioning::Interval(
+                IntervalSpec::new(0, &SqlType::Integer, 10, None, None).unwrap(),
+            ),
+            ..Placement::default()
+        });
+        Table::new(
+            def,
+            Vec::new(),
+            TableLimits {
+                chunk_rows: 1024,
+                max_partitions: 100,
+            },
+        )
+    }
+
+    fn key(interval: i64) -> PartitionKey {
+        PartitionKey {
+            interval,
+            bucket: 0,
+        }
+    }
+
+    #[test]
+    fn interval_tables_start_empty_and_grow_on_demand() {
+        let table = interval_table();
+        assert!(table.partitions().is_empty());
+        table.add_partitions(&[key(3), key(-1), key(3)], 0).unwrap();
+        let set = table.partitions();
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.intervals(), vec![-1, 3]);
+        assert_eq!(set.in_intervals(0..=5).count(), 1);
+        assert_eq!(set.in_intervals(5..=0).count(), 0);
+    }
+
+    #[test]
+    fn removed_slots_wait_for_readers_and_old_snapshots() {
+        let table = interval_table();
+        table.add_partitions(&[key(1), key(2)], 0).unwrap();
+        let held = table.partition_by_key(&key(1)).unwrap();
+        let slot = held.slot();
+        assert_eq!(
+            table.remove_partitions(10, |k| k.interval == 1),
+            vec![key(1)]
+        );
+        assert!(table.partition(slot).is_none());
+        // Still referenced: a new partition gets a fresh slot.
+        table.add_partitions(&[key(5)], 100).unwrap();
+        assert_ne!(table.partition_by_key(&key(5)).unwrap().slot(), slot);
+        drop(held);
+        // Unreferenced, but a snapshot from before the removal may still hold row ids.
+        table.add_partitions(&[key(6)], 10).unwrap();
+        assert_ne!(table.partition_by_key(&key(6)).unwrap().slot(), slot);
+        // Both conditions met: the slot is reused.
+        table.add_partitions(&[key(7)], 11).unwrap();
+        assert_eq!(table.partition_by_key(&key(7)).unwrap().slot(), slot);
+    }
 }
