@@ -39,23 +39,19 @@
 //! run is a quick smoke run with small row counts.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 mod support;
-use support::{
-    BoxError, Context, Result, env_parse, env_var, find_kura_binary, group_digits, parse_listening,
-    timed,
-};
+use support::report::{Table, per_sec};
+use support::server::{KuraServer, RunDir, ServerSettings, connect, exec};
+use support::{BoxError, Context, Result, env_parse, env_var, group_digits, timed};
 
 /// Rows per multi-row INSERT statement.
 const BATCH_ROWS: i64 = 1000;
@@ -98,20 +94,13 @@ enum LoadMode {
 #[derive(Debug)]
 struct Config {
     quick: bool,
-    binary: PathBuf,
-    base_dir: Option<PathBuf>,
-    user: String,
-    password: String,
-    dbname: String,
+    server: ServerSettings,
     parts: Vec<Part>,
     restart_rows: Vec<i64>,
     checkpoint_rows: i64,
     load: LoadMode,
     load_clients: usize,
     series_chunk: i64,
-    timeout: Duration,
-    ready_timeout: Duration,
-    keep: bool,
 }
 
 impl Config {
@@ -143,8 +132,6 @@ impl Config {
         };
         let load_clients: usize = env_parse("KURA_BENCH_LOAD_CLIENTS", 4)?;
         let series_chunk: i64 = env_parse("KURA_BENCH_SERIES_CHUNK", 1_000_000)?;
-        let timeout = Duration::from_secs(env_parse("KURA_BENCH_TIMEOUT", 600)?);
-        let ready_timeout = Duration::from_secs(env_parse("KURA_BENCH_READY_TIMEOUT", 600)?);
         if restart_rows.iter().any(|&n| n < 1)
             || checkpoint_rows < 1
             || load_clients < 1
@@ -180,143 +167,19 @@ impl Config {
 
         Ok(Self {
             quick,
-            binary: find_kura_binary()?,
-            base_dir: env_var("KURA_BENCH_DIR").map(PathBuf::from),
-            user: env_var("KURA_BENCH_USER").unwrap_or_else(|| "admin".into()),
-            password: env_var("KURA_BENCH_PASSWORD").unwrap_or_else(|| "admin".into()),
-            dbname: env_var("KURA_BENCH_DBNAME").unwrap_or_else(|| "public".into()),
+            server: ServerSettings::from_env("admin", "admin")?,
             parts,
             restart_rows,
             checkpoint_rows,
             load,
             load_clients,
             series_chunk,
-            timeout,
-            ready_timeout,
-            keep: env_var("KURA_BENCH_KEEP").is_some_and(|v| v.trim() == "1"),
         })
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server process
-
-/// A `kura serve` child process; killed with SIGKILL (and reaped) when dropped.
-struct KuraServer {
-    child: Child,
-    conninfo: String,
-    /// From just before the process was spawned until its `listening on` line was read.
-    ready_after: Duration,
-}
-
-impl Drop for KuraServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The last `lines` lines of a text file, for error messages.
-fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    let tail = &all[all.len().saturating_sub(lines)..];
-    format!("last lines of {}:\n{}", path.display(), tail.join("\n"))
-}
-
-impl KuraServer {
-    /// Runs `kura serve --listen 127.0.0.1:0 --data-dir DATA --config CONFIG` and waits for
-    /// `listening on`. The server's stdout and stderr are appended to files next to `data`.
-    fn start(cfg: &Config, data: &Path, config_file: &Path) -> Result<Self> {
-        let run_dir = data.parent().unwrap_or(data);
-        let stderr_log = run_dir.join("kura.stderr.log");
-        let stdout_log = run_dir.join("kura.stdout.log");
-        let open_log = |path: &Path| {
-            File::options()
-                .create(true)
-                .append(true)
-                .open(path)
-                .context(format!("opening {}", path.display()))
-        };
-        let stderr = open_log(&stderr_log)?;
-        let mut copy = open_log(&stdout_log)?;
-
-        let started = Instant::now();
-        let mut child = Command::new(&cfg.binary)
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(config_file)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .context(format!("starting {}", cfg.binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .expect("stdout was configured as a pipe");
-        // Reads stdout to the end (so the server never blocks on a full pipe) and reports the
-        // first `listening on` address with the moment it was read.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(copy, "{line}");
-                if let Some(addr) = parse_listening(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send((addr, Instant::now()));
-                }
-            }
-        });
-
-        let mut server = Self {
-            child,
-            conninfo: String::new(),
-            ready_after: Duration::ZERO,
-        };
-        match rx.recv_timeout(cfg.ready_timeout) {
-            Ok(((host, port), at)) => {
-                server.ready_after = at.duration_since(started);
-                server.conninfo = format!(
-                    "host={host} port={port} user={} password={} dbname={}",
-                    cfg.user, cfg.password, cfg.dbname
-                );
-                Ok(server)
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-                "kura printed no `listening on` line within {:?}\n{}",
-                cfg.ready_timeout,
-                log_tail(&stderr_log, 20)
-            )
-            .into()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = server
-                    .child
-                    .wait()
-                    .map_or_else(|e| e.to_string(), |s| s.to_string());
-                Err(format!(
-                    "kura exited ({status}) before printing `listening on`\n{}",
-                    log_tail(&stderr_log, 20)
-                )
-                .into())
-            }
-        }
-    }
-
-    /// SIGKILL: no shutdown checkpoint, no final fsync.
-    fn kill(mut self) -> Result<()> {
-        self.child.kill().context("killing the server")?;
-        self.child.wait().context("reaping the server")?;
-        Ok(())
-    }
-}
+// The data directory and the event log
 
 /// Total size of the regular files under `dir` (0 if it does not exist).
 fn dir_size(dir: &Path) -> u64 {
@@ -368,76 +231,13 @@ fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A per-run directory holding `data/`, the config file and the server logs.
-struct RunDir {
-    root: PathBuf,
-    keep: bool,
-}
-
-impl RunDir {
-    fn new(cfg: &Config, name: &str, config_json: &str) -> Result<Self> {
-        let prefix = format!("kura-durbench-{name}-");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        let temp = match &cfg.base_dir {
-            Some(base) => {
-                std::fs::create_dir_all(base).context(format!("creating {}", base.display()))?;
-                builder.tempdir_in(base)
-            }
-            None => builder.tempdir(),
-        }
-        .context("creating a temporary directory")?;
-        let root = temp.keep();
-        std::fs::write(root.join("kura.json"), config_json).context("writing kura.json")?;
-        Ok(Self {
-            root,
-            keep: cfg.keep,
-        })
-    }
-
-    fn data(&self) -> PathBuf {
-        self.root.join("data")
-    }
-
-    fn config(&self) -> PathBuf {
-        self.root.join("kura.json")
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client helpers
-
-async fn connect(cfg: &Config, conninfo: &str) -> Result<Client> {
-    let (client, connection) = timed(
-        cfg.timeout,
-        "connecting",
-        tokio_postgres::connect(conninfo, NoTls),
-    )
-    .await?;
-    // The bench kills servers on purpose; a broken connection shows up in the next query.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-async fn exec(cfg: &Config, client: &Client, sql: &str) -> Result<()> {
-    let what: String = sql.chars().take(100).collect();
-    timed(cfg.timeout, &what, client.batch_execute(sql)).await
-}
 
 /// `(count(*), min(id), max(id))` of the bench table.
 async fn table_stats(cfg: &Config, client: &Client) -> Result<(i64, i64, i64)> {
     let sql = format!("SELECT count(*), min(id), max(id) FROM {TABLE}");
-    let messages = timed(cfg.timeout, &sql, client.simple_query(&sql)).await?;
+    let messages = timed(cfg.server.timeout, &sql, client.simple_query(&sql)).await?;
     let row = messages
         .iter()
         .find_map(|m| match m {
@@ -491,9 +291,9 @@ async fn load_inserts(cfg: &Config, conninfo: &str, total: i64) -> Result<()> {
     let next = Arc::new(AtomicI64::new(1));
     let mut handles = Vec::new();
     for _ in 0..cfg.load_clients {
-        let client = connect(cfg, conninfo).await?;
+        let client = connect(conninfo, cfg.server.timeout).await?;
         let next = Arc::clone(&next);
-        let timeout = cfg.timeout;
+        let timeout = cfg.server.timeout;
         handles.push(tokio::spawn(async move {
             loop {
                 let start = next.fetch_add(BATCH_ROWS, Ordering::Relaxed);
@@ -531,7 +331,7 @@ async fn load_series(cfg: &Config, client: &Client, total: i64) -> Result<()> {
              CAST(v * 0.5 AS double precision) \
              FROM generate_series({lo}, {hi}) AS s(v)"
         );
-        exec(cfg, client, &sql).await?;
+        exec(client, &sql, cfg.server.timeout).await?;
         lo = hi + 1;
     }
     Ok(())
@@ -539,8 +339,13 @@ async fn load_series(cfg: &Config, client: &Client, total: i64) -> Result<()> {
 
 /// Creates the table and loads rows `1..=rows`; returns the load time.
 async fn create_and_load(cfg: &Config, conninfo: &str, rows: i64, mode: LoadMode) -> Result<f64> {
-    let client = connect(cfg, conninfo).await?;
-    exec(cfg, &client, &format!("CREATE TABLE {TABLE} ({COLUMNS})")).await?;
+    let client = connect(conninfo, cfg.server.timeout).await?;
+    exec(
+        &client,
+        &format!("CREATE TABLE {TABLE} ({COLUMNS})"),
+        cfg.server.timeout,
+    )
+    .await?;
     let start = Instant::now();
     match mode {
         LoadMode::Insert => load_inserts(cfg, conninfo, rows).await?,
@@ -553,79 +358,8 @@ async fn create_and_load(cfg: &Config, conninfo: &str, rows: i64, mode: LoadMode
 
 /// Connects to a restarted server and checks that every row came back.
 async fn check_after_restart(cfg: &Config, conninfo: &str, rows: i64) -> Result<()> {
-    let client = connect(cfg, conninfo).await?;
+    let client = connect(conninfo, cfg.server.timeout).await?;
     check_rows(cfg, &client, rows, "after the restart").await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Formatting
-
-fn per_sec(count: f64, secs: f64) -> String {
-    group_digits((count / secs.max(1e-9)).round() as u64)
-}
-
-/// A table printed row by row; a failed row counts as a failure.
-struct Table {
-    widths: Vec<usize>,
-    failures: usize,
-}
-
-impl Table {
-    fn new(headers: &[&str]) -> Self {
-        // The first column holds the row labels, up to 20 characters.
-        let widths: Vec<usize> = headers
-            .iter()
-            .enumerate()
-            .map(|(k, h)| h.len().max(if k == 0 { 20 } else { 9 }))
-            .collect();
-        let table = Self {
-            widths,
-            failures: 0,
-        };
-        table.print(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-        println!(
-            "{}",
-            table
-                .widths
-                .iter()
-                .map(|w| "-".repeat(*w))
-                .collect::<Vec<_>>()
-                .join("-+-")
-        );
-        table
-    }
-
-    fn print(&self, cells: &[String]) {
-        let line = cells
-            .iter()
-            .zip(&self.widths)
-            .enumerate()
-            .map(|(k, (cell, w))| {
-                if k == 0 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" | ");
-        println!("{}", line.trim_end());
-        let _ = std::io::stdout().flush();
-    }
-
-    fn row(&mut self, label: &str, outcome: Result<Vec<String>>) {
-        match outcome {
-            Ok(mut cells) => {
-                cells.insert(0, label.to_owned());
-                self.print(&cells);
-            }
-            Err(e) => {
-                self.failures += 1;
-                println!("{label}: FAILED: {e}");
-                let _ = std::io::stdout().flush();
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,12 +368,12 @@ impl Table {
 /// Loads `rows` rows into the log only, kills the server, and times the replaying restart.
 fn restart_run(cfg: &Config, rt: &Runtime, rows: i64) -> Result<Vec<String>> {
     let dir = RunDir::new(
-        cfg,
-        &format!("restart-{rows}"),
+        &cfg.server,
+        &format!("durbench-restart-{rows}"),
         r#"{"checkpoint": {"checkpointInterval": "3600s"}}"#,
     )?;
     let data = dir.data();
-    let server = KuraServer::start(cfg, &data, &dir.config())?;
+    let server = KuraServer::start(&cfg.server, &data, &dir.config(), &[])?;
     let load_secs = rt.block_on(create_and_load(
         cfg,
         &server.conninfo,
@@ -658,7 +392,7 @@ fn restart_run(cfg: &Config, rt: &Runtime, rows: i64) -> Result<Vec<String>> {
         .into());
     }
 
-    let server = KuraServer::start(cfg, &data, &dir.config())?;
+    let server = KuraServer::start(&cfg.server, &data, &dir.config(), &[])?;
     let restart = server.ready_after.as_secs_f64();
     rt.block_on(check_after_restart(cfg, &server.conninfo, rows))?;
     server.kill()?;
@@ -705,20 +439,20 @@ fn restart_part(cfg: &Config, rt: &Runtime) -> usize {
 fn checkpoint_run(cfg: &Config, rt: &Runtime, mode: &str) -> Result<Vec<String>> {
     let rows = cfg.checkpoint_rows;
     let dir = RunDir::new(
-        cfg,
-        &format!("checkpoint-{}", mode.to_lowercase()),
+        &cfg.server,
+        &format!("durbench-checkpoint-{}", mode.to_lowercase()),
         &format!(
             r#"{{"checkpoint": {{"checkpointInterval": "3600s"}}, "dataStore": {{"storeCompressionMode": "{mode}"}}}}"#
         ),
     )?;
     let data = dir.data();
-    let server = KuraServer::start(cfg, &data, &dir.config())?;
+    let server = KuraServer::start(&cfg.server, &data, &dir.config(), &[])?;
     let (load_secs, log_before, checkpoint_secs) = rt.block_on(async {
         let load_secs = create_and_load(cfg, &server.conninfo, rows, cfg.load).await?;
         let log_before = dir_size(&data.join("txnlog"));
-        let client = connect(cfg, &server.conninfo).await?;
+        let client = connect(&server.conninfo, cfg.server.timeout).await?;
         let start = Instant::now();
-        exec(cfg, &client, "CHECKPOINT").await?;
+        exec(&client, "CHECKPOINT", cfg.server.timeout).await?;
         let checkpoint_secs = start.elapsed().as_secs_f64();
         Ok::<_, BoxError>((load_secs, log_before, checkpoint_secs))
     })?;
@@ -726,7 +460,7 @@ fn checkpoint_run(cfg: &Config, rt: &Runtime, mode: &str) -> Result<Vec<String>>
     let log_after = dir_size(&data.join("txnlog"));
     server.kill()?;
 
-    let server = KuraServer::start(cfg, &data, &dir.config())?;
+    let server = KuraServer::start(&cfg.server, &data, &dir.config(), &[])?;
     let restart = server.ready_after.as_secs_f64();
     rt.block_on(check_after_restart(cfg, &server.conninfo, rows))?;
     server.kill()?;
@@ -805,7 +539,7 @@ fn main() -> ExitCode {
             ""
         }
     );
-    println!("binary:   {}", cfg.binary.display());
+    println!("binary:   {}", cfg.server.binary.display());
     println!(
         "machine:  {} CPUs, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

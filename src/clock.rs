@@ -8,7 +8,6 @@
 //! Invariant: while frozen, `now_millis` returns exactly the frozen instant.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{KuraError, Result, sqlstate};
 
@@ -36,11 +35,19 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch.
     pub fn now_millis(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+
+    /// The clock's time, with the system clock's precision unless frozen.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         let frozen = self.frozen.load(Ordering::Acquire);
         if frozen != NOT_FROZEN {
-            return frozen;
+            return chrono::DateTime::from_timestamp_millis(frozen).unwrap_or_default();
         }
-        system_millis().saturating_add(self.offset.load(Ordering::Acquire))
+        let offset = chrono::TimeDelta::milliseconds(self.offset.load(Ordering::Acquire));
+        chrono::Utc::now()
+            .checked_add_signed(offset)
+            .unwrap_or_else(chrono::Utc::now)
     }
 
     pub fn is_adjustable(&self) -> bool {
@@ -106,7 +113,9 @@ impl Clock {
             .map_err(|_| {
                 KuraError::new(
                     sqlstate::INVALID_PARAMETER_VALUE,
-                    format!("invalid value for kura.test_clock: \"{text}\" (a timestamp or 'system')"),
+                    format!(
+                        "invalid value for kura.test_clock: \"{text}\" (a timestamp or 'system')"
+                    ),
                 )
             })?;
         self.freeze_at(parsed)
@@ -130,12 +139,6 @@ impl Clock {
     }
 }
 
-fn system_millis() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 
 use datafusion::common::ParamValues;
 use kura::gc::collect_garbage;
-use kura::query::Database;
+use kura::query::{Database, DatabaseOptions};
 use kura::session::{Session, SessionLimits};
 use kura::sql::{Outcome, parse_sql};
 use kura::txn::Isolation;
@@ -39,6 +39,13 @@ async fn single_value(session: &mut Session, sql: &str) -> i64 {
     batch.column(0).as_primitive::<Int64Type>().value(0)
 }
 
+fn small_chunks() -> DatabaseOptions {
+    let mut options = DatabaseOptions::default();
+    options.limits.chunk_rows = 1024;
+    options.target_partitions = 2;
+    options
+}
+
 fn stored_versions(db: &Database, table: &str) -> usize {
     let table = db.catalog.table(table).expect("table exists");
     table.partitions().iter().map(|p| p.stored_versions()).sum()
@@ -46,7 +53,7 @@ fn stored_versions(db: &Database, table: &str) -> usize {
 
 #[tokio::test]
 async fn versions_stay_bounded_under_updates() {
-    let db = Database::new("public", 1024, 2);
+    let db = Database::new("public", small_chunks());
     let mut session = Session::new(db.clone(), limits());
     run(
         &mut session,
@@ -79,7 +86,7 @@ async fn versions_stay_bounded_under_updates() {
 
 #[tokio::test]
 async fn an_open_snapshot_keeps_the_versions_it_can_see() {
-    let db = Database::new("public", 1024, 2);
+    let db = Database::new("public", small_chunks());
     let mut writer = Session::new(db.clone(), limits());
     let mut reader = Session::new(db.clone(), limits());
     run(

@@ -1,13 +1,20 @@
-//! Helpers both benches use: error plumbing, environment settings, finding the `kura` binary,
-//! reading its readiness line, time limits and number formatting.
+//! Helpers the benches share: error plumbing, environment settings, finding the `kura` binary,
+//! reading its readiness line, time limits and number formatting; in submodules, spawning and
+//! talking to a server ([`server`]) and printing result tables ([`report`]).
 //!
 //! Each bench includes this file with `mod support;`; nothing here is a bench target itself.
+//! Not every bench uses every helper of the submodules, hence their `allow(dead_code)`.
 
 use std::error::Error;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+#[allow(dead_code)]
+pub mod report;
+#[allow(dead_code)]
+pub mod server;
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
-use crate::storage::{PartitionKey, TableId};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
+use crate::storage::{PartitionKey, TableId};
 use crate::wal::record::{FORMAT_VERSION, Lsn};
 use crate::wal::segment::io_error;
 use crate::wal::sync_dir;

@@ -12,12 +12,16 @@ use crate::txn::{OwnWrites, Snapshot, WriteSet};
 pub struct StatementContext {
     pub snapshot: Arc<Snapshot>,
     pub writes: Option<Arc<Mutex<WriteSet>>>,
-    /// The server's clock when the statement started, in milliseconds since the epoch:
-    /// partitions expired at this instant are invisible to the whole statement.
-    pub now_millis: i64,
+    /// The server's clock when the statement started: partitions expired at this instant are
+    /// invisible to the whole statement, and it is what NOW() returns.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 impl StatementContext {
+    pub fn now_millis(&self) -> i64 {
+        self.now.timestamp_millis()
+    }
+
     pub fn own_writes(&self, table: TableId) -> Option<OwnWrites> {
         self.writes.as_ref()?.lock().own_writes(table)
     }

@@ -28,11 +28,11 @@ use super::context::StatementContext;
 use super::meta_tables::{self, MetaSource, meta_table};
 use super::provider::KuraTable;
 use crate::checkpoint::{CheckpointStats, Checkpointer};
+use crate::clock::Clock;
 use crate::error::{KuraError, Result};
+use crate::storage::Ts;
 use crate::storage::table::{ColumnDefaults, TableLimits};
 use crate::storage::{Catalog, ColumnDef, Table};
-use crate::clock::Clock;
-use crate::storage::Ts;
 use crate::txn::{CommitWait, TxnManager};
 use crate::wal::CatalogChange;
 
@@ -368,6 +368,10 @@ impl Database {
     /// A session state for one statement, carrying its snapshot and transaction.
     pub fn statement_state(&self, context: StatementContext) -> SessionState {
         let mut state = self.base.clone();
+        // NOW() and CURRENT_TIMESTAMP: the server clock when the statement started (the base
+        // state would otherwise keep the instant the server started).
+        state.mark_start_execution();
+        state.execution_props_mut().query_execution_start_time = Some(context.now);
         state.config_mut().set_extension(Arc::new(context));
         state
     }

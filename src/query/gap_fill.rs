@@ -24,11 +24,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -260,9 +260,7 @@ fn fill(input: &RecordBatch, spec: &GapFillSpec, schema: &SchemaRef) -> Result<R
             match spec.fill {
                 Fill::Null | Fill::None => take(column, &UInt32Array::from(present.clone()), None)?,
                 Fill::Previous => take(column, &UInt32Array::from(previous.clone()), None)?,
-                Fill::Linear if column.data_type().is_numeric() => {
-                    interpolate(column, &present)?
-                }
+                Fill::Linear if column.data_type().is_numeric() => interpolate(column, &present)?,
                 Fill::Linear => take(column, &UInt32Array::from(previous.clone()), None)?,
             }
         };
@@ -318,13 +316,8 @@ fn interpolate(column: &ArrayRef, present: &[Option<u32>]) -> Result<ArrayRef> {
             continue;
         }
         let filled = match (prior, next[i]) {
-            (Some(p), Some(q)) => match (
-                present[p].and_then(value),
-                present[q].and_then(value),
-            ) {
-                (Some(v0), Some(v1)) => {
-                    Some(v0 + (v1 - v0) * (i - p) as f64 / (q - p) as f64)
-                }
+            (Some(p), Some(q)) => match (present[p].and_then(value), present[q].and_then(value)) {
+                (Some(v0), Some(v1)) => Some(v0 + (v1 - v0) * (i - p) as f64 / (q - p) as f64),
                 _ => None,
             },
             _ => None,
@@ -370,8 +363,12 @@ mod tests {
             key_positions: vec![0],
         };
         let out = fill(&batch, &spec, &schema).unwrap();
-        let v = out.column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        (0..v.len()).map(|i| v.is_valid(i).then(|| v.value(i))).collect()
+        let v = out
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        (0..v.len())
+            .map(|i| v.is_valid(i).then(|| v.value(i)))
+            .collect()
     }
 
     #[test]

@@ -272,10 +272,7 @@ fn columns_table(database: &str, tables: &[Arc<TableDef>]) -> Result<Arc<dyn Tab
     ])
 }
 
-fn primary_keys_table(
-    database: &str,
-    tables: &[Arc<TableDef>],
-) -> Result<Arc<dyn TableProvider>> {
+fn primary_keys_table(database: &str, tables: &[Arc<TableDef>]) -> Result<Arc<dyn TableProvider>> {
     let (mut table_names, mut names, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
     for def in tables {
         for (i, column) in def.primary_key.iter().enumerate() {
@@ -321,7 +318,10 @@ fn views_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
     let views = source.catalog.views();
     let n = views.len();
     table_of(vec![
-        ("database_name", Values::Text(vec![text(source.database); n])),
+        (
+            "database_name",
+            Values::Text(vec![text(source.database); n]),
+        ),
         (
             "view_name",
             Values::Text(views.iter().map(|v| text(&v.name)).collect()),
@@ -374,7 +374,10 @@ fn partitions_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
             };
             rows.table.push(text(&def.name));
             rows.seq.push(seq);
-            rows.name.push(text(format!("{}@{}_{}", def.name, key.interval, key.bucket)));
+            rows.name.push(text(format!(
+                "{}@{}_{}",
+                def.name, key.interval, key.bucket
+            )));
             match interval {
                 Some(spec) => {
                     let ty = &def.columns[spec.column].ty;
@@ -388,7 +391,8 @@ fn partitions_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
                 }
             }
             rows.bucket.push(hash.map(|_| key.bucket as i32));
-            rows.count.push(Some(partition.visible_count(visible) as i64));
+            rows.count
+                .push(Some(partition.visible_count(visible) as i64));
             let expires = match (&def.placement.expiry, interval) {
                 (Some(expiry), Some(spec)) => Some(
                     spec.upper_millis(key.interval)
@@ -397,18 +401,20 @@ fn partitions_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
                 _ => None,
             };
             rows.expires.push(expires);
-            rows.status.push(text(
-                if def.placement.expired(key.interval, now) {
+            rows.status
+                .push(text(if def.placement.expired(key.interval, now) {
                     "EXPIRED"
                 } else {
                     "ACTIVE"
-                },
-            ));
+                }));
         }
     }
     let n = rows.table.len();
     table_of(vec![
-        ("database_name", Values::Text(vec![text(source.database); n])),
+        (
+            "database_name",
+            Values::Text(vec![text(source.database); n]),
+        ),
         ("table_name", Values::Text(rows.table)),
         ("partition_seq", Values::Int64(rows.seq)),
         ("partition_name", Values::Text(rows.name)),

@@ -17,8 +17,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::access::{choose_index, column_facts};
-use super::pruning::choose_partitions;
 use super::context::StatementContext;
+use super::pruning::choose_partitions;
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use crate::error::KuraError;
 use crate::server::text::BPCHAR_LENGTH;
@@ -121,12 +121,7 @@ impl TableProvider for KuraTable {
         let own = ctx.own_writes(self.def.id);
         let facts = column_facts(&self.def, filters);
         let access = choose_index(&self.def, &facts);
-        let choice = choose_partitions(
-            &self.def,
-            &self.table.partitions(),
-            &facts,
-            ctx.now_millis,
-        );
+        let choice = choose_partitions(&self.def, &self.table.partitions(), &facts, ctx.now_millis());
         let mut units = Vec::new();
         for partition in &choice.partitions {
             match &access {

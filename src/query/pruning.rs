@@ -14,10 +14,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::access::ColumnFacts;
+use crate::storage::TableDef;
 use crate::storage::partition::Partition;
 use crate::storage::partitioning::{HashSpec, IntervalSpec, hash_bucket, raw_integer};
 use crate::storage::table::PartitionSet;
-use crate::storage::TableDef;
 
 /// The partitions a scan reads.
 #[derive(Debug)]

@@ -165,7 +165,8 @@ impl Exec<'_> {
         let placed = def.partitioning().keys(&batch)?;
         for row in 0..batch.num_rows() {
             let key = index_key(&batch, &def.primary_key, row)?;
-            if let Some(first) = seen.get(&key).copied() {
+            let unique = def.unique_key(key.clone(), placed[row]);
+            if let Some(first) = seen.get(&unique).copied() {
                 match on_conflict {
                     OnConflict::Fail => return Err(duplicate_key(def, &key)),
                     OnConflict::Nothing => keep[row] = false,
@@ -179,11 +180,11 @@ impl Exec<'_> {
                     }
                 }
             }
-            seen.insert(key.clone(), row);
+            seen.insert(unique.clone(), row);
             if upsert {
                 self.lock(LockKey::Key(table.id(), key.clone())).await?;
             }
-            if let Some(existing) = self.find_live(table, def, &key, placed[row])? {
+            if let Some(existing) = self.find_live(table, def, &key, &unique, placed[row])? {
                 match &on_conflict {
                     OnConflict::Fail => return Err(duplicate_key(def, &key)),
                     OnConflict::Nothing => keep[row] = false,
@@ -196,7 +197,7 @@ impl Exec<'_> {
                     }
                 }
             }
-            keys.push(key);
+            keys.push(unique);
         }
         let mask: datafusion::arrow::array::BooleanArray = keep.iter().map(|k| Some(*k)).collect();
         let inserted = datafusion::arrow::compute::filter_record_batch(&batch, &mask)?;
@@ -405,16 +406,20 @@ impl Exec<'_> {
             let mut seen = HashSet::new();
             for (r, old_key) in old_keys.iter().enumerate() {
                 let key = index_key(&new_rows, &def.primary_key, r)?;
-                if !seen.insert(key.clone()) {
+                let unique = def.unique_key(key.clone(), placed[r]);
+                if !seen.insert(unique.clone()) {
                     return Err(duplicate_key(def, &key));
                 }
                 if key != *old_key {
                     self.lock(LockKey::Key(table.id(), key.clone())).await?;
-                    if self.find_live(table, def, &key, placed[r])?.is_some() {
+                    if self
+                        .find_live(table, def, &key, &unique, placed[r])?
+                        .is_some()
+                    {
                         return Err(duplicate_key(def, &key));
                     }
                 }
-                keys.push(key);
+                keys.push(unique);
             }
         }
         if new_rows.num_rows() > 0 {
@@ -562,18 +567,20 @@ impl Exec<'_> {
         self.db.txns.lock(self.txn, key, self.lock_timeout).await
     }
 
-    /// The live version of a primary-key value in data partition `placed` (primary keys are
-    /// unique per data partition): this transaction's own row, or the newest committed
-    /// version this transaction has not deleted (whatever the snapshot).
+    /// The live version of a primary-key value `key` in data partition `placed` (primary keys
+    /// are unique per data partition): this transaction's own row (found by its unique key,
+    /// see `TableDef::unique_key`), or the newest committed version this transaction has not
+    /// deleted (whatever the snapshot).
     fn find_live(
         &self,
         table: &Arc<Table>,
         def: &TableDef,
         key: &IndexKey,
+        unique: &IndexKey,
         placed: PartitionKey,
     ) -> Result<Option<Existing>> {
         let writes = self.txn.writes.lock();
-        if let Some(pos) = writes.private_key(table.id(), key) {
+        if let Some(pos) = writes.private_key(table.id(), unique) {
             return Ok(Some(Existing::Private(pos)));
         }
         let (Some(pk), Some(partition)) = (def.primary_index(), table.partition_by_key(&placed))

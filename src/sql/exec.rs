@@ -53,7 +53,7 @@ impl<'a> Exec<'a> {
         let state = db.statement_state(StatementContext {
             snapshot: snapshot.clone(),
             writes: Some(txn.writes.clone()),
-            now_millis: db.txns.clock.now_millis(),
+            now: db.txns.clock.now(),
         });
         Exec {
             db,

@@ -14,17 +14,17 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::exec::Exec;
 use super::names::normalize;
-use super::template::{aliased, parse_query, select_mut};
 use super::table_syntax::{PartitionClause, TIMESERIES};
+use super::template::{aliased, parse_query, select_mut};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::partitioning::{
     Expiry, HashSpec, IntervalSpec, Partitioning, TimeUnitName, hashable,
 };
 use crate::storage::stored::StoredTable;
 use crate::storage::{ColumnDef, Placement, Table};
+use crate::types::SqlType;
 use crate::wal::CatalogChange;
 use std::sync::Arc;
-use crate::types::SqlType;
 
 /// Most hash partitions (or interval-hash subpartitions) a table may have.
 pub const MAX_HASH_PARTITIONS: u64 = 1024;
@@ -44,7 +44,11 @@ pub fn table_placement(
     primary_key: &[usize],
     rowkey_constraint: bool,
 ) -> Result<Placement> {
-    let timeseries = match create.hive_formats.as_ref().and_then(|h| h.storage.as_ref()) {
+    let timeseries = match create
+        .hive_formats
+        .as_ref()
+        .and_then(|h| h.storage.as_ref())
+    {
         Some(HiveIOFormat::Using { format }) if format.value == TIMESERIES => true,
         Some(other) => {
             return Err(KuraError::unsupported(format!(
@@ -232,7 +236,9 @@ fn expiry(
     let mut unit: Option<TimeUnitName> = None;
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
-            return Err(bad_option(format!("table option {option} is not supported")));
+            return Err(bad_option(format!(
+                "table option {option} is not supported"
+            )));
         };
         let name = key.value.to_ascii_lowercase();
         match name.as_str() {
@@ -294,9 +300,9 @@ fn expiry(
         }
     }
     let time = time.ok_or_else(|| bad_option("expiry needs expiration_time"))?;
-    let time_key = partitioning
-        .interval()
-        .is_some_and(|spec| crate::storage::partitioning::raw_per_milli(&columns[spec.column].ty).is_some());
+    let time_key = partitioning.interval().is_some_and(|spec| {
+        crate::storage::partitioning::raw_per_milli(&columns[spec.column].ty).is_some()
+    });
     if !time_key {
         return Err(invalid(
             "PARTITION expiry needs interval or interval-hash partitioning on a TIMESTAMP column",

@@ -151,10 +151,9 @@ impl PartitionClause {
                 let mut args = vec![
                     Expr::Identifier(column.clone()),
                     number(width.to_string()),
-                    unit.as_ref()
-                        .map_or(Expr::value(Value::Null), |u| {
-                            Expr::value(Value::SingleQuotedString(u.clone()))
-                        }),
+                    unit.as_ref().map_or(Expr::value(Value::Null), |u| {
+                        Expr::value(Value::SingleQuotedString(u.clone()))
+                    }),
                 ];
                 if let Some((column, count)) = subpartition {
                     args.push(Expr::Identifier(column.clone()));
@@ -238,10 +237,7 @@ impl PartitionClause {
 
 /// True when the statement after `CREATE TABLE` ends here.
 fn at_statement_end(parser: &Parser) -> bool {
-    matches!(
-        parser.peek_token_ref().token,
-        Token::EOF | Token::SemiColon
-    )
+    matches!(parser.peek_token_ref().token, Token::EOF | Token::SemiColon)
 }
 
 /// `CREATE TABLE` with GridDB clauses; `None` (parser untouched) for any other CREATE.

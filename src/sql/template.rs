@@ -4,8 +4,7 @@
 
 use datafusion::sql::sqlparser::ast::{
     DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Select, SelectItem,
-    SetExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 

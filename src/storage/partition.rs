@@ -486,14 +486,7 @@ impl Partition {
             let survivors: Vec<usize> = (0..old.len()).filter(|o| old.end(*o) > horizon).collect();
             let all_rows: Vec<usize> = (0..old.len()).collect();
             let old_batch = chunk_batch(&old, def)?;
-            remove_index_entries(
-                &mut inner,
-                def,
-                &old_batch,
-                &all_rows,
-                self.slot,
-                old.id(),
-            )?;
+            remove_index_entries(&mut inner, def, &old_batch, &all_rows, self.slot, old.id())?;
             stats.versions_removed += old.len() - survivors.len();
             stats.chunks_rewritten += 1;
             let sealed = Arc::make_mut(&mut inner.sealed);

@@ -19,8 +19,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, TimeUnit,
+    DataType, Date32Type, Decimal128Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimeUnit,
 };
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
@@ -204,7 +204,9 @@ impl IntervalSpec {
                     .checked_mul(unit.millis())
                     .and_then(|ms| ms.checked_mul(per_milli))
                     .filter(|_| width >= 1)
-                    .ok_or_else(|| invalid(format!("interval {width} {} is out of range", unit.name())))?;
+                    .ok_or_else(|| {
+                        invalid(format!("interval {width} {} is out of range", unit.name()))
+                    })?;
                 (raw, per_milli)
             }
         };
@@ -231,7 +233,9 @@ impl IntervalSpec {
 
     /// The exclusive upper bound of interval `i` in milliseconds since the epoch (time keys).
     pub fn upper_millis(&self, interval: i64) -> i64 {
-        self.bounds(interval).1.div_euclid(self.raw_per_milli.max(1))
+        self.bounds(interval)
+            .1
+            .div_euclid(self.raw_per_milli.max(1))
     }
 }
 
@@ -316,10 +320,7 @@ impl Partitioning {
         }
         rows.into_iter()
             .map(|(key, indices)| {
-                Ok((
-                    key,
-                    take_record_batch(&batch, &UInt32Array::from(indices))?,
-                ))
+                Ok((key, take_record_batch(&batch, &UInt32Array::from(indices))?))
             })
             .collect()
     }
@@ -487,7 +488,9 @@ pub fn hashable(ty: &SqlType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use datafusion::arrow::array::{
+        Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
     use datafusion::arrow::datatypes::{Field, Schema};
 
     fn ts_spec(width: i64, unit: TimeUnitName, sub: Option<HashSpec>) -> IntervalSpec {
@@ -551,14 +554,24 @@ mod tests {
     #[test]
     fn routing_splits_by_interval_and_bucket_and_keeps_order() {
         let schema = Arc::new(Schema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
             Field::new("s", DataType::Utf8, false),
         ]));
         let hour = 3_600_000;
         let batch = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(TimestampMillisecondArray::from(vec![0, hour, 1, hour + 1, 2])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    0,
+                    hour,
+                    1,
+                    hour + 1,
+                    2,
+                ])),
                 Arc::new(StringArray::from(vec!["a", "a", "b", "b", "a"])),
             ],
         )
@@ -577,9 +590,17 @@ mod tests {
         let a = hash_bucket(&ScalarValue::Utf8(Some("a".into())), 8).unwrap();
         let first = routed
             .iter()
-            .find(|(k, _)| *k == PartitionKey { interval: 0, bucket: a })
+            .find(|(k, _)| {
+                *k == PartitionKey {
+                    interval: 0,
+                    bucket: a,
+                }
+            })
             .unwrap();
-        let ts = first.1.column(0).as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>();
+        let ts = first
+            .1
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>();
         assert_eq!(ts.values().to_vec(), vec![0, 2]);
     }
 

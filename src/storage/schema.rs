@@ -12,7 +12,8 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
-use super::partitioning::{Expiry, Partitioning};
+use super::index::IndexKey;
+use super::partitioning::{Expiry, PartitionKey, Partitioning};
 use crate::error::Result;
 use crate::types::SqlType;
 
@@ -158,6 +159,24 @@ impl TableDef {
                     _ => None,
                 }
             })
+    }
+
+    /// The key a transaction's own rows must not repeat: the primary key, plus the data
+    /// partition when a partitioning column is outside the primary key (uniqueness then holds
+    /// per data partition, `/sql/partitioningRowkeyConstraint = false`).
+    pub fn unique_key(&self, primary: IndexKey, placed: PartitionKey) -> IndexKey {
+        let per_partition = self
+            .partitioning()
+            .key_columns()
+            .iter()
+            .any(|c| !self.primary_key.contains(c));
+        if !per_partition {
+            return primary;
+        }
+        let mut values = primary.0;
+        values.push(ScalarValue::Int64(Some(placed.interval)));
+        values.push(ScalarValue::UInt32(Some(placed.bucket)));
+        IndexKey(values)
     }
 
     pub fn primary_index(&self) -> Option<&IndexDef> {

@@ -14,8 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
@@ -73,15 +73,15 @@ impl PartitionSet {
         intervals: RangeInclusive<i64>,
     ) -> impl Iterator<Item = &Arc<Partition>> {
         let (lo, hi) = intervals.into_inner();
-        let range = (lo <= hi).then(|| {
+        let range = (lo <= hi).then_some(
             PartitionKey {
                 interval: lo,
                 bucket: 0,
             }..=PartitionKey {
                 interval: hi,
                 bucket: u32::MAX,
-            }
-        });
+            },
+        );
         range
             .into_iter()
             .flat_map(move |range| self.by_key.range(range).map(|(_, p)| p))
@@ -95,10 +95,12 @@ impl PartitionSet {
     }
 }
 
-/// A removed partition whose slot waits until nothing can refer to it.
+/// A removed partition whose slot waits until nothing can refer to it. Only a weak
+/// reference is kept, so the partition's rows are freed as soon as its last reader lets go.
 #[derive(Debug)]
 struct Retired {
-    partition: Arc<Partition>,
+    slot: u16,
+    partition: Weak<Partition>,
     removed_at: Ts,
 }
 
@@ -229,7 +231,8 @@ impl Table {
             if let Some(partition) = next.by_key.remove(key) {
                 next.by_slot[partition.slot() as usize] = None;
                 retired.push(Retired {
-                    partition,
+                    slot: partition.slot(),
+                    partition: Arc::downgrade(&partition),
                     removed_at: ts,
                 });
             }
@@ -251,9 +254,9 @@ impl Table {
 fn free_slot(set: &mut PartitionSet, retired: &mut Vec<Retired>, horizon: Ts) -> Option<u16> {
     if let Some(at) = retired
         .iter()
-        .position(|r| r.removed_at < horizon && Arc::strong_count(&r.partition) == 1)
+        .position(|r| r.removed_at < horizon && r.partition.strong_count() == 0)
     {
-        let slot = retired.swap_remove(at).partition.slot();
+        let slot = retired.swap_remove(at).slot;
         if set.by_slot[slot as usize].is_none() {
             return Some(slot);
         }
@@ -319,7 +322,8 @@ mod tests {
         assert_eq!(set.len(), 2);
         assert_eq!(set.intervals(), vec![-1, 3]);
         assert_eq!(set.in_intervals(0..=5).count(), 1);
-        assert_eq!(set.in_intervals(5..=0).count(), 0);
+        let (high, low) = (5, 0);
+        assert_eq!(set.in_intervals(high..=low).count(), 0);
     }
 
     #[test]

@@ -30,12 +30,12 @@ pub use writes::{OwnWrites, WriteSet};
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::clock::Clock;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::index::KeyRange;
+use crate::storage::partition::Partition;
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
-use crate::clock::Clock;
-use crate::storage::partition::Partition;
 use crate::storage::{Catalog, PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::record::{encode_batches, encode_catalog, encode_commit};
 use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
@@ -326,7 +326,9 @@ impl TxnManager {
                 change.deleted.clear();
             }
             match &current {
-                Some(partition) => check_unique(partition, &change.def, &change.inserted, &change.deleted)?,
+                Some(partition) => {
+                    check_unique(partition, &change.def, &change.inserted, &change.deleted)?
+                }
                 None if !change.inserted.is_empty() => {
                     check_new_partition(&change.def, change.partition)?;
                     new_partitions

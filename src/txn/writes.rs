@@ -67,13 +67,16 @@ impl TableWrites {
         }
     }
 
+    /// The unique key (see `TableDef::unique_key`) of a private row.
     fn pk_key(&self, position: usize) -> Result<Option<IndexKey>> {
         let def = self.table.def();
         if def.primary_key.is_empty() {
             return Ok(None);
         }
         let (batch, row) = self.private_row(position);
-        Ok(Some(index_key(&def.widen(batch)?, &def.primary_key, row)?))
+        let one = def.widen(&batch.slice(row, 1))?;
+        let placed = def.partitioning().keys(&one)?[0];
+        Ok(Some(def.unique_key(index_key(&one, &def.primary_key, 0)?, placed)))
     }
 
     fn private_row(&self, position: usize) -> (&RecordBatch, usize) {

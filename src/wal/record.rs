@@ -18,9 +18,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
-use crate::storage::{PartitionKey, TableId};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
+use crate::storage::{PartitionKey, TableId};
 
 /// Log sequence number: the commit timestamp of the transaction or DDL the record holds.
 pub type Lsn = u64;
@@ -77,9 +77,14 @@ impl PartitionChange {
 #[serde(rename_all = "snake_case")]
 pub enum CatalogChange {
     PutTable(StoredTable),
-    DropTable { id: TableId, name: String },
+    DropTable {
+        id: TableId,
+        name: String,
+    },
     PutView(StoredView),
-    DropView { name: String },
+    DropView {
+        name: String,
+    },
     /// Expired data partitions released by the background reaper.
     ReleasePartitions {
         table: TableId,
