@@ -1553,7 +1553,6 @@ async fn test_clock_needs_the_hidden_flag() {
 /// `NOW()` should follow the server clock (`src/clock.rs`: the clock "decides when data
 /// partitions expire and what `NOW()` is").
 #[tokio::test]
-#[ignore = "BUG: now() is frozen at the server's start time and ignores the test clock"]
 async fn now_follows_the_server_clock() {
     let server = TestServer::start_with_args(&["--test-clock"]);
     let c = server.connect().await;
@@ -1688,7 +1687,6 @@ async fn rowkey_constraint_off_makes_keys_unique_per_partition_only() {
 /// the transaction's private inserts (`find_live` → `private_key`) by key alone, not by
 /// (data partition, key).
 #[tokio::test]
-#[ignore = "BUG: same key into different partitions in one statement/transaction fails with 23505"]
 async fn rowkey_constraint_off_accepts_one_statement_spanning_partitions() {
     let node = Node::new(
         Some(r#"{"sql": {"partitioningRowkeyConstraint": false}}"#),

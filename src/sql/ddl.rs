@@ -125,6 +125,18 @@ impl Exec<'_> {
             &primary_key,
             self.db.options.partitioning_rowkey_constraint,
         )?;
+        let max = self.db.options.limits.max_partitions;
+        if let Some(hash) = placement.partitioning.hash()
+            && hash.count as usize > max
+        {
+            return Err(KuraError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "{} hash partitions exceed the maximum of {max} data partitions per table (/sql/tablePartitioningMaxAssignNum)",
+                    hash.count
+                ),
+            ));
+        }
         let id = self.db.catalog.allocate_table_id();
         let def = TableDef::new(id, name, columns, primary_key, indexes).with_placement(placement);
         self.create_logged_table(&def).await?;
