@@ -236,6 +236,7 @@ impl Database {
         for function in super::functions::all() {
             ctx.register_udf(function);
         }
+        super::timeseries_functions::register(&ctx, &catalog);
         ctx.register_catalog(
             name,
             Arc::new(KuraCatalog {

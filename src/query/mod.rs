@@ -14,6 +14,7 @@ pub mod provider;
 pub mod pruning;
 pub mod scan;
 pub mod time_functions;
+pub mod timeseries_functions;
 
 pub use context::StatementContext;
 pub use database::{Database, DatabaseOptions};
