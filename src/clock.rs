@@ -139,7 +139,6 @@ impl Clock {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

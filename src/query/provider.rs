@@ -121,7 +121,12 @@ impl TableProvider for KuraTable {
         let own = ctx.own_writes(self.def.id);
         let facts = column_facts(&self.def, filters);
         let access = choose_index(&self.def, &facts);
-        let choice = choose_partitions(&self.def, &self.table.partitions(), &facts, ctx.now_millis());
+        let choice = choose_partitions(
+            &self.def,
+            &self.table.partitions(),
+            &facts,
+            ctx.now_millis(),
+        );
         let mut units = Vec::new();
         for partition in &choice.partitions {
             match &access {

@@ -76,7 +76,9 @@ impl TableWrites {
         let (batch, row) = self.private_row(position);
         let one = def.widen(&batch.slice(row, 1))?;
         let placed = def.partitioning().keys(&one)?[0];
-        Ok(Some(def.unique_key(index_key(&one, &def.primary_key, 0)?, placed)))
+        Ok(Some(
+            def.unique_key(index_key(&one, &def.primary_key, 0)?, placed),
+        ))
     }
 
     fn private_row(&self, position: usize) -> (&RecordBatch, usize) {
