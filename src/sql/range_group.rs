@@ -737,7 +737,7 @@ mod tests {
         // (2 days + 9 hours) mod 1 day: the offset counts in the unit.
         assert_eq!(g.offset_nanos, 9 * 3_600_000_000_000);
         let g = group_of(
-            "SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, HOUR, 0, '-01:00') FILL(PREVIOUS)",
+            "SELECT 1 FROM t GROUP BY RANGE(ts) EVERY (1, DAY, 0, '-01:00') FILL(PREVIOUS)",
         );
         assert_eq!(g.offset_nanos, 23 * 3_600_000_000_000);
         assert_eq!(g.fill, Fill::Previous);
