@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, sqlstate, within};
+use common::{TestServer, exec, sqlstate, text_rows, within};
 use tokio::sync::Notify;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 /// Bytes before the first frame of a log segment.
 const SEGMENT_HEADER_LEN: usize = 32;
@@ -324,13 +324,6 @@ fn manifests(data: &Path) -> Vec<(u64, PathBuf)> {
 // SQL helpers
 // ---------------------------------------------------------------------------------------
 
-/// Runs statements that must succeed (simple protocol).
-async fn exec(client: &Client, sql: &str) {
-    within(sql, client.batch_execute(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
-
 /// Runs a statement that must fail with `code`.
 async fn exec_fails(client: &Client, sql: &str, code: &str) -> tokio_postgres::Error {
     let e = within(sql, client.batch_execute(sql))
@@ -338,24 +331,6 @@ async fn exec_fails(client: &Client, sql: &str, code: &str) -> tokio_postgres::E
         .expect_err(&format!("{sql} should fail with {code}"));
     assert_eq!(sqlstate(&e), Some(code), "{sql}: {e:?}");
     e
-}
-
-/// Rows of a query in text form, columns joined with `|` (NULL as `NULL`).
-async fn text_rows(client: &Client, sql: &str) -> Vec<String> {
-    within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The single value of a one-row, one-column query.

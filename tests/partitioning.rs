@@ -17,8 +17,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, sqlstate, within};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use common::{TestServer, affected, exec, sqlstate, text_rows as rows, within};
+use tokio_postgres::Client;
 
 /// Longest wait for the background reaper (it runs once a second).
 const REAPER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,46 +30,6 @@ const PARTITION_COLUMNS: &str = "partition_seq, partition_name, partition_bounda
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Runs statements that must succeed (simple protocol).
-async fn exec(client: &Client, sql: &str) {
-    within(sql, client.batch_execute(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
-
-/// Runs one statement with the simple protocol and returns its affected/selected row count.
-async fn affected(client: &Client, sql: &str) -> u64 {
-    let messages = within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::CommandComplete(n) => Some(*n),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no CommandComplete"))
-}
-
-/// Rows of a query (or of every query of a batch) in text form, each row's columns joined
-/// with `|` (NULL as `NULL`).
-async fn rows(client: &Client, sql: &str) -> Vec<String> {
-    within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn scalar_i64(client: &Client, sql: &str) -> i64 {
     let text = rows(client, sql).await;

@@ -13,52 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, sqlstate, within};
+use common::{TestServer, affected, exec, sqlstate, text_rows as rows, within};
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 /// How long a statement that should wait for a lock must stay pending.
 const STILL_BLOCKED: Duration = Duration::from_millis(300);
-
-/// Runs statements that must succeed (simple protocol).
-async fn exec(client: &Client, sql: &str) {
-    within(sql, client.batch_execute(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
-
-/// Runs one statement with the simple protocol and returns its affected/selected row count.
-async fn affected(client: &Client, sql: &str) -> u64 {
-    let messages = within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::CommandComplete(n) => Some(*n),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no CommandComplete"))
-}
-
-/// Rows of a query in text form, each row's columns joined with `|` (NULL as `NULL`).
-async fn rows(client: &Client, sql: &str) -> Vec<String> {
-    within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn scalar_i64(client: &Client, sql: &str) -> i64 {
     within(sql, client.query_one(sql, &[]))

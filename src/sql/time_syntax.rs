@@ -21,13 +21,11 @@
 //! SQL text is never rewritten: the result is an AST node, which prints as SQL that parses back
 //! to the same call.
 
-use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, Value,
-};
+use datafusion::sql::sqlparser::ast::{Expr, Value};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::template::function_call;
 use crate::query::time_functions::{EXTRACT_FUNCTION, TIMESTAMP_FUNCTION};
 
 /// Functions whose first argument is a bare unit or field keyword.
@@ -80,7 +78,7 @@ pub fn parse_time_function(parser: &mut Parser) -> Option<Result<Expr, ParserErr
         parser.next_token(); // TIMESTAMP
         parser.next_token(); // (
         return Some(
-            parse_arguments(parser, Vec::new()).map(|args| call(TIMESTAMP_FUNCTION, args)),
+            parse_arguments(parser, Vec::new()).map(|args| function_call(TIMESTAMP_FUNCTION, args)),
         );
     }
     if !UNIT_FUNCTIONS.contains(&upper.as_str()) {
@@ -104,7 +102,7 @@ pub fn parse_time_function(parser: &mut Parser) -> Option<Result<Expr, ParserErr
         name
     };
     let unit = Expr::value(Value::SingleQuotedString(unit));
-    Some(parse_arguments(parser, vec![unit]).map(|args| call(&function, args)))
+    Some(parse_arguments(parser, vec![unit]).map(|args| function_call(&function, args)))
 }
 
 /// The rest of an argument list, `expr [, expr ...] )`, after `first`.
@@ -118,27 +116,6 @@ fn parse_arguments(parser: &mut Parser, first: Vec<Expr>) -> Result<Vec<Expr>, P
     }
     parser.expect_token(&Token::RParen)?;
     Ok(args)
-}
-
-/// `name(args)` as a plain function call.
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
 }
 
 #[cfg(test)]

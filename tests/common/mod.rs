@@ -258,6 +258,49 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         .unwrap_or_else(|_| panic!("`{what}` did not finish within {CALL_TIMEOUT:?}"))
 }
 
+/// Runs statements that must succeed (simple protocol).
+#[allow(dead_code)]
+pub async fn exec(client: &tokio_postgres::Client, sql: &str) {
+    within(sql, client.batch_execute(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+/// Runs one statement with the simple protocol and returns its affected/selected row count.
+#[allow(dead_code)]
+pub async fn affected(client: &tokio_postgres::Client, sql: &str) -> u64 {
+    let messages = within(sql, client.simple_query(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no CommandComplete"))
+}
+
+/// Rows of a query (or of every query of a batch) in text form, each row's columns joined
+/// with `|` (NULL as `NULL`).
+#[allow(dead_code)]
+pub async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    within(sql, client.simple_query(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The SQLSTATE of a failed call.
 #[allow(dead_code)]
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
