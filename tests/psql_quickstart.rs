@@ -1,5 +1,6 @@
-//! Runs `sql/quickstart.sql` through the real `psql` client against a fresh Kura server, twice
-//! (the script must be rerunnable), and checks psql's exit status and a few output fragments.
+//! Runs `sql/quickstart.sql` and `sql/timeseries_demo.sql` through the real `psql` client
+//! against a fresh Kura server, twice each (the scripts must be rerunnable), and checks psql's
+//! exit status and a few output fragments.
 //!
 //! `psql` is required: set `PSQL=/path/to/psql` or put it on PATH (Debian: postgresql-client).
 
@@ -70,7 +71,8 @@ fn run_psql(psql: &Path, port: u16, script: &Path) -> Output {
     }
 }
 
-fn check_run(output: &Output, run: usize) -> String {
+/// psql's output of a run that must have succeeded and printed every fragment of `expected`.
+fn successful_output(output: &Output, run: usize, expected: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -78,6 +80,16 @@ fn check_run(output: &Output, run: usize) -> String {
         "psql run {run} failed with {}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}",
         output.status
     );
+    for fragment in expected {
+        assert!(
+            stdout.contains(fragment),
+            "psql run {run}: output lacks {fragment:?}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
+        );
+    }
+    stdout
+}
+
+fn check_run(output: &Output, run: usize) -> String {
     let expected = [
         // Command tags.
         "CREATE TABLE",
@@ -100,12 +112,7 @@ fn check_run(output: &Output, run: usize) -> String {
         "pump-b",
         "4.75",
     ];
-    for fragment in expected {
-        assert!(
-            stdout.contains(fragment),
-            "psql run {run}: output lacks {fragment:?}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
-        );
-    }
+    let stdout = successful_output(output, run, &expected);
     assert!(
         !stdout.contains("4.25"),
         "psql run {run}: the replaced row is still visible\n--- stdout:\n{stdout}"
@@ -133,4 +140,31 @@ fn quickstart_runs_under_psql() {
         first, second,
         "the quickstart is not rerunnable with the same output"
     );
+}
+
+#[test]
+fn timeseries_demo_runs_under_psql() {
+    let psql = find_psql();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sql")
+        .join("timeseries_demo.sql");
+    assert!(script.is_file(), "{} is missing", script.display());
+    let server = TestServer::start();
+    // The demo's data is relative to now(), so only stable fragments are checked.
+    let expected = [
+        "CREATE TABLE",
+        // "#tables" describes the interval-hash table with its retention.
+        "INTERVAL",
+        "HASH",
+        // Pruning shows in EXPLAIN.
+        "data_partitions=",
+        // Three hours of one device (12 readings an hour) are deleted to make a gap.
+        "DELETE 36",
+        // The expired reading is accepted and not stored.
+        "INSERT 0 0",
+        "ALTER TABLE",
+    ];
+    for run in 1..=2 {
+        successful_output(&run_psql(&psql, server.port, &script), run, &expected);
+    }
 }
