@@ -18,7 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::access::{choose_index, column_facts};
 use super::context::StatementContext;
-use super::pruning::choose_partitions;
+use super::pruning::{choose_partitions, covered_intervals};
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use crate::error::KuraError;
 use crate::server::text::BPCHAR_LENGTH;
@@ -127,9 +127,15 @@ impl TableProvider for KuraTable {
             &facts,
             ctx.now_millis(),
         );
+        let covered = covered_intervals(&self.def, &facts, access.as_ref());
         let mut units = Vec::new();
+        let mut whole_partitions = 0;
         for partition in &choice.partitions {
-            match &access {
+            let whole = covered
+                .as_ref()
+                .is_some_and(|c| c.contains(&partition.key().interval));
+            whole_partitions += usize::from(whole);
+            match access.as_ref().filter(|_| !whole) {
                 Some(access) => {
                     let mut by_chunk: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
                     let mut snapshot = None;
@@ -174,7 +180,14 @@ impl TableProvider for KuraTable {
                 deleted: Arc::new(own.private_deleted),
             });
         }
-        let access_text = access.map_or_else(|| "full scan".to_string(), |a| a.description);
+        let access_text = match access {
+            Some(a) if whole_partitions > 0 => format!(
+                "{}, whole chunks of {whole_partitions} partitions inside the range",
+                a.description
+            ),
+            Some(a) => a.description,
+            None => "full scan".to_string(),
+        };
         let spec = ScanSpec {
             def: self.def.clone(),
             snapshot: ctx.snapshot.ts(),

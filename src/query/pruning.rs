@@ -98,3 +98,110 @@ fn wanted_intervals<'a>(
     .map_or(i64::MAX, |raw| spec.interval_of(raw));
     set.in_intervals(lower..=upper).collect()
 }
+
+/// The intervals whose every possible key satisfies the filters' range on the interval key,
+/// when the chosen index is a range over that key. Their partitions are scanned whole: a
+/// vectorised scan of every chunk beats looking up and gathering each row the index would
+/// return anyway (DataFusion still applies every filter).
+pub fn covered_intervals(
+    def: &TableDef,
+    facts: &HashMap<usize, ColumnFacts>,
+    access: Option<&super::access::IndexAccess>,
+) -> Option<std::ops::RangeInclusive<i64>> {
+    let spec = def.partitioning().interval()?;
+    if access?.index.columns.first() != Some(&spec.column) {
+        return None;
+    }
+    let facts = facts.get(&spec.column)?;
+    if facts.equals.is_some() {
+        return None;
+    }
+    let lower = match &facts.lower {
+        Some(Bound::Included(v)) => raw_integer(v)?,
+        Some(Bound::Excluded(v)) => raw_integer(v)?.checked_add(1)?,
+        _ => i64::MIN,
+    };
+    let upper = match &facts.upper {
+        Some(Bound::Included(v)) => raw_integer(v)?,
+        Some(Bound::Excluded(v)) => raw_integer(v)?.checked_sub(1)?,
+        _ => i64::MAX,
+    };
+    let first = spec.interval_of(lower);
+    let first = if spec.bounds(first).0 >= lower {
+        first
+    } else {
+        first.checked_add(1)?
+    };
+    let last = spec.interval_of(upper);
+    let last = if spec.bounds(last).1.saturating_sub(1) <= upper {
+        last
+    } else {
+        last.checked_sub(1)?
+    };
+    Some(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::partitioning::{IntervalSpec, Partitioning};
+    use crate::storage::schema::{ColumnDef, IndexDef, Placement};
+    use crate::types::SqlType;
+    use datafusion::common::ScalarValue;
+
+    #[test]
+    fn only_intervals_wholly_inside_the_range_are_covered() {
+        let def = TableDef::new(
+            1,
+            "t".into(),
+            vec![ColumnDef {
+                name: "k".into(),
+                ty: SqlType::Long,
+                nullable: false,
+                default: None,
+                missing: ScalarValue::Int64(None),
+            }],
+            vec![0],
+            vec![IndexDef {
+                id: 1,
+                name: "t_pkey".into(),
+                columns: vec![0],
+                unique: true,
+                primary: true,
+            }],
+        )
+        .with_placement(Placement {
+            partitioning: Partitioning::Interval(
+                IntervalSpec::new(0, &SqlType::Long, 1000, None, None).unwrap(),
+            ),
+            ..Placement::default()
+        });
+        let access = super::super::access::IndexAccess {
+            index: def.indexes[0].clone(),
+            ranges: Vec::new(),
+            description: String::new(),
+        };
+        let facts = |lower: Bound<ScalarValue>, upper: Bound<ScalarValue>| {
+            HashMap::from([(
+                0,
+                ColumnFacts {
+                    equals: None,
+                    lower: Some(lower),
+                    upper: Some(upper),
+                },
+            )])
+        };
+        let v = |n: i64| ScalarValue::Int64(Some(n));
+        // [1000, 3000): intervals 1 and 2 exactly.
+        let f = facts(Bound::Included(v(1000)), Bound::Excluded(v(3000)));
+        assert_eq!(covered_intervals(&def, &f, Some(&access)), Some(1..=2));
+        // (1000, 2999]: interval 1 misses its first key, interval 2 is whole.
+        let f = facts(Bound::Excluded(v(1000)), Bound::Included(v(2999)));
+        assert_eq!(covered_intervals(&def, &f, Some(&access)), Some(2..=2));
+        // Inside one interval: nothing covered.
+        let f = facts(Bound::Included(v(1100)), Bound::Included(v(1200)));
+        let covered = covered_intervals(&def, &f, Some(&access)).unwrap();
+        assert!(covered.is_empty());
+        assert_eq!(covered_intervals(&def, &f, None), None);
+    }
+}

@@ -556,10 +556,8 @@ async fn datafusion_plans_the_reads() {
     // The nearest row: a top-1 sort over a key-range index scan of the partitions from t on.
     let next = plan(rows(&mut s, "EXPLAIN SELECT * FROM time_next('p', '2024-01-02')").await);
     assert!(next.contains("TopK(fetch=1)"), "{next}");
-    assert!(
-        next.contains("access=index p_pkey (ts range), data_partitions=2/3"),
-        "{next}"
-    );
+    assert!(next.contains("access=index p_pkey (ts range)"), "{next}");
+    assert!(next.contains("data_partitions=2/3"), "{next}");
     // Sampling: the exec over the sorted union of the three range reads.
     let sampling = plan(
         rows(
