@@ -7,7 +7,7 @@
 //!
 //! Invariant: while frozen, `now_millis` returns exactly the frozen instant.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::{KuraError, Result, sqlstate};
 
@@ -20,7 +20,6 @@ pub struct Clock {
     frozen: AtomicI64,
     /// Added to the system time while not frozen.
     offset: AtomicI64,
-    moved: AtomicBool,
 }
 
 impl Clock {
@@ -29,7 +28,6 @@ impl Clock {
             adjustable,
             frozen: AtomicI64::new(NOT_FROZEN),
             offset: AtomicI64::new(0),
-            moved: AtomicBool::new(false),
         }
     }
 
@@ -50,15 +48,6 @@ impl Clock {
             .unwrap_or_else(chrono::Utc::now)
     }
 
-    pub fn is_adjustable(&self) -> bool {
-        self.adjustable
-    }
-
-    /// True once the clock has been moved away from the system time.
-    pub fn was_moved(&self) -> bool {
-        self.moved.load(Ordering::Acquire)
-    }
-
     /// Stops the clock at `millis` since the epoch.
     pub fn freeze_at(&self, millis: i64) -> Result<()> {
         self.check_adjustable()?;
@@ -68,7 +57,6 @@ impl Clock {
                 "clock value out of range",
             ));
         }
-        self.moved.store(true, Ordering::Release);
         self.frozen.store(millis, Ordering::Release);
         Ok(())
     }
@@ -76,7 +64,6 @@ impl Clock {
     /// Moves the clock by `delta` milliseconds (frozen or not).
     pub fn advance(&self, delta: i64) -> Result<()> {
         self.check_adjustable()?;
-        self.moved.store(true, Ordering::Release);
         let frozen = self.frozen.load(Ordering::Acquire);
         if frozen != NOT_FROZEN {
             let moved = frozen.saturating_add(delta);
@@ -166,6 +153,5 @@ mod tests {
         let clock = Clock::new(false);
         assert!(clock.freeze_at(0).is_err());
         assert!(clock.advance(1).is_err());
-        assert!(!clock.was_moved());
     }
 }

@@ -101,8 +101,10 @@ impl Exec<'_> {
         let columns = concat_columns(&def, batches)?;
         let rows = columns.first().map_or(0, |c| c.len());
         let batch = conform(&def, columns, rows)?;
-        let batch = self.place_rows(&def, batch)?;
-        let written = self.write_inserts(&table, &def, batch, on_conflict).await?;
+        let (batch, placed) = self.place_rows(&def, batch)?;
+        let written = self
+            .write_inserts(&table, &def, batch, &placed, on_conflict)
+            .await?;
         let alias = insert
             .table_alias
             .as_ref()
@@ -113,15 +115,20 @@ impl Exec<'_> {
     }
 
     /// Drops the rows that fall into expired data partitions (GridDB accepts them and stores
-    /// nothing) and refuses rows for intervals removed by `DROP PARTITION`. The commit checks
-    /// again, since time moves on and partitions may be dropped meanwhile.
-    fn place_rows(&self, def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
+    /// nothing) and refuses rows for intervals removed by `DROP PARTITION`; returns the rows
+    /// kept with their data partitions. The commit checks again, since time moves on and
+    /// partitions may be dropped meanwhile.
+    fn place_rows(
+        &self,
+        def: &TableDef,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, Vec<PartitionKey>)> {
         let placement = &def.placement;
+        let keys = placement.partitioning.keys(&batch)?;
         if placement.partitioning.interval().is_none() || batch.num_rows() == 0 {
-            return Ok(batch);
+            return Ok((batch, keys));
         }
         let now = self.db.txns.clock.now_millis();
-        let keys = placement.partitioning.keys(&batch)?;
         if let Some(key) = keys
             .iter()
             .find(|k| placement.dropped_intervals.contains(&k.interval))
@@ -129,18 +136,25 @@ impl Exec<'_> {
             return Err(dropped_interval(def, key.interval));
         }
         if placement.expiry.is_none() {
-            return Ok(batch);
+            return Ok((batch, keys));
         }
         let keep: datafusion::arrow::array::BooleanArray = keys
             .iter()
             .map(|k| Some(!placement.expired(k.interval, now)))
             .collect();
         if keep.true_count() == batch.num_rows() {
-            return Ok(batch);
+            return Ok((batch, keys));
         }
-        Ok(datafusion::arrow::compute::filter_record_batch(
-            &batch, &keep,
-        )?)
+        let kept = keys
+            .into_iter()
+            .zip(keep.iter())
+            .filter(|(_, k)| *k == Some(true))
+            .map(|(key, _)| key)
+            .collect();
+        Ok((
+            datafusion::arrow::compute::filter_record_batch(&batch, &keep)?,
+            kept,
+        ))
     }
 
     async fn write_inserts(
@@ -148,6 +162,7 @@ impl Exec<'_> {
         table: &Arc<Table>,
         def: &TableDef,
         batch: RecordBatch,
+        placed: &[PartitionKey],
         on_conflict: OnConflict,
     ) -> Result<RecordBatch> {
         if def.primary_key.is_empty() {
@@ -162,7 +177,6 @@ impl Exec<'_> {
         let mut keys = Vec::with_capacity(batch.num_rows());
         let mut seen: HashMap<IndexKey, usize> = HashMap::new();
         let mut updates: Vec<(Existing, usize)> = Vec::new();
-        let placed = def.partitioning().keys(&batch)?;
         for row in 0..batch.num_rows() {
             let key = index_key(&batch, &def.primary_key, row)?;
             let unique = def.unique_key(key.clone(), placed[row]);
@@ -815,7 +829,7 @@ fn update_projection(
                 ),
             )
         })?;
-        if def.partitioning().key_columns().contains(&index) {
+        if def.partitioning().key_columns().any(|c| c == index) {
             return Err(KuraError::new(
                 sqlstate::CHECK_VIOLATION,
                 format!(

@@ -371,11 +371,6 @@ fn first_value(column: Expr, key: &Expr) -> Expr {
     )
 }
 
-/// Raw value of a timestamp scalar in `unit`, and the nanoseconds one raw unit is.
-fn raw_of(value: &ScalarValue) -> Option<i64> {
-    crate::storage::partitioning::raw_integer(value)
-}
-
 fn nanos_per(unit: TimeUnit) -> i64 {
     match unit {
         TimeUnit::Second => 1_000_000_000,
@@ -694,7 +689,7 @@ impl Exec<'_> {
         value
             .cast_to(key_type)
             .ok()
-            .and_then(|v| raw_of(&v))
+            .and_then(|v| crate::storage::partitioning::raw_integer(&v))
             .ok_or_else(|| {
                 KuraError::new(
                     sqlstate::DATATYPE_MISMATCH,

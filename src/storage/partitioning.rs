@@ -261,15 +261,11 @@ impl Partitioning {
     }
 
     /// The columns placement depends on (which UPDATE may not change).
-    pub fn key_columns(&self) -> Vec<usize> {
-        let mut columns = Vec::new();
-        if let Some(interval) = self.interval() {
-            columns.push(interval.column);
-        }
-        if let Some(hash) = self.hash() {
-            columns.push(hash.column);
-        }
-        columns
+    pub fn key_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        let interval = self.interval().map(|spec| spec.column);
+        interval
+            .into_iter()
+            .chain(self.hash().map(|spec| spec.column))
     }
 
     /// The data partitions a table has from the start (hash tables create all of them).

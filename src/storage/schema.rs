@@ -168,8 +168,7 @@ impl TableDef {
         let per_partition = self
             .partitioning()
             .key_columns()
-            .iter()
-            .any(|c| !self.primary_key.contains(c));
+            .any(|c| !self.primary_key.contains(&c));
         if !per_partition {
             return primary;
         }

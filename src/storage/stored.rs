@@ -199,7 +199,7 @@ impl StoredTable {
                 .indexes
                 .iter()
                 .any(|i| i.columns.iter().any(bad_position))
-            || self.partitioning.key_columns().iter().any(bad_position)
+            || self.partitioning.key_columns().any(|c| bad_position(&c))
         {
             return Err(KuraError::internal(format!(
                 "stored definition of table \"{}\" names a column that does not exist",

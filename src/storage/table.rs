@@ -86,13 +86,6 @@ impl PartitionSet {
             .into_iter()
             .flat_map(move |range| self.by_key.range(range).map(|(_, p)| p))
     }
-
-    /// The distinct intervals that have partitions, ascending.
-    pub fn intervals(&self) -> Vec<i64> {
-        let mut out: Vec<i64> = self.by_key.keys().map(|k| k.interval).collect();
-        out.dedup();
-        out
-    }
 }
 
 /// A removed partition whose slot waits until nothing can refer to it. Only a weak
@@ -320,7 +313,8 @@ mod tests {
         table.add_partitions(&[key(3), key(-1), key(3)], 0).unwrap();
         let set = table.partitions();
         assert_eq!(set.len(), 2);
-        assert_eq!(set.intervals(), vec![-1, 3]);
+        let intervals: Vec<i64> = set.iter().map(|p| p.key().interval).collect();
+        assert_eq!(intervals, vec![-1, 3]);
         assert_eq!(set.in_intervals(0..=5).count(), 1);
         let (high, low) = (5, 0);
         assert_eq!(set.in_intervals(high..=low).count(), 0);
