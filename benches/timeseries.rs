@@ -625,14 +625,20 @@ fn query_cells(stats: &QueryStats) -> Vec<String> {
     ]
 }
 
-/// Times one aggregate on both tables; returns the number of failed rows.
+/// What [`compare_query`] found: failed rows, and the median seconds on `ts_ih` if it ran.
+struct Compared {
+    failures: usize,
+    partitioned_median: Option<f64>,
+}
+
+/// Times one aggregate on both tables.
 async fn compare_query(
     cfg: &Config,
     client: &Client,
     label: &str,
     filter: &str,
     expected: &[(i64, f64)],
-) -> usize {
+) -> Compared {
     let mut table = Table::with_widths(
         &[
             label,
@@ -657,6 +663,10 @@ async fn compare_query(
         }
         table.row(name, outcome.map(|stats| query_cells(&stats)));
     }
+    let partitioned_median = medians
+        .iter()
+        .find(|(name, ..)| *name == PARTITIONED)
+        .map(|m| m.3);
     if let [(_, read, total, partitioned), (_, _, _, flat)] = medians[..] {
         println!(
             "  speed-up {FLAT} / {PARTITIONED} (medians): {:.2}x; {PARTITIONED} read {read} of \
@@ -668,7 +678,10 @@ async fn compare_query(
         }
     }
     println!();
-    table.failures
+    Compared {
+        failures: table.failures,
+        partitioned_median,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -909,7 +922,7 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
             ts_text(lo),
             ts_text(hi)
         );
-        failures += compare_query(
+        let range = compare_query(
             cfg,
             &client,
             "1-hour range aggregate",
@@ -917,7 +930,23 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
             &layout.expected(lo, hi),
         )
         .await;
-        failures += compare_query(
+        // An hour long after the data: no partition to read, so its time is what the statement
+        // costs whatever it reads (parsing, planning, execution set-up, the round trip).
+        let (empty_lo, empty_hi) = (BASE_MS + 1000 * HOUR_MS, BASE_MS + 1001 * HOUR_MS);
+        let empty_filter = format!(
+            " WHERE ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
+            ts_text(empty_lo),
+            ts_text(empty_hi)
+        );
+        let empty = compare_query(
+            cfg,
+            &client,
+            "empty range (floor)",
+            &empty_filter,
+            &layout.expected(empty_lo, empty_hi),
+        )
+        .await;
+        let full = compare_query(
             cfg,
             &client,
             "full-table aggregate",
@@ -925,6 +954,21 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
             &layout.expected(i64::MIN, i64::MAX),
         )
         .await;
+        if let (Some(range_s), Some(empty_s), Some(full_s)) = (
+            range.partitioned_median,
+            empty.partitioned_median,
+            full.partitioned_median,
+        ) {
+            println!(
+                "{PARTITIONED}: the 1-hour range costs {:.1}% of the full-table aggregate; \
+                 above the empty-range floor of {:.1} ms it costs {:.1}%",
+                100.0 * range_s / full_s,
+                1000.0 * empty_s,
+                100.0 * (range_s - empty_s) / (full_s - empty_s),
+            );
+            println!();
+        }
+        failures += range.failures + empty.failures + full.failures;
         memory.read("queries done", String::new());
     }
 

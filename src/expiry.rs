@@ -68,19 +68,9 @@ pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
         );
     }
     if released > 0 {
-        return_memory_to_os();
+        crate::memory::return_free_memory();
     }
     Ok(released)
-}
-
-/// Asks the allocator to give freed memory back to the operating system, so the resident
-/// size falls after a mass expiry.
-fn return_memory_to_os() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Runs [`release_expired`] every `interval` until the runtime shuts down.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod gc;
+pub mod memory;
 pub mod query;
 pub mod recovery;
 pub mod server;

@@ -97,6 +97,7 @@ impl Server {
 
     /// Accepts connections until the future is dropped (see [`Server::shutdown`]).
     pub async fn run(&self) -> Result<()> {
+        crate::memory::start_background_purge();
         tokio::spawn(crate::gc::run(
             self.db.clone(),
             self.config.data_store.gc_interval.get(),
