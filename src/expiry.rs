@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::query::Database;
+use crate::storage::partition::Partition;
 use crate::storage::{PartitionKey, TableId};
 use crate::wal::CatalogChange;
 
@@ -22,6 +23,7 @@ use crate::wal::CatalogChange;
 pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
     let now = db.txns.clock.now_millis();
     let mut released = 0;
+    let mut freed = Vec::new();
     for table in db.catalog.tables() {
         if released >= limit {
             break;
@@ -30,12 +32,13 @@ pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
         let Some(last) = def.placement.last_expired_interval(now) else {
             continue;
         };
-        let keys: Vec<PartitionKey> = table
+        let doomed: Vec<Arc<Partition>> = table
             .partitions()
             .in_intervals(i64::MIN..=last)
-            .map(|p| p.key())
             .take(limit - released)
+            .cloned()
             .collect();
+        let keys: Vec<PartitionKey> = doomed.iter().map(|p| p.key()).collect();
         if keys.is_empty() {
             continue;
         }
@@ -66,11 +69,29 @@ pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
             partitions = count,
             "expired data partitions released"
         );
+        freed.extend(doomed);
     }
     if released > 0 {
-        crate::memory::return_free_memory();
+        free_and_return_memory(freed).await;
     }
     Ok(released)
+}
+
+/// Frees released partitions here rather than in whichever reader lets go of them last, then
+/// hands the pages back to the OS. Readers that started before the release may still hold a
+/// partition; they are waited for a little (a scan of one partition is short), after which the
+/// last reader frees it and the allocator's background decay returns the pages.
+async fn free_and_return_memory(mut partitions: Vec<Arc<Partition>>) {
+    const WAIT: Duration = Duration::from_millis(10);
+    for _ in 0..100 {
+        partitions.retain(|p| Arc::strong_count(p) > 1);
+        if partitions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(WAIT).await;
+    }
+    drop(partitions);
+    crate::memory::return_free_memory();
 }
 
 /// Runs [`release_expired`] every `interval` until the runtime shuts down.
