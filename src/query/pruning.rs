@@ -145,32 +145,13 @@ pub fn covered_intervals(
 mod tests {
     use super::*;
     use crate::storage::partitioning::{IntervalSpec, Partitioning};
-    use crate::storage::schema::{ColumnDef, IndexDef, Placement};
+    use crate::storage::schema::{Placement, long_key_table};
     use crate::types::SqlType;
     use datafusion::common::ScalarValue;
 
     #[test]
     fn only_intervals_wholly_inside_the_range_are_covered() {
-        let def = TableDef::new(
-            1,
-            "t".into(),
-            vec![ColumnDef {
-                name: "k".into(),
-                ty: SqlType::Long,
-                nullable: false,
-                default: None,
-                missing: ScalarValue::Int64(None),
-            }],
-            vec![0],
-            vec![IndexDef {
-                id: 1,
-                name: "t_pkey".into(),
-                columns: vec![0],
-                unique: true,
-                primary: true,
-            }],
-        )
-        .with_placement(Placement {
+        let def = long_key_table().with_placement(Placement {
             partitioning: Partitioning::Interval(
                 IntervalSpec::new(0, &SqlType::Long, 1000, None, None).unwrap(),
             ),

@@ -605,31 +605,8 @@ pub fn fetch_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::schema::ColumnDef;
-    use crate::types::SqlType;
+    use crate::storage::schema::long_key_table as def;
     use datafusion::arrow::array::Int64Array;
-
-    fn def() -> TableDef {
-        TableDef::new(
-            1,
-            "t".into(),
-            vec![ColumnDef {
-                name: "k".into(),
-                ty: SqlType::Long,
-                nullable: false,
-                default: None,
-                missing: ScalarValue::Int64(None),
-            }],
-            vec![0],
-            vec![IndexDef {
-                id: 1,
-                name: "t_pkey".into(),
-                columns: vec![0],
-                unique: true,
-                primary: true,
-            }],
-        )
-    }
 
     fn rows(def: &TableDef, values: std::ops::Range<i64>) -> RecordBatch {
         RecordBatch::try_new(

@@ -237,3 +237,28 @@ pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::err
         values.join(", ")
     ))
 }
+
+/// Table `t` with one LONG column `k` as its primary key (`t_pkey`): the smallest table unit
+/// tests of storage and planning need.
+#[cfg(test)]
+pub(crate) fn long_key_table() -> TableDef {
+    TableDef::new(
+        1,
+        "t".into(),
+        vec![ColumnDef {
+            name: "k".into(),
+            ty: SqlType::Long,
+            nullable: false,
+            default: None,
+            missing: ScalarValue::Int64(None),
+        }],
+        vec![0],
+        vec![IndexDef {
+            id: 1,
+            name: "t_pkey".into(),
+            columns: vec![0],
+            unique: true,
+            primary: true,
+        }],
+    )
+}
