@@ -2,8 +2,9 @@
 //! when an index can answer them (equality or IN on leading index columns, or a range on the
 //! first one).
 //!
-//! Invariant: filters are only used to narrow the rows read; DataFusion re-applies every
-//! filter (pushdown is `Inexact`), so a lookup may return extra rows but never miss one.
+//! Invariant: filters are only used to narrow the rows read; the scan still applies every
+//! filter to the rows a lookup returns (`scan_filter`), so a lookup may return extra rows but
+//! never miss one.
 
 use std::collections::HashMap;
 use std::ops::Bound;

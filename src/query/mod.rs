@@ -13,6 +13,7 @@ pub mod meta_tables;
 pub mod provider;
 pub mod pruning;
 pub mod scan;
+pub mod scan_filter;
 pub mod time_functions;
 pub mod timeseries_functions;
 

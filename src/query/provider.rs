@@ -20,8 +20,10 @@ use super::access::{choose_index, column_facts};
 use super::context::StatementContext;
 use super::pruning::{choose_partitions, covered_intervals};
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
+use super::scan_filter::{ScanFilters, scan_can_evaluate};
 use crate::error::KuraError;
 use crate::server::text::BPCHAR_LENGTH;
+use crate::storage::partition::Partition;
 use crate::storage::table::ColumnDefaults;
 use crate::storage::{Table, TableDef};
 use crate::types::SqlType;
@@ -97,7 +99,16 @@ impl TableProvider for KuraTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if scan_can_evaluate(f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
     }
 
     async fn scan(
@@ -113,11 +124,28 @@ impl TableProvider for KuraTable {
             .ok_or_else(|| {
                 DataFusionError::from(KuraError::internal("scan outside of a statement"))
             })?;
-        let projection: Vec<usize> = match projection {
+        let mut projection: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let schema = Arc::new(self.schema.project(&projection)?);
+        let output_schema = Arc::new(self.schema.project(&projection)?);
+        // DataFusion leaves out of the projection the columns only an `Exact` filter names.
+        let exact: Vec<Expr> = filters
+            .iter()
+            .filter(|f| scan_can_evaluate(f))
+            .cloned()
+            .collect();
+        for filter in &exact {
+            for column in filter.column_refs() {
+                if let Ok(index) = self.schema.index_of(&column.name)
+                    && !projection.contains(&index)
+                {
+                    projection.push(index);
+                }
+            }
+        }
+        let read_schema = Arc::new(self.schema.project(&projection)?);
+        let mut scan_filters = ScanFilters::new(state, &self.def, &exact, read_schema.clone())?;
         let own = ctx.own_writes(self.def.id);
         let facts = column_facts(&self.def, filters);
         let access = choose_index(&self.def, &facts);
@@ -130,10 +158,17 @@ impl TableProvider for KuraTable {
         let covered = covered_intervals(&self.def, &facts, access.as_ref());
         let mut units = Vec::new();
         let mut whole_partitions = 0;
+        let interval_of = |partition: &Partition| {
+            self.def
+                .partitioning()
+                .interval()
+                .map(|_| partition.key().interval)
+        };
         for partition in &choice.partitions {
             let whole = covered
                 .as_ref()
                 .is_some_and(|c| c.contains(&partition.key().interval));
+            let predicate = scan_filters.predicate_for(interval_of(partition))?;
             whole_partitions += usize::from(whole);
             match access.as_ref().filter(|_| !whole) {
                 Some(access) => {
@@ -155,6 +190,7 @@ impl TableProvider for KuraTable {
                                 partition: partition.slot(),
                                 chunk: chunk.clone(),
                                 offsets: Some(offsets),
+                                predicate: predicate.clone(),
                             });
                         }
                     }
@@ -166,6 +202,7 @@ impl TableProvider for KuraTable {
                             partition: partition.slot(),
                             chunk: chunk.clone(),
                             offsets: None,
+                            predicate: predicate.clone(),
                         });
                     }
                 }
@@ -178,6 +215,7 @@ impl TableProvider for KuraTable {
             units.push(ScanUnit::Private {
                 batches: own.inserts,
                 deleted: Arc::new(own.private_deleted),
+                predicate: scan_filters.predicate_for(None)?,
             });
         }
         let access_text = match access {
@@ -193,7 +231,9 @@ impl TableProvider for KuraTable {
             snapshot: ctx.snapshot.ts(),
             projection,
             own_deleted,
-            schema,
+            read_schema,
+            output_schema,
+            filters: exact.iter().map(|f| f.to_string()).collect(),
             access: access_text,
             limit,
         };

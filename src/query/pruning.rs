@@ -6,14 +6,17 @@
 //! - Hash key: equality and IN pick buckets.
 //! - Expired partitions are never read: their rows are invisible to every statement.
 //!
-//! Invariant: pruning only removes partitions that cannot hold a matching row; DataFusion
-//! still applies every filter to the rows that are read.
+//! Invariant: pruning only removes partitions that cannot hold a matching row; the scan still
+//! applies every filter to the rows it reads, except a filter `intervals_implying` proves true
+//! for every row of the row's interval.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::access::ColumnFacts;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+
+use super::access::{ColumnFacts, column_facts};
 use crate::storage::TableDef;
 use crate::storage::partition::Partition;
 use crate::storage::partitioning::{HashSpec, IntervalSpec, hash_bucket, raw_integer};
@@ -102,7 +105,7 @@ fn wanted_intervals<'a>(
 /// The intervals whose every possible key satisfies the filters' range on the interval key,
 /// when the chosen index is a range over that key. Their partitions are scanned whole: a
 /// vectorised scan of every chunk beats looking up and gathering each row the index would
-/// return anyway (DataFusion still applies every filter).
+/// return anyway.
 pub fn covered_intervals(
     def: &TableDef,
     facts: &HashMap<usize, ColumnFacts>,
@@ -112,7 +115,38 @@ pub fn covered_intervals(
     if access?.index.columns.first() != Some(&spec.column) {
         return None;
     }
-    let facts = facts.get(&spec.column)?;
+    intervals_inside(spec, facts.get(&spec.column)?)
+}
+
+/// The intervals every key of which satisfies `filter` on its own, when `filter` is a single
+/// comparison or BETWEEN of the interval key with a literal: a scan need not evaluate the
+/// filter on the rows of those intervals.
+pub fn intervals_implying(def: &TableDef, filter: &Expr) -> Option<std::ops::RangeInclusive<i64>> {
+    let spec = def.partitioning().interval()?;
+    // Anything else (AND, OR, IN, ...) may say more than the facts drawn from it.
+    let simple = match filter {
+        Expr::BinaryExpr(BinaryExpr { op, .. }) => matches!(
+            op,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+        ),
+        Expr::Between(between) => !between.negated,
+        _ => false,
+    };
+    if !simple {
+        return None;
+    }
+    let facts = column_facts(def, std::slice::from_ref(filter));
+    if facts.len() != 1 {
+        return None;
+    }
+    intervals_inside(spec, facts.get(&spec.column)?)
+}
+
+/// The intervals lying wholly inside the range `facts` gives (none for equality facts).
+fn intervals_inside(
+    spec: &IntervalSpec,
+    facts: &ColumnFacts,
+) -> Option<std::ops::RangeInclusive<i64>> {
     if facts.equals.is_some() {
         return None;
     }
@@ -133,7 +167,12 @@ pub fn covered_intervals(
         first.checked_add(1)?
     };
     let last = spec.interval_of(upper);
-    let last = if spec.bounds(last).1.saturating_sub(1) <= upper {
+    // A saturated upper bound means the interval runs to the type's last value inclusive.
+    let last_key = match spec.bounds(last).1 {
+        i64::MAX => i64::MAX,
+        exclusive => exclusive - 1,
+    };
+    let last = if last_key <= upper {
         last
     } else {
         last.checked_sub(1)?
@@ -184,5 +223,62 @@ mod tests {
         let covered = covered_intervals(&def, &f, Some(&access)).unwrap();
         assert!(covered.is_empty());
         assert_eq!(covered_intervals(&def, &f, None), None);
+    }
+
+    #[test]
+    fn a_filter_implies_only_the_intervals_it_holds_on_for_every_key() {
+        use datafusion::logical_expr::{col, lit};
+        let def = long_key_table().with_placement(Placement {
+            partitioning: Partitioning::Interval(
+                IntervalSpec::new(0, &SqlType::Long, 1000, None, None).unwrap(),
+            ),
+            ..Placement::default()
+        });
+        let k = || col("k");
+        assert_eq!(
+            intervals_implying(&def, &k().gt_eq(lit(2000i64))),
+            Some(2..=i64::MAX / 1000)
+        );
+        assert_eq!(
+            intervals_implying(&def, &k().gt(lit(2000i64))),
+            Some(3..=i64::MAX / 1000)
+        );
+        let below = intervals_implying(&def, &k().lt(lit(3000i64))).unwrap();
+        assert_eq!(*below.end(), 2);
+        assert_eq!(
+            intervals_implying(&def, &k().lt_eq(lit(3000i64))).map(|r| *r.end()),
+            Some(2)
+        );
+        assert_eq!(
+            intervals_implying(&def, &k().between(lit(1000i64), lit(2999i64))),
+            Some(1..=2)
+        );
+        // The literal on the left.
+        assert_eq!(
+            intervals_implying(&def, &lit(3000i64).gt(k())).map(|r| *r.end()),
+            Some(2)
+        );
+        // Not a lone range on the key: nothing is implied.
+        let range = k().gt_eq(lit(1000i64)).and(k().lt(lit(2000i64)));
+        assert_eq!(intervals_implying(&def, &range), None);
+        assert_eq!(intervals_implying(&def, &k().eq(lit(1000i64))), None);
+        assert_eq!(
+            intervals_implying(&def, &k().in_list(vec![lit(1i64)], false)),
+            None
+        );
+        assert_eq!(
+            intervals_implying(&def, &k().not_between(lit(1i64), lit(5i64))),
+            None
+        );
+        assert_eq!(
+            intervals_implying(&def, &(k() + lit(1i64)).gt(lit(1000i64))),
+            None
+        );
+        assert_eq!(intervals_implying(&def, &k().gt(lit(1000.5f64))), None);
+        // An unpartitioned table implies nothing.
+        assert_eq!(
+            intervals_implying(&long_key_table(), &k().gt(lit(1i64))),
+            None
+        );
     }
 }

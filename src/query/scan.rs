@@ -2,8 +2,9 @@
 //!
 //! The scan reads column chunks (all of them, or the rows an index returned), keeps the row
 //! versions visible at the statement's snapshot minus the rows the transaction itself deleted,
-//! adds the transaction's private inserts, and hands DataFusion record batches. Visibility is
-//! computed per chunk; a chunk whose rows are all visible is passed on without copying.
+//! adds the transaction's private inserts, applies the pushed-down filters each unit needs
+//! (see `scan_filter`), and hands DataFusion record batches. Visibility is computed per chunk;
+//! a chunk whose rows are all visible is passed on without copying.
 //!
 //! Invariants: everything the scan reads was captured when it was planned (chunk lists are
 //! `Arc` snapshots), so execution never takes a storage lock.
@@ -27,6 +28,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::scan_filter::apply_predicate;
 use crate::error::{KuraError, Result};
 use crate::storage::chunk::Chunk;
 use crate::storage::{RowId, TableDef, Ts};
@@ -42,11 +44,14 @@ pub enum ScanUnit {
         partition: u16,
         chunk: Arc<Chunk>,
         offsets: Option<Vec<usize>>,
+        /// The filters these rows must pass (those the partition's interval does not imply).
+        predicate: Option<Arc<dyn PhysicalExpr>>,
     },
     /// The transaction's own uncommitted rows.
     Private {
         batches: Vec<RecordBatch>,
         deleted: Arc<std::collections::HashSet<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
     },
 }
 
@@ -66,10 +71,16 @@ impl ScanUnit {
 pub struct ScanSpec {
     pub def: Arc<TableDef>,
     pub snapshot: Ts,
-    /// Indices into the table's columns; `def.columns.len()` stands for the row id.
+    /// Indices into the table's columns; `def.columns.len()` stands for the row id. The
+    /// first `output_schema.fields().len()` leave the scan; the rest are read only for filters.
     pub projection: Vec<usize>,
     pub own_deleted: Arc<BTreeSet<RowId>>,
-    pub schema: SchemaRef,
+    /// The schema of the batches read (`projection`).
+    pub read_schema: SchemaRef,
+    /// The schema of the batches the scan returns.
+    pub output_schema: SchemaRef,
+    /// The filters the scan applies, for EXPLAIN.
+    pub filters: Vec<String>,
     pub access: String,
     pub limit: Option<usize>,
 }
@@ -106,7 +117,7 @@ impl KuraScanExec {
             groups[lightest].push(unit);
         }
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(spec.schema.clone()),
+            EquivalenceProperties::new(spec.output_schema.clone()),
             Partitioning::UnknownPartitioning(groups.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -123,9 +134,7 @@ impl KuraScanExec {
 
 impl DisplayAs for KuraScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let columns: Vec<&str> = self
-            .spec
-            .projection
+        let columns: Vec<&str> = self.spec.projection[..self.spec.output_schema.fields().len()]
             .iter()
             .map(|i| {
                 self.spec
@@ -144,6 +153,9 @@ impl DisplayAs for KuraScanExec {
             self.partitions_total,
             columns.join(", ")
         )?;
+        if !self.spec.filters.is_empty() {
+            write!(f, ", filters=[{}]", self.spec.filters.join(", "))?;
+        }
         if let Some(limit) = self.spec.limit {
             write!(f, ", limit={limit}")?;
         }
@@ -208,26 +220,59 @@ impl ExecutionPlan for KuraScanExec {
                 futures::future::ready(out)
             });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.spec.schema.clone(),
+            self.spec.output_schema.clone(),
             batches,
         )))
     }
 }
 
 fn read_unit(spec: &ScanSpec, unit: &ScanUnit) -> Result<Vec<RecordBatch>> {
-    match unit {
+    let (batches, predicate) = match unit {
         ScanUnit::Chunk {
             partition,
             chunk,
             offsets: None,
-        } => read_chunk(spec, *partition, chunk),
+            predicate,
+        } => (read_chunk(spec, *partition, chunk)?, predicate),
         ScanUnit::Chunk {
             partition,
             chunk,
             offsets: Some(offsets),
-        } => read_chunk_rows(spec, *partition, chunk, offsets),
-        ScanUnit::Private { batches, deleted } => read_private(spec, batches, deleted),
+            predicate,
+        } => (
+            read_chunk_rows(spec, *partition, chunk, offsets)?,
+            predicate,
+        ),
+        ScanUnit::Private {
+            batches,
+            deleted,
+            predicate,
+        } => (read_private(spec, batches, deleted)?, predicate),
+    };
+    batches
+        .into_iter()
+        .map(|batch| {
+            let batch = match predicate {
+                Some(predicate) => apply_predicate(batch, predicate.as_ref())?,
+                None => batch,
+            };
+            output(spec, batch)
+        })
+        .collect()
+}
+
+/// Drops the columns read only for the filters.
+fn output(spec: &ScanSpec, batch: RecordBatch) -> Result<RecordBatch> {
+    let width = spec.output_schema.fields().len();
+    if batch.num_columns() == width {
+        return Ok(batch);
     }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        spec.output_schema.clone(),
+        batch.columns()[..width].to_vec(),
+        &options,
+    )?)
 }
 
 fn read_chunk(spec: &ScanSpec, partition: u16, chunk: &Chunk) -> Result<Vec<RecordBatch>> {
@@ -354,13 +399,13 @@ fn project(
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(RecordBatch::try_new_with_options(
-        spec.schema.clone(),
+        spec.read_schema.clone(),
         columns,
         &options,
     )?)
 }
 
-fn filter(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
+pub(super) fn filter(batch: RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
     if mask.true_count() == mask.len() {
         return Ok(batch);
     }
