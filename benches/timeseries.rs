@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `ingest` (always runs) | `KURA_BENCH_ROWS` rows into `ts_ih` with multi-row `INSERT`s of `KURA_BENCH_BATCH_ROWS` rows over `KURA_BENCH_CLIENTS` connections: rows/s and statement latencies. `COPY` does not exist in Kura yet, so multi-row `INSERT` is the fastest load path |
 //! | `query` | loads `ts_flat` (same columns and key, no partitioning) with the same rows, then times `SELECT device, avg(value), count(*) ... GROUP BY device` over one hour (1% of the 100 intervals), over an hour with no rows (the statement's fixed cost) and over the whole table on both tables: median, min and max of `KURA_BENCH_RUNS` runs after one warm-up, the speed-up ratio, and `data_partitions=read/total` parsed from `EXPLAIN` (proof of pruning) |
-//! | `expiry` | drops `ts_flat`, reads the server's `VmRSS`, moves the server clock past the expiry of every partition (`SET kura.test_clock = '2100-02-01 00:00:00'`), polls `"#table_partitions"` until the reaper has released all of `ts_ih`'s partitions, and reads `VmRSS` again, at once and `KURA_BENCH_SETTLE` seconds later |
+//! | `expiry` | drops `ts_flat`, reads the server's `VmRSS`, moves the server clock past the expiry of every partition (`SET kura.test_clock = '2100-02-01 00:00:00'`), polls `"#table_partitions"` until the reaper has released all of `ts_ih`'s partitions, and reads `VmRSS` again: at once, `KURA_BENCH_SETTLE` seconds later, and once it stops falling (under 1% change in a second, at most 60 s) |
 //!
 //! Tables: `ts_ih (ts TIMESTAMP NOT NULL, device STRING NOT NULL, value DOUBLE, PRIMARY KEY
 //! (ts, device))` with `expiration_type='PARTITION', expiration_time=1, expiration_time_unit=
@@ -703,6 +703,22 @@ impl Memory {
         ));
     }
 
+    /// Waits until `VmRSS` stops falling (less than 1% change over one second, at most 60 s
+    /// after `since`); returns the time since `since`.
+    fn settle(&self, since: Instant) -> Duration {
+        let rss = || proc_status_bytes(self.pid, "VmRSS").unwrap_or(0);
+        let mut last = rss();
+        while since.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = rss();
+            if now.abs_diff(last) * 100 <= last {
+                break;
+            }
+            last = now;
+        }
+        since.elapsed()
+    }
+
     fn print(&self) {
         let mut table =
             Table::with_widths(&["server memory", "VmRSS MB", "VmHWM MB", "note"], &[24]);
@@ -991,11 +1007,17 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
         failures += report_check("expiry", outcome);
         println!();
         if released {
+            let released_at = Instant::now();
             memory.read("all partitions released", String::new());
             tokio::time::sleep(cfg.settle).await;
             memory.read(
                 &format!("released, +{}s", cfg.settle.as_secs()),
                 String::new(),
+            );
+            let waited = memory.settle(released_at);
+            memory.read(
+                "released, settled",
+                format!("{:.1} s after the release", waited.as_secs_f64()),
             );
         }
     }
