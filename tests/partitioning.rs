@@ -1341,6 +1341,17 @@ async fn create_table_rules_report_their_sqlstate() {
         ),
     ];
     let mut wrong = Vec::new();
+    // Width errors name the key's GridDB type and its range.
+    let message = fails(
+        &c,
+        "CREATE TABLE e (a BYTE NOT NULL) PARTITION BY RANGE (a) EVERY (128)",
+        "42P16",
+    )
+    .await;
+    assert!(
+        message.contains("BYTE") && message.contains("1 to 127"),
+        "{message}"
+    );
     for (sql, code) in cases {
         match within(sql, c.batch_execute(sql)).await {
             Ok(()) => {
@@ -1440,6 +1451,12 @@ async fn dml_rules_report_their_sqlstate() {
     fails(&c, "ALTER TABLE plain DROP PARTITION FOR (1)", "42809").await;
     fails(&c, "ALTER TABLE missing DROP PARTITION FOR (1)", "42P01").await;
     fails(&c, "ALTER TABLE ih DROP PARTITION FOR ('garbage')", "42804").await;
+    // A number names no instant of a TIMESTAMP key.
+    let message = fails(&c, "ALTER TABLE ih DROP PARTITION FOR (5)", "42804").await;
+    assert!(
+        message.contains("TIMESTAMP") || message.contains("timestamp"),
+        "{message}"
+    );
 
     // Inserting into a dropped interval.
     exec(

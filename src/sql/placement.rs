@@ -338,9 +338,15 @@ impl Exec<'_> {
             .filter(|b| b.num_rows() == 1)
             .ok_or_else(|| KuraError::internal("DROP PARTITION value produced no row"))?;
         let value = datafusion::common::ScalarValue::try_from_array(batch.column(0), 0)?;
+        // Arrow casts a number to a timestamp, but a number names no instant in SQL.
+        let numeric_for_time = matches!(
+            key_type,
+            datafusion::arrow::datatypes::DataType::Timestamp(..)
+        ) && value.data_type().is_numeric();
         let raw = value
             .cast_to(&key_type)
             .ok()
+            .filter(|_| !numeric_for_time)
             .and_then(|v| crate::storage::partitioning::raw_integer(&v))
             .ok_or_else(|| {
                 KuraError::new(

@@ -180,8 +180,14 @@ impl IntervalSpec {
                 )));
             }
             (SqlType::Byte | SqlType::Short | SqlType::Integer, None) => {
+                // GridDB's names: BYTE and SHORT would otherwise print as PostgreSQL's smallint.
+                let (name, max) = match ty {
+                    SqlType::Byte => ("BYTE", 127),
+                    SqlType::Short => ("SHORT", 32_767),
+                    _ => ("INTEGER", i64::from(i32::MAX)),
+                };
                 return Err(invalid(format!(
-                    "interval {width} is out of range for a partitioning key of type {ty}"
+                    "interval {width} is out of range for a {name} partitioning key (1 to {max})"
                 )));
             }
             (_, unit) => {
