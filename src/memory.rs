@@ -22,6 +22,21 @@ pub fn start_background_purge() {
     }
 }
 
+/// Drops `value` on a thread of its own and then returns the freed pages to the OS. Freeing a
+/// large table (millions of rows and index entries) takes seconds, which must not hold a lock
+/// or stall a thread that serves queries. If no thread can be started, `value` is dropped here.
+pub fn free_in_background<T: Send + 'static>(value: T) {
+    let spawned = std::thread::Builder::new()
+        .name("kura-free".into())
+        .spawn(move || {
+            drop(value);
+            return_free_memory();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("could not start a thread to free memory: {e}");
+    }
+}
+
 /// Returns every arena's unused pages to the operating system now, so the resident size falls
 /// right after a mass release instead of after the decay time.
 pub fn return_free_memory() {
@@ -45,6 +60,22 @@ pub fn return_free_memory() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_value_freed_in_the_background_is_dropped_off_the_calling_thread() {
+        struct Signal(std::sync::mpsc::Sender<std::thread::ThreadId>);
+        impl Drop for Signal {
+            fn drop(&mut self) {
+                let _ = self.0.send(std::thread::current().id());
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        free_in_background(Signal(tx));
+        let dropped_on = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the value is dropped");
+        assert_ne!(dropped_on, std::thread::current().id());
+    }
+
     use super::*;
 
     /// The process's resident size from `/proc/self/status`, in bytes.

@@ -351,7 +351,8 @@ impl Database {
                 }
             }
             CatalogChange::DropTable { id, .. } => {
-                self.catalog.drop_table_by_id(*id)?;
+                // Not here: this runs with commits and other DDL paused.
+                crate::memory::free_in_background(self.catalog.drop_table_by_id(*id)?);
             }
             CatalogChange::PutView(view) => self.catalog.create_view(view.to_def(), true)?,
             CatalogChange::DropView { name } => self.catalog.drop_view(name)?,

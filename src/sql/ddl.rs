@@ -529,11 +529,6 @@ impl Exec<'_> {
                 Ok(()) => {}
             }
         }
-        if matches!(object_type, ObjectType::Table) {
-            // A dropped table's rows were freed with it: hand the pages back now rather than
-            // after the allocator's decay time.
-            crate::memory::return_free_memory();
-        }
         let mut outcome = Outcome::done(tag);
         for notice in notices {
             outcome = outcome.with_notice(notice);
