@@ -625,6 +625,15 @@ fn query_cells(stats: &QueryStats) -> Vec<String> {
     ]
 }
 
+/// ` WHERE ts >= lo AND ts < hi` (milliseconds since the epoch).
+fn range_filter(lo: i64, hi: i64) -> String {
+    format!(
+        " WHERE ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
+        ts_text(lo),
+        ts_text(hi)
+    )
+}
+
 /// What [`compare_query`] found: failed rows, and the median seconds on `ts_ih` if it ran.
 struct Compared {
     failures: usize,
@@ -705,11 +714,11 @@ impl Memory {
 
     /// Waits until `VmRSS` stops falling (less than 1% change over one second, at most 60 s
     /// after `since`); returns the time since `since`.
-    fn settle(&self, since: Instant) -> Duration {
+    async fn settle(&self, since: Instant) -> Duration {
         let rss = || proc_status_bytes(self.pid, "VmRSS").unwrap_or(0);
         let mut last = rss();
         while since.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let now = rss();
             if now.abs_diff(last) * 100 <= last {
                 break;
@@ -933,11 +942,7 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
             ts_text(hi),
             layout.intervals(),
         );
-        let filter = format!(
-            " WHERE ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
-            ts_text(lo),
-            ts_text(hi)
-        );
+        let filter = range_filter(lo, hi);
         let range = compare_query(
             cfg,
             &client,
@@ -949,16 +954,11 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
         // An hour long after the data: no partition to read, so its time is what the statement
         // costs whatever it reads (parsing, planning, execution set-up, the round trip).
         let (empty_lo, empty_hi) = (BASE_MS + 1000 * HOUR_MS, BASE_MS + 1001 * HOUR_MS);
-        let empty_filter = format!(
-            " WHERE ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
-            ts_text(empty_lo),
-            ts_text(empty_hi)
-        );
         let empty = compare_query(
             cfg,
             &client,
             "empty range (floor)",
-            &empty_filter,
+            &range_filter(empty_lo, empty_hi),
             &layout.expected(empty_lo, empty_hi),
         )
         .await;
@@ -1014,7 +1014,7 @@ async fn run(cfg: &Config, server: &KuraServer) -> Result<usize> {
                 &format!("released, +{}s", cfg.settle.as_secs()),
                 String::new(),
             );
-            let waited = memory.settle(released_at);
+            let waited = memory.settle(released_at).await;
             memory.read(
                 "released, settled",
                 format!("{:.1} s after the release", waited.as_secs_f64()),

@@ -80,31 +80,17 @@ pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
 /// Frees released partitions here rather than in whichever reader lets go of them last, then
 /// hands the pages back to the OS. Readers that started before the release may still hold a
 /// partition; they are waited for a little (a scan of one partition is short), after which the
-/// last reader frees it and the allocator's background decay returns the pages. Freeing takes
-/// time in proportion to the rows (10 million rows and their index entries: seconds), so it
-/// runs on a blocking thread, not on a thread that serves queries.
-async fn free_and_return_memory(mut partitions: Vec<Arc<Partition>>) {
+/// last reader frees it and the allocator's background decay returns the pages. The freeing
+/// itself takes seconds for millions of rows, so it runs off the reaper's thread.
+async fn free_and_return_memory(partitions: Vec<Arc<Partition>>) {
     const WAIT: Duration = Duration::from_millis(10);
-    let mut unshared = Vec::with_capacity(partitions.len());
     for _ in 0..100 {
-        let (free, held): (Vec<_>, Vec<_>) = partitions
-            .into_iter()
-            .partition(|p| Arc::strong_count(p) == 1);
-        unshared.extend(free);
-        partitions = held;
-        if partitions.is_empty() {
+        if partitions.iter().all(|p| Arc::strong_count(p) == 1) {
             break;
         }
         tokio::time::sleep(WAIT).await;
     }
-    let freeing = tokio::task::spawn_blocking(move || {
-        drop(unshared);
-        drop(partitions);
-        crate::memory::return_free_memory();
-    });
-    if let Err(e) = freeing.await {
-        tracing::warn!("freeing released partitions failed: {e}");
-    }
+    crate::memory::free_in_background(partitions);
 }
 
 /// Runs [`release_expired`] every `interval` until the runtime shuts down.

@@ -60,22 +60,6 @@ pub fn return_free_memory() {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_value_freed_in_the_background_is_dropped_off_the_calling_thread() {
-        struct Signal(std::sync::mpsc::Sender<std::thread::ThreadId>);
-        impl Drop for Signal {
-            fn drop(&mut self) {
-                let _ = self.0.send(std::thread::current().id());
-            }
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        free_in_background(Signal(tx));
-        let dropped_on = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the value is dropped");
-        assert_ne!(dropped_on, std::thread::current().id());
-    }
-
     use super::*;
 
     /// The process's resident size from `/proc/self/status`, in bytes.
@@ -107,5 +91,21 @@ mod tests {
             after + (128 << 20) < with,
             "resident {with} -> {after} bytes"
         );
+    }
+
+    #[test]
+    fn a_value_freed_in_the_background_is_dropped_off_the_calling_thread() {
+        struct Signal(std::sync::mpsc::Sender<std::thread::ThreadId>);
+        impl Drop for Signal {
+            fn drop(&mut self) {
+                let _ = self.0.send(std::thread::current().id());
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        free_in_background(Signal(tx));
+        let dropped_on = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the value is dropped");
+        assert_ne!(dropped_on, std::thread::current().id());
     }
 }

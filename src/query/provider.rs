@@ -23,7 +23,6 @@ use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use super::scan_filter::{ScanFilters, scan_can_evaluate};
 use crate::error::KuraError;
 use crate::server::text::BPCHAR_LENGTH;
-use crate::storage::partition::Partition;
 use crate::storage::table::ColumnDefaults;
 use crate::storage::{Table, TableDef};
 use crate::types::SqlType;
@@ -158,17 +157,11 @@ impl TableProvider for KuraTable {
         let covered = covered_intervals(&self.def, &facts, access.as_ref());
         let mut units = Vec::new();
         let mut whole_partitions = 0;
-        let interval_of = |partition: &Partition| {
-            self.def
-                .partitioning()
-                .interval()
-                .map(|_| partition.key().interval)
-        };
         for partition in &choice.partitions {
             let whole = covered
                 .as_ref()
                 .is_some_and(|c| c.contains(&partition.key().interval));
-            let predicate = scan_filters.predicate_for(interval_of(partition))?;
+            let predicate = scan_filters.predicate_for(Some(partition.key().interval))?;
             whole_partitions += usize::from(whole);
             match access.as_ref().filter(|_| !whole) {
                 Some(access) => {

@@ -188,14 +188,19 @@ mod tests {
     use crate::types::SqlType;
     use datafusion::common::ScalarValue;
 
-    #[test]
-    fn only_intervals_wholly_inside_the_range_are_covered() {
-        let def = long_key_table().with_placement(Placement {
+    /// A LONG key `k` in intervals [0, 1000), [1000, 2000), ...
+    fn thousand_wide_intervals() -> TableDef {
+        long_key_table().with_placement(Placement {
             partitioning: Partitioning::Interval(
                 IntervalSpec::new(0, &SqlType::Long, 1000, None, None).unwrap(),
             ),
             ..Placement::default()
-        });
+        })
+    }
+
+    #[test]
+    fn only_intervals_wholly_inside_the_range_are_covered() {
+        let def = thousand_wide_intervals();
         let access = super::super::access::IndexAccess {
             index: def.indexes[0].clone(),
             ranges: Vec::new(),
@@ -228,12 +233,7 @@ mod tests {
     #[test]
     fn a_filter_implies_only_the_intervals_it_holds_on_for_every_key() {
         use datafusion::logical_expr::{col, lit};
-        let def = long_key_table().with_placement(Placement {
-            partitioning: Partitioning::Interval(
-                IntervalSpec::new(0, &SqlType::Long, 1000, None, None).unwrap(),
-            ),
-            ..Placement::default()
-        });
+        let def = thousand_wide_intervals();
         let k = || col("k");
         assert_eq!(
             intervals_implying(&def, &k().gt_eq(lit(2000i64))),

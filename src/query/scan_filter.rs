@@ -79,9 +79,9 @@ impl<'a> ScanFilters<'a> {
         })
     }
 
-    /// The predicate for rows of `interval` (`None` for rows outside any interval, such as
-    /// the transaction's own inserts or an unpartitioned table), or `None` if nothing needs
-    /// evaluating.
+    /// The predicate for rows of `interval` (`None` for rows outside any interval: the
+    /// transaction's own inserts), or `None` if nothing needs evaluating. On a table without
+    /// interval partitioning no filter is implied, so every partition gets all of them.
     pub fn predicate_for(
         &mut self,
         interval: Option<i64>,
