@@ -25,8 +25,11 @@ pub mod sqlstate {
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const CHECK_VIOLATION: &str = "23514";
@@ -36,6 +39,8 @@ pub mod sqlstate {
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const DEADLOCK_DETECTED: &str = "40P01";
@@ -53,6 +58,7 @@ pub mod sqlstate {
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const INVALID_COLUMN_DEFINITION: &str = "42611";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const CANNOT_COERCE: &str = "42846";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const DISK_FULL: &str = "53100";
@@ -60,6 +66,7 @@ pub mod sqlstate {
     pub const IO_ERROR: &str = "58030";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const QUERY_CANCELED: &str = "57014";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const INTERNAL_ERROR: &str = "XX000";
@@ -136,6 +143,16 @@ impl KuraError {
         Self::new(
             sqlstate::SERIALIZATION_FAILURE,
             "could not serialize access due to concurrent update",
+        )
+    }
+
+    /// Errors that end the connection (sent with severity FATAL).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self.code,
+            sqlstate::ADMIN_SHUTDOWN
+                | sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                | sqlstate::TOO_MANY_CONNECTIONS
         )
     }
 

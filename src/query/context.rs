@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::interrupt::Interrupt;
 use crate::storage::TableId;
 use crate::txn::{OwnWrites, Snapshot, WriteSet};
 
@@ -15,6 +16,8 @@ pub struct StatementContext {
     /// The server's clock when the statement started: partitions expired at this instant are
     /// invisible to the whole statement, and it is what NOW() returns.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The connection's interrupt: scans stop between batches when it is raised.
+    pub interrupt: Arc<Interrupt>,
 }
 
 impl StatementContext {

@@ -8,7 +8,8 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 /// All functions to register in a database's session.
@@ -17,6 +18,7 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(TypeOf::new()),
         ScalarUDF::from(Version::new()),
     ];
+    functions.extend(session_function_signatures());
     functions.extend(super::time_functions::all());
     functions
 }
@@ -132,5 +134,79 @@ impl ScalarUDFImpl for TypeOf {
             }
             None => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
         })
+    }
+}
+
+/// Signatures of the session functions (`current_setting`, `set_config`, ...). The session
+/// replaces every call by its value before planning (`session::functions`); these
+/// declarations only let a statement that is described before its parameters are known
+/// plan with the right parameter and result types.
+pub fn session_function_signatures() -> Vec<ScalarUDF> {
+    use DataType::{Boolean, Float64, Int32, Int64, Utf8};
+    let text_list = DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+        "item", Utf8, true,
+    )));
+    let declare = |name: &'static str, args: Vec<Vec<DataType>>, returns: DataType| {
+        ScalarUDF::from(SessionBound {
+            name,
+            signature: if args.is_empty() {
+                Signature::nullary(Volatility::Volatile)
+            } else {
+                Signature::one_of(
+                    args.into_iter().map(TypeSignature::Exact).collect(),
+                    Volatility::Volatile,
+                )
+            },
+            returns,
+        })
+    };
+    vec![
+        declare(
+            "current_setting",
+            vec![vec![Utf8], vec![Utf8, Boolean]],
+            Utf8,
+        ),
+        declare("set_config", vec![vec![Utf8, Utf8, Boolean]], Utf8),
+        declare("pg_cancel_backend", vec![vec![Int32]], Boolean),
+        declare(
+            "pg_terminate_backend",
+            vec![vec![Int32], vec![Int32, Int64]],
+            Boolean,
+        ),
+        declare("pg_sleep", vec![vec![Float64]], Utf8),
+        declare("pg_backend_pid", vec![], Int32),
+        declare("current_database", vec![], Utf8),
+        declare("current_schema", vec![], Utf8),
+        declare("current_schemas", vec![vec![Boolean]], text_list),
+        declare("getpgusername", vec![], Utf8),
+    ]
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionBound {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+}
+
+impl ScalarUDFImpl for SessionBound {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Err(crate::error::KuraError::unsupported(format!(
+            "{} accepts only constant arguments or parameters in Kura",
+            self.name
+        ))
+        .into())
     }
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod database;
 pub mod functions;
 pub mod gap_fill;
+pub mod interruptible;
 pub mod meta_tables;
 pub mod provider;
 pub mod pruning;

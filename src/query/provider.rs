@@ -229,6 +229,7 @@ impl TableProvider for KuraTable {
             filters: exact.iter().map(|f| f.to_string()).collect(),
             access: access_text,
             limit,
+            interrupt: ctx.interrupt.clone(),
         };
         let target = state.config().target_partitions();
         Ok(Arc::new(KuraScanExec::new(

@@ -30,6 +30,7 @@ use futures::StreamExt;
 
 use super::scan_filter::apply_predicate;
 use crate::error::{KuraError, Result};
+use crate::interrupt::Interrupt;
 use crate::storage::chunk::Chunk;
 use crate::storage::{RowId, TableDef, Ts};
 
@@ -83,6 +84,8 @@ pub struct ScanSpec {
     pub filters: Vec<String>,
     pub access: String,
     pub limit: Option<usize>,
+    /// Checked before each unit is read, so a cancelled statement stops mid-scan.
+    pub interrupt: Arc<Interrupt>,
 }
 
 #[derive(Debug)]
@@ -201,7 +204,8 @@ impl ExecutionPlan for KuraScanExec {
         let batches = futures::stream::iter(units)
             .map(move |unit| {
                 let spec = spec.clone();
-                futures::stream::iter(match read_unit(&spec, &unit) {
+                let read = spec.interrupt.check().and_then(|_| read_unit(&spec, &unit));
+                futures::stream::iter(match read {
                     Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => vec![Err(e.into())],
                 })

@@ -20,6 +20,7 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
 use pgwire::api::results::{
@@ -31,18 +32,22 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::ProtocolVersion;
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
 use super::wire::{error_info, fields, respond, to_pgwire};
 use crate::error::KuraError;
+use crate::session::backends::{Activity, Backends, random_bytes};
 use crate::session::settings::REPORTED;
 use crate::session::{Session, TxnStatus};
-use crate::sql::parse_sql;
+use crate::sql::{Outcome, parse_sql};
 
 /// A statement prepared with Parse: its syntax tree and what Describe reports.
 #[derive(Debug, Clone)]
@@ -50,24 +55,42 @@ pub struct Prepared {
     pub statement: Statement,
     pub param_types: Vec<Option<DataType>>,
     pub result: Option<SchemaRef>,
+    /// The session's statement epoch at Parse: DEALLOCATE ALL / DISCARD ALL end it.
+    pub epoch: u64,
 }
 
 pub struct KuraHandler {
     session: Arc<Mutex<Session>>,
     parser: Arc<KuraParser>,
+    backends: Arc<Backends>,
     /// Set when the connection exceeds `/transaction/connectionLimit`: startup is refused.
     over_limit: bool,
 }
 
 impl KuraHandler {
-    pub fn new(session: Session, over_limit: bool) -> KuraHandler {
+    pub fn new(session: Session, backends: Arc<Backends>, over_limit: bool) -> KuraHandler {
         let session = Arc::new(Mutex::new(session));
         KuraHandler {
             parser: Arc::new(KuraParser {
                 session: session.clone(),
             }),
             session,
+            backends,
             over_limit,
+        }
+    }
+}
+
+/// Routes a CancelRequest (which arrives on a connection of its own) to the connection it
+/// names.
+pub struct CancelDispatch(pub Arc<Backends>);
+
+#[async_trait]
+impl CancelHandler for CancelDispatch {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = request.secret_key.to_bytes();
+        if !self.0.cancel_with_key(request.pid, &key) {
+            tracing::debug!("cancel request for process {} ignored", request.pid);
         }
     }
 }
@@ -75,6 +98,10 @@ impl KuraHandler {
 pub struct ConnectionHandlers(pub Arc<KuraHandler>);
 
 impl PgWireServerHandlers for ConnectionHandlers {
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(CancelDispatch(self.0.backends.clone()))
+    }
+
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         self.0.clone()
     }
@@ -143,6 +170,11 @@ impl StartupHandler for KuraHandler {
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
         let mut session = self.session.lock().await;
+        let user = startup
+            .parameters
+            .get("user")
+            .cloned()
+            .unwrap_or_else(|| "kura".to_string());
         for (name, value) in &startup.parameters {
             let settable = !matches!(
                 name.as_str(),
@@ -154,6 +186,33 @@ impl StartupHandler for KuraHandler {
                 let _ = session.settings.set(name, value);
             }
         }
+        session.identity.user = user.clone();
+        session.settings.set_session_user(&user);
+        session.settings.seal_startup();
+        let secret = match client.protocol_version() {
+            ProtocolVersion::PROTOCOL3_0 => {
+                let bytes = random_bytes(4);
+                SecretKey::I32(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            }
+            _ => SecretKey::Bytes(random_bytes(32).into()),
+        };
+        let activity = Activity {
+            pid: 0,
+            user,
+            database: session.database().name.clone(),
+            application_name: session
+                .settings
+                .get("application_name")
+                .unwrap_or_default()
+                .to_string(),
+            client_addr: Some(client.socket_addr()),
+            backend_start: chrono::Utc::now(),
+            query_start: None,
+            state: "idle",
+            query: String::new(),
+        };
+        let pid = session.attach(self.backends.clone(), secret.to_bytes().to_vec(), activity);
+        client.set_pid_and_secret_key(pid, secret);
         let reported = reported(&session).into_iter().collect();
         finish_authentication(client, &SessionParameters(reported)).await
     }
@@ -173,6 +232,7 @@ impl SimpleQueryHandler for KuraHandler {
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
         let mut session = self.session.lock().await;
+        session.begin_request();
         let sql = query.query;
         if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
             client
@@ -196,6 +256,11 @@ impl SimpleQueryHandler for KuraHandler {
                                 PgWireError::UserError(info) => *info,
                                 other => error_info(&KuraError::internal(other.to_string())),
                             };
+                            if info.is_fatal() {
+                                // pgwire sends it, then closes the connection.
+                                session.end_request();
+                                return Err(PgWireError::UserError(Box::new(info)));
+                            }
                             client
                                 .feed(PgWireBackendMessage::ErrorResponse(info.into()))
                                 .await?;
@@ -206,6 +271,7 @@ impl SimpleQueryHandler for KuraHandler {
             }
         }
         let status = wire_status(session.status());
+        session.end_request();
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
         client
@@ -249,16 +315,20 @@ async fn run_simple<C>(
     statement: &Statement,
 ) -> PgWireResult<()>
 where
-    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let failed = session.failure_flag();
     let before = reported(session);
-    let outcome = session
-        .execute(statement, &no_params())
-        .await
-        .map_err(to_pgwire)?;
+    let outcome = match deallocate_protocol_statement(client, statement) {
+        Some(outcome) => outcome,
+        None => session
+            .execute(statement, &no_params())
+            .await
+            .map_err(to_pgwire)?,
+    };
     report_changes(session, client, &before).await?;
     match respond(client, outcome, &Format::UnifiedText, failed).await? {
         Response::Query(results) => {
@@ -328,6 +398,34 @@ fn parameter_error(e: PgWireError) -> PgWireError {
     }
 }
 
+/// `DEALLOCATE name` of a statement prepared through the protocol (Parse): removed here,
+/// because the statements live in the connection's portal store. SQL-prepared statements
+/// and `DEALLOCATE ALL` are the session's.
+fn deallocate_protocol_statement<C>(client: &C, statement: &Statement) -> Option<Outcome>
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let Statement::Deallocate { name, .. } = statement else {
+        return None;
+    };
+    let key = crate::sql::names::normalize(name);
+    let store = client.portal_store();
+    if key == "all" || store.get_statement(&key).is_none() {
+        return None;
+    }
+    store.rm_statement(&key);
+    Some(Outcome::done("DEALLOCATE"))
+}
+
+fn discarded(name: &str) -> KuraError {
+    KuraError::new(
+        crate::error::sqlstate::INVALID_SQL_STATEMENT_NAME,
+        format!("prepared statement \"{name}\" does not exist"),
+    )
+    .with_detail("It was deallocated by DEALLOCATE ALL or DISCARD ALL.")
+}
+
 fn no_params() -> ParamValues {
     ParamValues::List(Vec::new())
 }
@@ -371,6 +469,7 @@ impl QueryParser for KuraParser {
             statement,
             param_types,
             result,
+            epoch: session.statement_epoch(),
         })))
     }
 
@@ -421,6 +520,20 @@ impl ExtendedQueryHandler for KuraHandler {
     {
         let prepared = &portal.statement.statement;
         let mut session = self.session.lock().await;
+        session.begin_request();
+        if prepared.epoch < session.statement_epoch() {
+            session.fail_block();
+            return Err(to_pgwire(discarded(&portal.statement.id)));
+        }
+        if let Some(outcome) = deallocate_protocol_statement(client, &prepared.statement) {
+            return respond(
+                client,
+                outcome,
+                &portal.result_column_format,
+                session.failure_flag(),
+            )
+            .await;
+        }
         let types: Vec<Option<&DataType>> =
             prepared.param_types.iter().map(|t| t.as_ref()).collect();
         let params = match deserialize_parameters(portal, &types) {
@@ -452,6 +565,9 @@ impl ExtendedQueryHandler for KuraHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _ = client;
+        if target.statement.epoch < self.session.lock().await.statement_epoch() {
+            return Err(to_pgwire(discarded(&target.id)));
+        }
         let parser = self.query_parser();
         let server_types = parser.get_parameter_types(&target.statement)?;
         let param_types = (0..server_types.len().max(target.parameter_types.len()))
@@ -495,7 +611,10 @@ impl ExtendedQueryHandler for KuraHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
-        let status = wire_status(self.session.lock().await.status());
+        let mut session = self.session.lock().await;
+        let status = wire_status(session.status());
+        session.end_request();
+        drop(session);
         client.set_transaction_status(status);
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(

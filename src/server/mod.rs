@@ -13,13 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pgwire::tokio::process_socket;
-use tokio::net::TcpListener;
+use std::os::fd::AsFd;
+
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::checkpoint::Checkpointer;
 use crate::config::{Config, IsolationLevelSetting};
 use crate::error::{KuraError, Result, sqlstate};
+use crate::interrupt::Interrupt;
 use crate::query::Database;
 use crate::recovery::DataDirLock;
+use crate::session::backends::Backends;
 use crate::session::{Session, SessionLimits};
 use crate::txn::Isolation;
 use handler::{ConnectionHandlers, KuraHandler};
@@ -33,6 +37,7 @@ pub struct Server {
     checkpointer: Arc<Checkpointer>,
     config: Arc<Config>,
     connections: Arc<AtomicUsize>,
+    backends: Arc<Backends>,
     _lock: DataDirLock,
 }
 
@@ -68,6 +73,7 @@ impl Server {
             checkpointer: recovered.checkpointer,
             config: Arc::new(config),
             connections: Arc::new(AtomicUsize::new(0)),
+            backends: Arc::new(Backends::default()),
             _lock: recovered.lock,
         })
     }
@@ -125,15 +131,60 @@ impl Server {
             let slot = ConnectionSlot(self.connections.clone());
             let over_limit = count > limit;
             let session = Session::new(self.db.clone(), self.limits());
-            let handler = Arc::new(KuraHandler::new(session, over_limit));
+            let interrupt = session.interrupt.clone();
+            let handler = Arc::new(KuraHandler::new(session, self.backends.clone(), over_limit));
             tokio::spawn(async move {
                 let _slot = slot;
-                if let Err(e) = process_socket(socket, None, ConnectionHandlers(handler)).await {
-                    tracing::debug!("connection from {peer} ended: {e}");
-                }
+                serve_connection(socket, peer, handler, interrupt).await;
             });
         }
     }
+}
+
+/// Runs one connection until it ends, or until its interrupt ends it while it is idle
+/// (`pg_terminate_backend`, `idle_in_transaction_session_timeout`). In that case the client
+/// gets PostgreSQL's FATAL message before the socket closes, written through a second handle
+/// on the socket because pgwire owns the first; dropping the handler then rolls back the
+/// session's open transaction.
+async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<KuraHandler>,
+    interrupt: Arc<Interrupt>,
+) {
+    let second_handle = socket
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::net::TcpStream::from);
+    tokio::select! {
+        ended = process_socket(socket, None, ConnectionHandlers(handler)) => {
+            if let Err(e) = ended {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+        }
+        reason = interrupt.watch() => {
+            tracing::info!("closing the connection from {peer}: {}", reason.error());
+            if let Some(stream) = second_handle {
+                send_fatal_and_close(stream, &reason.error()).await;
+            }
+        }
+    }
+}
+
+async fn send_fatal_and_close(stream: std::net::TcpStream, error: &KuraError) {
+    use pgwire::messages::Message;
+    use tokio::io::AsyncWriteExt;
+    let mut bytes = bytes::BytesMut::new();
+    let message = pgwire::messages::response::ErrorResponse::from(wire::error_info(error));
+    if message.encode(&mut bytes).is_err() {
+        return;
+    }
+    let Ok(mut stream) = TcpStream::from_std(stream) else {
+        return;
+    };
+    let _ = stream.write_all(&bytes).await;
+    let _ = stream.shutdown().await;
 }
 
 impl Server {

@@ -18,7 +18,8 @@ use crate::error::KuraError;
 use crate::sql::Outcome;
 
 pub fn error_info(e: &KuraError) -> ErrorInfo {
-    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), e.message.clone());
+    let severity = if e.is_fatal() { "FATAL" } else { "ERROR" };
+    let mut info = ErrorInfo::new(severity.to_string(), e.code.to_string(), e.message.clone());
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
     info

@@ -11,8 +11,12 @@
 //! Invariant: a failed statement leaves no writes behind (its writes are rolled back to the
 //! mark taken when it started).
 
+pub mod backends;
+pub mod functions;
 pub mod settings;
+pub mod zone;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,16 +26,19 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, Set, Statement, TransactionIsolationLevel, TransactionMode, Value,
+    ContextModifier, DiscardObject, Expr, Ident, ObjectName, Reset, Set, Statement,
+    TransactionIsolationLevel, TransactionMode, Value,
 };
 
 pub use settings::Settings;
 
 use crate::error::{KuraError, Result, sqlstate};
+use crate::interrupt::Interrupt;
 use crate::query::Database;
 use crate::sql::exec::RESTART_STATEMENT;
 use crate::sql::{Exec, Outcome};
 use crate::txn::{Isolation, Transaction, timed_out};
+use backends::{Activity, BackendGuard, Backends};
 
 /// How often a READ COMMITTED statement may restart before giving up with 40001.
 const MAX_RESTARTS: usize = 64;
@@ -48,7 +55,19 @@ pub enum TxnStatus {
 struct Block {
     txn: Transaction,
     failed: bool,
-    savepoints: Vec<(String, usize)>,
+    savepoints: Vec<Savepoint>,
+    /// The settings when the block began: ROLLBACK restores them, as PostgreSQL undoes the
+    /// SETs of an aborted transaction.
+    settings_at_begin: Settings,
+    /// Values that `SET LOCAL` replaced, restored when the block ends either way.
+    local_restore: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug)]
+struct Savepoint {
+    name: String,
+    mark: usize,
+    settings: Settings,
 }
 
 impl Block {
@@ -57,9 +76,23 @@ impl Block {
         let wanted = normalize(name);
         self.savepoints
             .iter()
-            .rposition(|(n, _)| *n == wanted)
+            .rposition(|s| s.name == wanted)
             .ok_or_else(|| no_savepoint(&wanted))
     }
+}
+
+/// Who is connected: what the session functions and `pg_stat_activity` report.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub backend_pid: i32,
+    pub user: String,
+}
+
+/// A statement prepared with SQL `PREPARE`.
+#[derive(Debug, Clone)]
+struct SqlPrepared {
+    statement: Statement,
+    param_types: Vec<datafusion::sql::sqlparser::ast::DataType>,
 }
 
 /// Limits that come from the server configuration.
@@ -78,8 +111,19 @@ pub struct Session {
     block: Option<Block>,
     next_isolation: Option<Isolation>,
     pub settings: Settings,
+    pub identity: Identity,
+    /// Statements prepared with SQL `PREPARE`, by name.
+    sql_prepared: HashMap<String, SqlPrepared>,
+    /// Raised by DEALLOCATE ALL and DISCARD ALL: protocol-level statements parsed before
+    /// the current epoch no longer exist.
+    statement_epoch: u64,
     /// Set by a result stream that failed after the statement returned.
     stream_failed: Arc<AtomicBool>,
+    /// Cancel, timeouts and termination of this connection's work.
+    pub interrupt: Arc<Interrupt>,
+    /// The server's connections, for `pg_cancel_backend` and the like, and this one's entry.
+    backends: Option<Arc<Backends>>,
+    backend: Option<BackendGuard>,
 }
 
 impl Session {
@@ -95,12 +139,55 @@ impl Session {
             block: None,
             next_isolation: None,
             settings,
+            identity: Identity::default(),
+            sql_prepared: HashMap::new(),
+            statement_epoch: 0,
             stream_failed: Arc::new(AtomicBool::new(false)),
+            interrupt: Arc::new(Interrupt::default()),
+            backends: None,
+            backend: None,
         }
     }
 
     pub fn database(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    /// Joins the server's list of connections; returns this connection's process id.
+    pub fn attach(&mut self, backends: Arc<Backends>, secret: Vec<u8>, activity: Activity) -> i32 {
+        let guard = backends.register(secret, self.interrupt.clone(), activity);
+        let pid = guard.pid();
+        self.identity.backend_pid = pid;
+        self.backends = Some(backends);
+        self.backend = Some(guard);
+        pid
+    }
+
+    /// Marks the start of a client request (a simple query, or the first Execute after a
+    /// Sync): arms `statement_timeout`.
+    pub fn begin_request(&mut self) {
+        if self.interrupt.is_running() {
+            return;
+        }
+        self.interrupt
+            .begin_statement(self.settings.duration("statement_timeout"));
+    }
+
+    /// The request is answered (ReadyForQuery): arms `idle_in_transaction_session_timeout`
+    /// when the session waits inside a transaction block.
+    pub fn end_request(&mut self) {
+        let idle = match self.block {
+            Some(_) => self
+                .settings
+                .duration("idle_in_transaction_session_timeout"),
+            None => None,
+        };
+        self.interrupt.end_statement(idle);
+    }
+
+    /// Protocol-level prepared statements older than this epoch were discarded.
+    pub fn statement_epoch(&self) -> u64 {
+        self.statement_epoch
     }
 
     /// The flag a result stream raises when it fails while being sent.
@@ -168,16 +255,52 @@ impl Session {
             Statement::ReleaseSavepoint { name } => self.release(name),
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
-            Statement::Reset(_) => Err(KuraError::unsupported(
-                "RESET is not supported; use SET name TO DEFAULT",
-            )),
+            Statement::Reset(reset) => self.reset(&reset.reset),
+            Statement::Discard { object_type } => self.discard(object_type),
+            Statement::Deallocate { name, .. } => self.deallocate(name),
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => self.prepare(name, data_types, statement),
             _ => {
-                let result = self.run_in_transaction(statement, params).await;
+                let result = self.run_statement(statement, params).await;
                 if result.is_err() {
                     self.fail_block();
                 }
                 result
             }
+        }
+    }
+
+    /// Runs a statement that reads or writes data, after binding `EXECUTE` and the session
+    /// functions.
+    async fn run_statement(
+        &mut self,
+        statement: &Statement,
+        params: &ParamValues,
+    ) -> Result<Outcome> {
+        let executed;
+        let statement = match statement {
+            Statement::Execute {
+                name, parameters, ..
+            } => {
+                executed = self.instantiate(name.as_ref(), parameters)?;
+                &executed
+            }
+            other => other,
+        };
+        let bound = functions::bind(statement, self, Some(params))?;
+        if !bound.sleep.is_zero() {
+            let interrupt = self.interrupt.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(bound.sleep) => {}
+                reason = interrupt.interrupted() => return Err(reason.error()),
+            }
+        }
+        match bound.statement {
+            Some(bound) => self.run_in_transaction(&bound, params).await,
+            None => self.run_in_transaction(statement, params).await,
         }
     }
 
@@ -197,8 +320,24 @@ impl Session {
             | Statement::Rollback { .. }
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. }
-            | Statement::Set(_) => Ok((Vec::new(), None)),
+            | Statement::Set(_)
+            | Statement::Reset(_)
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Prepare { .. } => Ok((Vec::new(), None)),
             _ => {
+                let executed;
+                let statement = match statement {
+                    Statement::Execute {
+                        name, parameters, ..
+                    } => {
+                        executed = self.instantiate(name.as_ref(), parameters)?;
+                        &executed
+                    }
+                    other => other,
+                };
+                let bound = functions::bind(statement, self, None)?.statement;
+                let statement = bound.as_ref().unwrap_or(statement);
                 let db = self.db.clone();
                 let throwaway;
                 let txn = match &self.block {
@@ -211,7 +350,7 @@ impl Session {
                     }
                 };
                 let snapshot = txn.snapshot.clone().unwrap_or_else(|| db.txns.snapshot());
-                let exec = Exec::new(&db, txn, snapshot, None);
+                let exec = Exec::new(&db, txn, snapshot, None, self.interrupt.clone());
                 exec.describe(statement).await
             }
         }
@@ -258,7 +397,8 @@ impl Session {
             }
             (None, None) => return Err(KuraError::internal("no transaction")),
         };
-        let result = run_with_restarts(&db, txn, statement, params, lock_timeout).await;
+        let interrupt = self.interrupt.clone();
+        let result = run_with_restarts(&db, txn, statement, params, lock_timeout, interrupt).await;
         if let Some(txn) = implicit {
             match result {
                 Ok(outcome) => {
@@ -300,8 +440,25 @@ impl Session {
             txn,
             failed: false,
             savepoints: Vec::new(),
+            settings_at_begin: self.settings.clone(),
+            local_restore: BTreeMap::new(),
         });
         Ok(outcome)
+    }
+
+    /// Ends the block's effect on the settings: a rollback undoes every SET made in it; a
+    /// commit keeps them except the `SET LOCAL` ones.
+    fn end_block_settings(&mut self, block: &Block, committed: bool) {
+        if !committed {
+            self.settings = block.settings_at_begin.clone();
+            return;
+        }
+        for (name, before) in &block.local_restore {
+            match before {
+                Some(value) => self.settings.restore(name, value),
+                None => self.settings.forget(name),
+            }
+        }
     }
 
     async fn commit(&mut self) -> Result<Outcome> {
@@ -313,14 +470,18 @@ impl Session {
         };
         if block.failed {
             self.db.txns.rollback(&block.txn);
+            self.end_block_settings(&block, false);
             return Ok(Outcome::done("ROLLBACK"));
         }
         if block.txn.handle.is_expired() || block.txn.handle.is_aborted() {
             self.db.txns.rollback(&block.txn);
+            self.end_block_settings(&block, false);
             return Err(timed_out());
         }
         let wait = self.settings.commit_wait();
-        self.db.txns.commit(&block.txn, wait).await?;
+        let committed = self.db.txns.commit(&block.txn, wait).await;
+        self.end_block_settings(&block, committed.is_ok());
+        committed?;
         Ok(Outcome::done("COMMIT"))
     }
 
@@ -329,6 +490,7 @@ impl Session {
         match self.block.take() {
             Some(block) => {
                 self.db.txns.rollback(&block.txn);
+                self.end_block_settings(&block, false);
                 Outcome::done("ROLLBACK")
             }
             None => {
@@ -347,19 +509,26 @@ impl Session {
     }
 
     fn savepoint(&mut self, name: &Ident) -> Result<Outcome> {
+        let settings = self.settings.clone();
         let block = self.block_for("SAVEPOINT")?;
         let mark = block.txn.writes.lock().mark();
-        block.savepoints.push((normalize(name), mark));
+        block.savepoints.push(Savepoint {
+            name: normalize(name),
+            mark,
+            settings,
+        });
         Ok(Outcome::done("SAVEPOINT"))
     }
 
     fn rollback_to(&mut self, name: &Ident) -> Result<Outcome> {
         let block = self.block_for("ROLLBACK TO SAVEPOINT")?;
         let position = block.savepoint(name)?;
-        let mark = block.savepoints[position].1;
+        let mark = block.savepoints[position].mark;
+        let settings = block.savepoints[position].settings.clone();
         block.savepoints.truncate(position + 1);
         block.txn.writes.lock().rollback_to(mark)?;
         block.failed = false;
+        self.settings = settings;
         Ok(Outcome::done("ROLLBACK"))
     }
 
@@ -373,7 +542,10 @@ impl Session {
     fn set(&mut self, set: &Set) -> Result<Outcome> {
         match set {
             Set::SingleAssignment {
-                variable, values, ..
+                scope,
+                variable,
+                values,
+                ..
             } => {
                 let name = variable_name(variable);
                 if name == TEST_CLOCK {
@@ -381,16 +553,22 @@ impl Session {
                     self.db.txns.clock.set_from_text(&value)?;
                     return Ok(Outcome::done("SET"));
                 }
+                let local = matches!(scope, Some(ContextModifier::Local));
+                if local && self.block.is_none() {
+                    return Ok(Outcome::done("SET")
+                        .with_notice("SET LOCAL can only be used in transaction blocks".into()));
+                }
                 if values.len() == 1 && is_default(&values[0]) {
+                    self.remember_local(&name, local);
                     self.settings.reset(&name)?;
                 } else {
                     let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
-                    self.settings.set(&name, &value)?;
+                    self.set_setting_scoped(&name, &value, local)?;
                 }
                 Ok(Outcome::done("SET"))
             }
-            Set::SetTimeZone { value, .. } => {
-                self.settings.set("timezone", &value_text(value))?;
+            Set::SetTimeZone { value, local } => {
+                self.set_setting_scoped("timezone", &value_text(value), *local)?;
                 Ok(Outcome::done("SET"))
             }
             Set::SetNames { charset_name, .. } => {
@@ -428,35 +606,193 @@ impl Session {
         }
     }
 
+    /// Before `SET LOCAL name`, remembers the value to restore when the block ends.
+    fn remember_local(&mut self, name: &str, local: bool) {
+        let name = settings::canonical_name(name);
+        let before = self.settings.get(&name).map(str::to_string);
+        if let Some(block) = &mut self.block
+            && local
+        {
+            block.local_restore.entry(name).or_insert(before);
+        }
+    }
+
+    /// `SET [LOCAL]` and `set_config(name, value, is_local)`.
+    fn set_setting_scoped(&mut self, name: &str, value: &str, local: bool) -> Result<String> {
+        if local && self.block.is_none() {
+            // Outside a block a local setting would end with the statement's own transaction.
+            return Ok(self.settings.get(name).unwrap_or_default().to_string());
+        }
+        self.remember_local(name, local);
+        self.settings.set(name, value)
+    }
+
+    fn reset(&mut self, reset: &Reset) -> Result<Outcome> {
+        match reset {
+            Reset::ALL => self.settings.reset_all(),
+            Reset::ConfigurationParameter(name) => {
+                let name = variable_name(name);
+                if name == "session authorization" || name == "session_authorization" {
+                    return Ok(Outcome::done("RESET"));
+                }
+                self.settings.reset(&name)?
+            }
+        }
+        Ok(Outcome::done("RESET"))
+    }
+
+    /// DISCARD ALL returns the session to its state right after startup. Kura has no plan
+    /// cache, sequences or temporary tables, so the other forms have nothing to discard.
+    fn discard(&mut self, object: &DiscardObject) -> Result<Outcome> {
+        if *object == DiscardObject::ALL {
+            if self.block.is_some() {
+                return Err(KuraError::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "DISCARD ALL cannot run inside a transaction block",
+                ));
+            }
+            self.settings.reset_all();
+            self.next_isolation = None;
+            self.sql_prepared.clear();
+            self.statement_epoch += 1;
+        }
+        Ok(Outcome::done(&format!("DISCARD {object}")))
+    }
+
+    /// DEALLOCATE of a SQL-prepared statement, or of all prepared statements. The handler
+    /// deallocates protocol-level statements by name itself.
+    fn deallocate(&mut self, name: &Ident) -> Result<Outcome> {
+        if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+            self.sql_prepared.clear();
+            self.statement_epoch += 1;
+            return Ok(Outcome::done("DEALLOCATE ALL"));
+        }
+        let key = normalize(name);
+        match self.sql_prepared.remove(&key) {
+            Some(_) => Ok(Outcome::done("DEALLOCATE")),
+            None => Err(no_prepared_statement(&key)),
+        }
+    }
+
+    fn prepare(
+        &mut self,
+        name: &Ident,
+        data_types: &[datafusion::sql::sqlparser::ast::DataType],
+        statement: &Statement,
+    ) -> Result<Outcome> {
+        let key = normalize(name);
+        if self.sql_prepared.contains_key(&key) {
+            return Err(KuraError::new(
+                sqlstate::DUPLICATE_PREPARED_STATEMENT,
+                format!("prepared statement \"{key}\" already exists"),
+            ));
+        }
+        if matches!(
+            statement,
+            Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. }
+        ) {
+            return Err(KuraError::syntax(format!("cannot prepare {statement}")));
+        }
+        self.sql_prepared.insert(
+            key,
+            SqlPrepared {
+                statement: statement.clone(),
+                param_types: data_types.to_vec(),
+            },
+        );
+        Ok(Outcome::done("PREPARE"))
+    }
+
+    /// The statement `EXECUTE name(args)` runs: the prepared one with each `$n` replaced by
+    /// its argument (cast to the declared parameter type, when one was given).
+    fn instantiate(&self, name: Option<&ObjectName>, args: &[Expr]) -> Result<Statement> {
+        let name = name.map(variable_name).unwrap_or_default();
+        let prepared = self
+            .sql_prepared
+            .get(&name)
+            .ok_or_else(|| no_prepared_statement(&name))?;
+        if !prepared.param_types.is_empty() && prepared.param_types.len() != args.len() {
+            return Err(KuraError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!(
+                    "wrong number of parameters for prepared statement \"{name}\"; expected {} but got {}",
+                    prepared.param_types.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut statement = prepared.statement.clone();
+        let mut missing = None;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut statement, |expr| {
+            if let Expr::Value(v) = expr
+                && let Value::Placeholder(p) = &v.value
+                && let Some(index) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+            {
+                match args.get(index.wrapping_sub(1)) {
+                    Some(arg) => {
+                        *expr = match prepared.param_types.get(index - 1) {
+                            Some(data_type) => Expr::Cast {
+                                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                                expr: Box::new(Expr::Nested(Box::new(arg.clone()))),
+                                data_type: data_type.clone(),
+                                array: false,
+                                format: None,
+                            },
+                            None => Expr::Nested(Box::new(arg.clone())),
+                        }
+                    }
+                    None => missing = Some(index),
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        if let Some(index) = missing {
+            return Err(KuraError::new(
+                sqlstate::UNDEFINED_PARAMETER,
+                format!("there is no parameter ${index}"),
+            ));
+        }
+        Ok(statement)
+    }
+
     fn show(&mut self, variable: &[Ident]) -> Result<Outcome> {
-        let name = variable
-            .iter()
-            .map(|i| i.value.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+        // `SHOW TIME ZONE` arrives as two words and `SHOW app.setting` as two parts.
+        let spaced = words.join(" ");
+        let name = if spaced == "all"
+            || settings::param_named(&settings::canonical_name(&spaced)).is_some()
+        {
+            spaced
+        } else {
+            words.join(".")
+        };
         if name == "all" {
-            let (names, values): (Vec<String>, Vec<String>) = self
-                .settings
-                .all()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .unzip();
+            let mut names = Vec::new();
+            let mut values = Vec::new();
+            let mut descriptions = Vec::new();
+            for (name, value) in self.settings.all() {
+                names.push(name.clone());
+                values.push(value.clone());
+                descriptions.push(
+                    settings::param_named(name)
+                        .map(|p| p.description)
+                        .unwrap_or("Custom (placeholder) parameter."),
+                );
+            }
             let schema = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
                 Field::new("setting", DataType::Utf8, false),
+                Field::new("description", DataType::Utf8, false),
             ]));
             let columns: Vec<ArrayRef> = vec![
                 Arc::new(StringArray::from(names)),
                 Arc::new(StringArray::from(values)),
+                Arc::new(StringArray::from(descriptions)),
             ];
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
             return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
         }
-        let key = match name.as_str() {
-            "kura test_clock" => TEST_CLOCK.to_string(),
-            "time zone" => "timezone".to_string(),
-            "transaction isolation level" => "transaction_isolation".to_string(),
-            _ => name.clone(),
-        };
+        let key = settings::canonical_name(&name);
         let value = if key == TEST_CLOCK {
             self.db.txns.clock.describe()
         } else if key == "transaction_isolation" {
@@ -484,6 +820,34 @@ impl Session {
     }
 }
 
+impl functions::SessionState for Session {
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings.get(name).map(str::to_string)
+    }
+
+    fn set_setting(&mut self, name: &str, value: &str, local: bool) -> Result<String> {
+        self.set_setting_scoped(name, value, local)
+    }
+
+    fn user(&self) -> String {
+        self.identity.user.clone()
+    }
+
+    fn database(&self) -> String {
+        self.db.name.clone()
+    }
+
+    fn backend_pid(&self) -> i32 {
+        self.identity.backend_pid
+    }
+
+    fn signal_backend(&self, pid: i32, terminate: bool) -> bool {
+        self.backends
+            .as_ref()
+            .is_some_and(|b| b.signal(pid, terminate))
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(block) = self.block.take() {
@@ -499,6 +863,7 @@ async fn run_with_restarts(
     statement: &Statement,
     params: &ParamValues,
     lock_timeout: Option<Duration>,
+    interrupt: Arc<Interrupt>,
 ) -> Result<Outcome> {
     for _ in 0..MAX_RESTARTS {
         let mark = txn.writes.lock().mark();
@@ -506,7 +871,7 @@ async fn run_with_restarts(
             Some(s) => s.clone(),
             None => db.txns.snapshot(),
         };
-        let exec = Exec::new(db, txn, snapshot, lock_timeout);
+        let exec = Exec::new(db, txn, snapshot, lock_timeout, interrupt.clone());
         match exec.run(statement, params).await {
             Ok(outcome) => return Ok(outcome),
             Err(e) => {
@@ -546,6 +911,13 @@ fn serializable_notice(level: &TransactionIsolationLevel) -> Option<String> {
 
 fn normalize(ident: &Ident) -> String {
     crate::sql::names::normalize(ident)
+}
+
+fn no_prepared_statement(name: &str) -> KuraError {
+    KuraError::new(
+        sqlstate::INVALID_SQL_STATEMENT_NAME,
+        format!("prepared statement \"{name}\" does not exist"),
+    )
 }
 
 fn no_savepoint(name: &str) -> KuraError {

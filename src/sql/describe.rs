@@ -15,6 +15,59 @@ use super::template::{select_from, select_mut};
 use crate::error::{KuraError, Result};
 use crate::storage::TableDef;
 
+/// Types DataFusion leaves open but the context fixes: `CAST($1 AS t)` and a function
+/// argument whose position has exactly one type in the function's signature.
+fn infer_from_context(
+    plan: &LogicalPlan,
+    types: &mut HashMap<String, Option<DataType>>,
+) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr as LExpr, TryCast, TypeSignature};
+    let mut learn = |id: &str, data_type: &DataType| {
+        if let Some(slot @ None) = types.get_mut(id) {
+            *slot = Some(data_type.clone());
+        }
+    };
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                match e {
+                    LExpr::Cast(Cast { expr, field }) | LExpr::TryCast(TryCast { expr, field }) => {
+                        if let LExpr::Placeholder(p) = expr.as_ref() {
+                            learn(&p.id, field.data_type());
+                        }
+                    }
+                    LExpr::ScalarFunction(call) => {
+                        let exact = |sig: &TypeSignature| match sig {
+                            TypeSignature::Exact(types) if types.len() == call.args.len() => {
+                                Some(types.clone())
+                            }
+                            _ => None,
+                        };
+                        let candidates: Vec<Vec<DataType>> =
+                            match &call.func.signature().type_signature {
+                                TypeSignature::OneOf(list) => {
+                                    list.iter().filter_map(exact).collect()
+                                }
+                                other => exact(other).into_iter().collect(),
+                            };
+                        if let [only] = candidates.as_slice() {
+                            for (arg, data_type) in call.args.iter().zip(only) {
+                                if let LExpr::Placeholder(p) = arg {
+                                    learn(&p.id, data_type);
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(())
+}
+
 /// Parameter types by position (`None` when nothing determines one) and the result columns.
 pub type Description = (Vec<Option<DataType>>, Option<SchemaRef>);
 
@@ -140,7 +193,10 @@ fn assigned_parameter_types(
 
 /// `$1..$n` types of a plan, by position.
 pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
-    let types: HashMap<String, Option<DataType>> = plan.get_parameter_types()?;
+    let mut types: HashMap<String, Option<DataType>> = plan.get_parameter_types()?;
+    if types.values().any(Option::is_none) {
+        infer_from_context(plan, &mut types)?;
+    }
     let mut by_position: Vec<Option<DataType>> = Vec::new();
     for (name, ty) in types {
         let Some(index) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {

@@ -578,7 +578,10 @@ impl Exec<'_> {
     }
 
     async fn lock(&self, key: LockKey) -> Result<()> {
-        self.db.txns.lock(self.txn, key, self.lock_timeout).await
+        self.db
+            .txns
+            .lock(self.txn, key, self.lock_timeout, &self.interrupt)
+            .await
     }
 
     /// The live version of a primary-key value `key` in data partition `placed` (primary keys

@@ -16,12 +16,15 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{collect, execute_stream};
+use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr, Statement};
+use futures::TryStreamExt;
 
 use crate::error::{KuraError, Result};
+use crate::interrupt::Interrupt;
 use crate::query::database::TempGuard;
+use crate::query::interruptible::Interruptible;
 use crate::query::{Database, StatementContext};
 use crate::txn::{Snapshot, Transaction};
 
@@ -41,6 +44,7 @@ pub struct Exec<'a> {
     pub txn: &'a Transaction,
     pub snapshot: Arc<Snapshot>,
     pub lock_timeout: Option<Duration>,
+    pub interrupt: Arc<Interrupt>,
     state: SessionState,
 }
 
@@ -50,17 +54,20 @@ impl<'a> Exec<'a> {
         txn: &'a Transaction,
         snapshot: Arc<Snapshot>,
         lock_timeout: Option<Duration>,
+        interrupt: Arc<Interrupt>,
     ) -> Exec<'a> {
         let state = db.statement_state(StatementContext {
             snapshot: snapshot.clone(),
             writes: Some(txn.writes.clone()),
             now: db.txns.clock.now(),
+            interrupt: interrupt.clone(),
         });
         Exec {
             db,
             txn,
             snapshot,
             lock_timeout,
+            interrupt,
             state,
         }
     }
@@ -111,13 +118,17 @@ impl<'a> Exec<'a> {
 
     pub async fn stream(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
         let physical = self.state.create_physical_plan(plan).await?;
-        Ok(execute_stream(physical, self.task_context())?)
+        let stream = execute_stream(physical, self.task_context())?;
+        Ok(Interruptible::wrap(stream, self.interrupt.clone()))
     }
 
     pub async fn collect(&self, plan: &LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let physical = self.state.create_physical_plan(plan).await?;
         let schema = physical.schema();
-        let batches = collect(physical, self.task_context()).await?;
+        let stream = execute_stream(physical, self.task_context())?;
+        let batches = Interruptible::wrap(stream, self.interrupt.clone())
+            .try_collect()
+            .await?;
         Ok((schema, batches))
     }
 

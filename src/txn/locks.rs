@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::error::{KuraError, Result, sqlstate};
+use crate::interrupt::Interrupt;
 use crate::storage::index::IndexKey;
 use crate::storage::{RowId, TableId};
 
@@ -79,6 +80,7 @@ impl LockManager {
         key: &LockKey,
         me: &Arc<TxnHandle>,
         timeout: Option<Duration>,
+        interrupt: &Interrupt,
     ) -> Result<bool> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
@@ -115,7 +117,13 @@ impl LockManager {
             let wait = ended.wait_for(|done| *done);
             let holder_deadline = tokio::time::Instant::from_std(holder.expires_at);
             let limit = deadline.map_or(holder_deadline, |d| d.min(holder_deadline));
-            let outcome = tokio::time::timeout_at(limit, wait).await;
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout_at(limit, wait) => outcome,
+                reason = interrupt.interrupted() => {
+                    self.table.lock().waits_for.remove(&me.id);
+                    return Err(reason.error());
+                }
+            };
             self.table.lock().waits_for.remove(&me.id);
             if outcome.is_err() {
                 if holder.is_expired() {
@@ -178,10 +186,19 @@ mod tests {
         let locks = Arc::new(LockManager::default());
         let a = TxnHandle::new(1, Duration::from_secs(60));
         let b = TxnHandle::new(2, Duration::from_secs(60));
-        assert!(locks.acquire(&key(1), &a, None).await.unwrap());
+        assert!(
+            locks
+                .acquire(&key(1), &a, None, &Interrupt::default())
+                .await
+                .unwrap()
+        );
         let locks2 = locks.clone();
         let b2 = b.clone();
-        let waiter = tokio::spawn(async move { locks2.acquire(&key(1), &b2, None).await });
+        let waiter = tokio::spawn(async move {
+            locks2
+                .acquire(&key(1), &b2, None, &Interrupt::default())
+                .await
+        });
         tokio::task::yield_now().await;
         locks.release_all(&a, &[key(1)]);
         assert!(waiter.await.unwrap().unwrap());
@@ -192,12 +209,44 @@ mod tests {
         let locks = LockManager::default();
         let a = TxnHandle::new(1, Duration::from_secs(60));
         let b = TxnHandle::new(2, Duration::from_secs(60));
-        locks.acquire(&key(1), &a, None).await.unwrap();
+        locks
+            .acquire(&key(1), &a, None, &Interrupt::default())
+            .await
+            .unwrap();
         let err = locks
-            .acquire(&key(1), &b, Some(Duration::from_millis(10)))
+            .acquire(
+                &key(1),
+                &b,
+                Some(Duration::from_millis(10)),
+                &Interrupt::default(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code, sqlstate::LOCK_NOT_AVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_ends_a_lock_wait_with_57014() {
+        let locks = Arc::new(LockManager::default());
+        let a = TxnHandle::new(1, Duration::from_secs(60));
+        let b = TxnHandle::new(2, Duration::from_secs(60));
+        locks
+            .acquire(&key(1), &a, None, &Interrupt::default())
+            .await
+            .unwrap();
+        let interrupt = Arc::new(Interrupt::default());
+        interrupt.begin_statement(None);
+        let waiter = tokio::spawn({
+            let (locks, interrupt) = (locks.clone(), interrupt.clone());
+            async move { locks.acquire(&key(1), &b, None, &interrupt).await }
+        });
+        while !locks.table.lock().waits_for.contains_key(&2) {
+            tokio::task::yield_now().await;
+        }
+        interrupt.cancel();
+        let err = waiter.await.unwrap().unwrap_err();
+        assert_eq!(err.code, sqlstate::QUERY_CANCELED);
+        assert!(!locks.table.lock().waits_for.contains_key(&2));
     }
 
     #[tokio::test]
@@ -205,8 +254,16 @@ mod tests {
         let locks = LockManager::default();
         let old = TxnHandle::new(1, Duration::from_millis(20));
         let b = TxnHandle::new(2, Duration::from_secs(60));
-        locks.acquire(&key(1), &old, None).await.unwrap();
-        assert!(locks.acquire(&key(1), &b, None).await.unwrap());
+        locks
+            .acquire(&key(1), &old, None, &Interrupt::default())
+            .await
+            .unwrap();
+        assert!(
+            locks
+                .acquire(&key(1), &b, None, &Interrupt::default())
+                .await
+                .unwrap()
+        );
         assert!(old.is_aborted());
     }
 
@@ -215,17 +272,27 @@ mod tests {
         let locks = Arc::new(LockManager::default());
         let a = TxnHandle::new(1, Duration::from_secs(60));
         let b = TxnHandle::new(2, Duration::from_secs(60));
-        locks.acquire(&key(1), &a, None).await.unwrap();
-        locks.acquire(&key(2), &b, None).await.unwrap();
+        locks
+            .acquire(&key(1), &a, None, &Interrupt::default())
+            .await
+            .unwrap();
+        locks
+            .acquire(&key(2), &b, None, &Interrupt::default())
+            .await
+            .unwrap();
         let (l, a2) = (locks.clone(), a.clone());
-        let first = tokio::spawn(async move { l.acquire(&key(2), &a2, None).await });
+        let first =
+            tokio::spawn(async move { l.acquire(&key(2), &a2, None, &Interrupt::default()).await });
         for _ in 0..100 {
             if locks.table.lock().waits_for.contains_key(&1) {
                 break;
             }
             tokio::task::yield_now().await;
         }
-        let err = locks.acquire(&key(1), &b, None).await.unwrap_err();
+        let err = locks
+            .acquire(&key(1), &b, None, &Interrupt::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.code, sqlstate::DEADLOCK_DETECTED);
         locks.release_all(&b, &[key(2)]);
         assert!(first.await.unwrap().unwrap());

@@ -533,8 +533,13 @@ impl TxnManager {
         txn: &Transaction,
         key: LockKey,
         timeout: Option<Duration>,
+        interrupt: &crate::interrupt::Interrupt,
     ) -> Result<()> {
-        if self.locks.acquire(&key, &txn.handle, timeout).await? {
+        if self
+            .locks
+            .acquire(&key, &txn.handle, timeout, interrupt)
+            .await?
+        {
             txn.writes.lock().record_lock(key);
         }
         Ok(())
