@@ -79,6 +79,8 @@ pub struct KuraError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Where the error happened (PostgreSQL's CONTEXT), e.g. `COPY t, line 3, column v: "x"`.
+    pub context: Option<String>,
 }
 
 pub type Result<T, E = KuraError> = std::result::Result<T, E>;
@@ -90,7 +92,13 @@ impl KuraError {
             message: message.into(),
             detail: None,
             hint: None,
+            context: None,
         }
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {

@@ -21,10 +21,11 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_execution_response};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -34,6 +35,7 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::ProtocolVersion;
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -98,6 +100,10 @@ impl CancelHandler for CancelDispatch {
 pub struct ConnectionHandlers(pub Arc<KuraHandler>);
 
 impl PgWireServerHandlers for ConnectionHandlers {
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
+
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::new(CancelDispatch(self.0.backends.clone()))
     }
@@ -249,6 +255,17 @@ impl SimpleQueryHandler for KuraHandler {
                         .await?;
                 }
                 Ok(statements) => {
+                    if let Some(position) = statements.iter().position(is_copy_from_stdin)
+                        && position + 1 != statements.len()
+                    {
+                        let e = KuraError::unsupported(
+                            "COPY FROM STDIN must be the last statement of a query string",
+                        );
+                        session.fail_block();
+                        session.end_request();
+                        client.set_state(PgWireConnectionState::ReadyForQuery);
+                        return Err(to_pgwire(e));
+                    }
                     for statement in &statements {
                         if let Err(e) = run_simple(&mut session, client, statement).await {
                             session.fail_block();
@@ -269,6 +286,10 @@ impl SimpleQueryHandler for KuraHandler {
                     }
                 }
             }
+        }
+        if session.copy_in_progress() {
+            // CopyDone or CopyFail ends the request; pgwire then sends ReadyForQuery.
+            return Ok(());
         }
         let status = wire_status(session.status());
         session.end_request();
@@ -346,8 +367,14 @@ where
             Ok(())
         }
         Response::Error(info) => Err(PgWireError::UserError(info)),
-        _ => Err(to_pgwire(KuraError::unsupported(
-            "COPY is not supported yet",
+        Response::CopyIn(start) => {
+            pgwire::api::copy::send_copy_in_response(client, start).await?;
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            Ok(())
+        }
+        Response::CopyOut(data) => pgwire::api::copy::send_copy_out_response(client, data).await,
+        Response::CopyBoth(_) => Err(to_pgwire(KuraError::unsupported(
+            "COPY BOTH is not supported",
         ))),
     }
 }
@@ -416,6 +443,70 @@ where
     }
     store.rm_statement(&key);
     Some(Outcome::done("DEALLOCATE"))
+}
+
+fn is_copy_from_stdin(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Copy {
+            to: false,
+            target: datafusion::sql::sqlparser::ast::CopyTarget::Stdin,
+            ..
+        }
+    )
+}
+
+#[async_trait]
+impl CopyHandler for KuraHandler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        match session.copy_data(&copy_data.data).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                session.end_request();
+                let status = wire_status(session.status());
+                _client.set_transaction_status(status);
+                Err(to_pgwire(e))
+            }
+        }
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let outcome = session.copy_done().await;
+        session.end_request();
+        let status = wire_status(session.status());
+        client.set_transaction_status(status);
+        let outcome = outcome.map_err(to_pgwire)?;
+        let Outcome::Done { command, rows, .. } = outcome else {
+            return Err(to_pgwire(KuraError::internal("COPY ended without a count")));
+        };
+        let tag = Tag::new(&command).with_rows(rows.unwrap_or(0));
+        send_execution_response(client, tag).await
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let error = session.copy_fail(&fail.message);
+        session.end_request();
+        client.set_transaction_status(wire_status(session.status()));
+        to_pgwire(error)
+    }
 }
 
 fn discarded(name: &str) -> KuraError {

@@ -151,6 +151,50 @@ fn format_column(column: &ArrayRef) -> StringArray {
     (0..len).map(text).collect()
 }
 
+/// Every value of `column` in PostgreSQL's text form (what `COPY ... TO` writes and text-format
+/// results show); `None` for NULL. `pad` restores the trailing blanks of a `char(n)` column.
+pub fn text_values(column: &ArrayRef, pad: Option<usize>) -> Result<Vec<Option<String>>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let len = column.len();
+    Ok(match column.data_type() {
+        DataType::Boolean => {
+            let bools = column.as_boolean();
+            (0..len)
+                .map(|i| (!bools.is_null(i)).then(|| if bools.value(i) { "t" } else { "f" }.into()))
+                .collect()
+        }
+        DataType::Binary => {
+            let bytes = column.as_binary::<i32>();
+            (0..len)
+                .map(|i| {
+                    (!bytes.is_null(i)).then(|| {
+                        let mut out = String::with_capacity(2 + 2 * bytes.value(i).len());
+                        out.push_str("\\x");
+                        for b in bytes.value(i) {
+                            out.push_str(&format!("{b:02x}"));
+                        }
+                        out
+                    })
+                })
+                .collect()
+        }
+        DataType::Utf8 if pad.is_some() => pad_column(column, pad.unwrap_or(0))
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect(),
+        t if rewritten(t) => format_column(column)
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect(),
+        _ => {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::new())?;
+            (0..len)
+                .map(|i| (!column.is_null(i)).then(|| formatter.value(i).to_string()))
+                .collect()
+        }
+    })
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.fraction]` with trailing zeros of the fraction removed, plus `+00`
 /// for `timestamptz` (values are stored in UTC and sessions use UTC).
 pub fn format_timestamp(secs: i64, sub: u32, with_zone: bool) -> String {

@@ -9,9 +9,10 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::datatypes::Schema;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::response::NoticeResponse;
 
 use crate::error::KuraError;
@@ -22,6 +23,7 @@ pub fn error_info(e: &KuraError) -> ErrorInfo {
     let mut info = ErrorInfo::new(severity.to_string(), e.code.to_string(), e.message.clone());
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
+    info.where_context = e.context.clone();
     info
 }
 
@@ -84,6 +86,25 @@ where
             let mut response = QueryResponse::new(fields, rows);
             response.set_command_tag(&command);
             Ok(Response::Query(response))
+        }
+        Outcome::CopyIn(start) => Ok(Response::CopyIn(CopyResponse::new(
+            start.format,
+            start.columns,
+            futures::stream::empty(),
+        ))),
+        Outcome::CopyOut { start, stream } => {
+            let data = stream.map(move |item| match item {
+                Ok((bytes, _rows)) => Ok(CopyData::new(bytes)),
+                Err(e) => {
+                    failed.store(true, Ordering::Release);
+                    Err(to_pgwire(e))
+                }
+            });
+            Ok(Response::CopyOut(CopyResponse::new(
+                start.format,
+                start.columns,
+                data,
+            )))
         }
         Outcome::Done {
             command,

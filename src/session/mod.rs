@@ -12,6 +12,7 @@
 //! mark taken when it started).
 
 pub mod backends;
+pub mod copy;
 pub mod functions;
 pub mod settings;
 pub mod zone;
@@ -124,6 +125,8 @@ pub struct Session {
     /// The server's connections, for `pg_cancel_backend` and the like, and this one's entry.
     backends: Option<Arc<Backends>>,
     backend: Option<BackendGuard>,
+    /// The COPY FROM STDIN waiting for data.
+    copy_in: Option<copy::CopyIn>,
 }
 
 impl Session {
@@ -146,6 +149,7 @@ impl Session {
             interrupt: Arc::new(Interrupt::default()),
             backends: None,
             backend: None,
+            copy_in: None,
         }
     }
 
@@ -263,6 +267,30 @@ impl Session {
                 data_types,
                 statement,
             } => self.prepare(name, data_types, statement),
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                values,
+            } => {
+                if !values.is_empty() {
+                    return Err(KuraError::unsupported(
+                        "COPY data inside the statement text is not supported; send it as COPY data",
+                    ));
+                }
+                let options = copy::parse(source, *to, target, options, legacy_options)?;
+                let result = if *to {
+                    self.copy_to(source, &options).await
+                } else {
+                    self.copy_from(source, &options)
+                };
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
             _ => {
                 let result = self.run_statement(statement, params).await;
                 if result.is_err() {
@@ -271,6 +299,141 @@ impl Session {
                 result
             }
         }
+    }
+
+    async fn copy_to(
+        &mut self,
+        source: &datafusion::sql::sqlparser::ast::CopySource,
+        options: &copy::CopyOptions,
+    ) -> Result<Outcome> {
+        let query = copy::copy_to_query(&self.db, source)?;
+        let outcome = self
+            .run_statement(
+                &Statement::Query(Box::new(query)),
+                &ParamValues::List(Vec::new()),
+            )
+            .await?;
+        let Outcome::Rows { schema, stream, .. } = outcome else {
+            return Err(KuraError::internal("COPY TO did not produce rows"));
+        };
+        let (start, stream) = copy::encode_rows(schema, stream, options)?;
+        Ok(Outcome::CopyOut { start, stream })
+    }
+
+    fn copy_from(
+        &mut self,
+        source: &datafusion::sql::sqlparser::ast::CopySource,
+        options: &copy::CopyOptions,
+    ) -> Result<Outcome> {
+        let (implicit, mark) = match &self.block {
+            Some(block) => (None, block.txn.writes.lock().mark()),
+            None => {
+                let isolation = self
+                    .next_isolation
+                    .unwrap_or_else(|| self.default_isolation());
+                (
+                    Some(
+                        self.db
+                            .txns
+                            .begin(isolation, self.limits.transaction_timeout),
+                    ),
+                    0,
+                )
+            }
+        };
+        let (copy_in, start) = copy::CopyIn::start(&self.db, source, options, implicit, mark)?;
+        self.copy_in = Some(copy_in);
+        Ok(Outcome::CopyIn(start))
+    }
+
+    /// True while a COPY FROM STDIN waits for data.
+    pub fn copy_in_progress(&self) -> bool {
+        self.copy_in.is_some()
+    }
+
+    /// CopyData: decodes the data and writes full batches of rows.
+    pub async fn copy_data(&mut self, data: &[u8]) -> Result<()> {
+        let Some(mut copy_in) = self.copy_in.take() else {
+            return Ok(());
+        };
+        let result = match copy_in.feed(data) {
+            Ok(true) => self.flush_copy(&mut copy_in).await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                self.copy_in = Some(copy_in);
+                Ok(())
+            }
+            Err(e) => Err(self.abort_copy(copy_in, e)),
+        }
+    }
+
+    /// CopyDone: the last rows are written and, outside a block, the COPY commits.
+    pub async fn copy_done(&mut self) -> Result<Outcome> {
+        let Some(mut copy_in) = self.copy_in.take() else {
+            return Err(KuraError::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                "CopyDone without a COPY in progress",
+            ));
+        };
+        let written = match copy_in.finish() {
+            Ok(()) => self.flush_copy(&mut copy_in).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            return Err(self.abort_copy(copy_in, e));
+        }
+        if let Some(txn) = copy_in.take_implicit() {
+            self.db
+                .txns
+                .commit(&txn, self.settings.commit_wait())
+                .await?;
+        }
+        Ok(Outcome::counted("COPY", copy_in.rows_written() as usize))
+    }
+
+    /// CopyFail from the client: nothing of the COPY stays.
+    pub fn copy_fail(&mut self, message: &str) -> KuraError {
+        let error = KuraError::new(
+            sqlstate::QUERY_CANCELED,
+            format!("COPY from stdin failed: {message}"),
+        );
+        match self.copy_in.take() {
+            Some(copy_in) => self.abort_copy(copy_in, error),
+            None => error,
+        }
+    }
+
+    fn abort_copy(&mut self, mut copy_in: copy::CopyIn, error: KuraError) -> KuraError {
+        match copy_in.take_implicit() {
+            Some(txn) => self.db.txns.rollback(&txn),
+            None => {
+                if let Some(block) = &mut self.block {
+                    let _ = block.txn.writes.lock().rollback_to(copy_in.start_mark());
+                    block.failed = true;
+                }
+            }
+        }
+        error
+    }
+
+    async fn flush_copy(&mut self, copy_in: &mut copy::CopyIn) -> Result<()> {
+        let db = self.db.clone();
+        let lock_timeout = self.settings.lock_timeout();
+        let implicit = copy_in.take_implicit();
+        let txn = match (&implicit, &self.block) {
+            (Some(txn), _) => txn,
+            (None, Some(block)) => &block.txn,
+            (None, None) => return Err(KuraError::internal("COPY without a transaction")),
+        };
+        let snapshot = txn.snapshot.clone().unwrap_or_else(|| db.txns.snapshot());
+        let exec = Exec::new(&db, txn, snapshot, lock_timeout, self.interrupt.clone());
+        let flushed = copy_in.flush(&exec).await;
+        drop(exec);
+        copy_in.restore_implicit(implicit);
+        flushed
     }
 
     /// Runs a statement that reads or writes data, after binding `EXECUTE` and the session
@@ -313,7 +476,7 @@ impl Session {
         match statement {
             Statement::ShowVariable { variable } => match self.show(variable)? {
                 Outcome::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),
-                Outcome::Done { .. } => Ok((Vec::new(), None)),
+                _ => Ok((Vec::new(), None)),
             },
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }

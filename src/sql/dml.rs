@@ -114,6 +114,23 @@ impl Exec<'_> {
             .await
     }
 
+    /// Inserts rows given as one array per table column (COPY FROM): conformed to the table,
+    /// placed, and written; a duplicate key fails. Returns the number of rows stored.
+    pub async fn insert_columns(
+        &self,
+        table: &Arc<Table>,
+        columns: Vec<ArrayRef>,
+        rows: usize,
+    ) -> Result<usize> {
+        let def = table.def();
+        let batch = conform(&def, columns, rows)?;
+        let (batch, placed) = self.place_rows(&def, batch)?;
+        let written = self
+            .write_inserts(table, &def, batch, &placed, OnConflict::Fail)
+            .await?;
+        Ok(written.num_rows())
+    }
+
     /// Drops the rows that fall into expired data partitions (GridDB accepts them and stores
     /// nothing) and refuses rows for intervals removed by `DROP PARTITION`; returns the rows
     /// kept with their data partitions. The commit checks again, since time moves on and

@@ -41,6 +41,13 @@ pub enum Outcome {
         rows: Option<usize>,
         notices: Vec<String>,
     },
+    /// COPY FROM STDIN started: the client sends CopyData until CopyDone or CopyFail.
+    CopyIn(crate::session::copy::CopyStart),
+    /// COPY TO STDOUT: the data to send, one message per item.
+    CopyOut {
+        start: crate::session::copy::CopyStart,
+        stream: crate::session::copy::CopyOutStream,
+    },
 }
 
 impl std::fmt::Debug for Outcome {
@@ -48,6 +55,8 @@ impl std::fmt::Debug for Outcome {
         match self {
             Outcome::Rows { command, .. } => write!(f, "Rows({command})"),
             Outcome::Done { command, rows, .. } => write!(f, "Done({command}, {rows:?})"),
+            Outcome::CopyIn(_) => write!(f, "CopyIn"),
+            Outcome::CopyOut { .. } => write!(f, "CopyOut"),
         }
     }
 }

@@ -1,0 +1,458 @@
+//! COPY through the client connection: `COPY t [(cols)] FROM STDIN` and
+//! `COPY t [(cols)] | (query) TO STDOUT`, in text and CSV formats.
+//!
+//! COPY FROM streams: the decoder holds at most the row in progress, and rows are written to
+//! the transaction every [`FLUSH_ROWS`] rows, so memory grows with the stored rows, not with
+//! the input. The whole COPY is one statement: outside a block it commits at CopyDone; any
+//! error rolls all of it back and names the line (and column) it happened at.
+//!
+//! Invariants: while a COPY FROM is open the session accepts only copy data, done or fail;
+//! a failed COPY leaves none of its rows behind.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use datafusion::arrow::array::{ArrayRef, StringArray, new_null_array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName, Query, Statement,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::copy::format::{
+    ContextValue, CopyEncoder, RowDecoder, TextDecoder, copy_context, extra_data_error,
+    missing_data_error,
+};
+pub use crate::copy::options::CopyOptions;
+use crate::error::{KuraError, Result, sqlstate};
+use crate::server::text::{BPCHAR_LENGTH, text_values};
+use crate::sql::exec::Exec;
+use crate::storage::{Table, TableDef};
+use crate::txn::Transaction;
+
+/// Rows decoded before they are written to the transaction.
+const FLUSH_ROWS: usize = 8192;
+
+/// A COPY FROM STDIN in progress.
+pub struct CopyIn {
+    table: Arc<Table>,
+    def: Arc<TableDef>,
+    /// The table column each COPY column fills.
+    targets: Vec<usize>,
+    names: Vec<String>,
+    decoder: TextDecoder,
+    pending: Vec<Vec<Option<String>>>,
+    pending_lines: Vec<u64>,
+    written: u64,
+    /// The COPY's own transaction when it runs outside a block.
+    implicit: Option<Transaction>,
+    /// Where the block's writes stood before the COPY (to undo it inside a block).
+    start_mark: usize,
+}
+
+/// What the client is told when a COPY starts.
+pub struct CopyStart {
+    pub format: i8,
+    pub columns: usize,
+}
+
+/// The bytes a COPY TO sends: one item per CopyData message, each with the number of rows
+/// it holds (the header is sent with the first row).
+pub type CopyOutStream = BoxStream<'static, Result<(Bytes, u64)>>;
+
+struct Target {
+    table: Arc<Table>,
+    def: Arc<TableDef>,
+    columns: Vec<usize>,
+}
+
+fn resolve_table(
+    db: &crate::query::Database,
+    name: &ObjectName,
+    columns: &[Ident],
+    verb: &str,
+) -> Result<Target> {
+    let name = crate::sql::names::relation_name(name)?;
+    let table = db.table(&name, verb)?;
+    let def = table.def();
+    let columns = if columns.is_empty() {
+        (0..def.columns.len()).collect()
+    } else {
+        let mut out = Vec::with_capacity(columns.len());
+        for ident in columns {
+            let wanted = crate::sql::names::normalize(ident);
+            let index = def
+                .columns
+                .iter()
+                .position(|c| c.name == wanted)
+                .ok_or_else(|| {
+                    KuraError::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!("column \"{wanted}\" of relation \"{name}\" does not exist"),
+                    )
+                })?;
+            if out.contains(&index) {
+                return Err(KuraError::new(
+                    sqlstate::DUPLICATE_COLUMN,
+                    format!("column \"{wanted}\" specified more than once"),
+                ));
+            }
+            out.push(index);
+        }
+        out
+    };
+    Ok(Target {
+        table,
+        def,
+        columns,
+    })
+}
+
+/// Checks a COPY statement's direction and target and returns its options.
+pub fn parse(
+    source: &CopySource,
+    to: bool,
+    target: &CopyTarget,
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+) -> Result<CopyOptions> {
+    match (to, target) {
+        (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
+        (_, CopyTarget::File { .. }) => {
+            return Err(KuraError::unsupported(
+                "COPY to or from a server file is not supported yet; use COPY ... STDIN/STDOUT (psql's \\copy)",
+            ));
+        }
+        (_, CopyTarget::Program { .. }) => {
+            return Err(KuraError::unsupported(
+                "COPY to or from a program is not supported",
+            ));
+        }
+        (false, CopyTarget::Stdout) | (true, CopyTarget::Stdin) => {
+            return Err(KuraError::syntax(if to {
+                "COPY TO cannot read from STDIN"
+            } else {
+                "COPY FROM cannot write to STDOUT"
+            }));
+        }
+    }
+    if !to && matches!(source, CopySource::Query(_)) {
+        return Err(KuraError::syntax("COPY FROM cannot read into a query"));
+    }
+    let options = CopyOptions::from_ast(options, legacy, !to)?;
+    if options.is_binary() {
+        return Err(KuraError::unsupported(
+            "COPY in binary format is not supported yet; use text or CSV",
+        ));
+    }
+    Ok(options)
+}
+
+impl CopyIn {
+    pub fn start(
+        db: &crate::query::Database,
+        source: &CopySource,
+        options: &CopyOptions,
+        implicit: Option<Transaction>,
+        start_mark: usize,
+    ) -> Result<(CopyIn, CopyStart)> {
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
+            return Err(KuraError::syntax("COPY FROM cannot read into a query"));
+        };
+        let target = resolve_table(db, table_name, columns, "copy into")?;
+        let names: Vec<String> = target
+            .columns
+            .iter()
+            .map(|&i| target.def.columns[i].name.clone())
+            .collect();
+        let decoder = TextDecoder::new(options, &names)?;
+        let start = CopyStart {
+            format: 0,
+            columns: names.len(),
+        };
+        Ok((
+            CopyIn {
+                table: target.table,
+                def: target.def,
+                targets: target.columns,
+                names,
+                decoder,
+                pending: Vec::new(),
+                pending_lines: Vec::new(),
+                written: 0,
+                implicit,
+                start_mark,
+            },
+            start,
+        ))
+    }
+
+    pub fn restore_implicit(&mut self, implicit: Option<Transaction>) {
+        self.implicit = implicit;
+    }
+
+    pub fn take_implicit(&mut self) -> Option<Transaction> {
+        self.implicit.take()
+    }
+
+    pub fn start_mark(&self) -> usize {
+        self.start_mark
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.written
+    }
+
+    fn context(&self, line: u64, column: Option<&str>, value: ContextValue) -> String {
+        copy_context(&self.def.name, line, column, value)
+    }
+
+    /// Decodes `data`; returns true when enough rows wait to be written.
+    pub fn feed(&mut self, data: &[u8]) -> Result<bool> {
+        self.decoder.feed(data);
+        self.drain()?;
+        Ok(self.pending.len() >= FLUSH_ROWS)
+    }
+
+    /// The end of the data: the rest becomes rows.
+    pub fn finish(&mut self) -> Result<()> {
+        self.decoder.finish();
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        loop {
+            let row = match self.decoder.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let line = self.decoder.line();
+                    return Err(e.with_context(self.context(line, None, ContextValue::Unknown)));
+                }
+            };
+            let expected = self.names.len();
+            if row.fields.len() > expected {
+                return Err(extra_data_error().with_context(self.context(
+                    row.line,
+                    None,
+                    ContextValue::Unknown,
+                )));
+            }
+            if row.fields.len() < expected {
+                let missing = &self.names[row.fields.len()];
+                return Err(missing_data_error(missing).with_context(self.context(
+                    row.line,
+                    None,
+                    ContextValue::Unknown,
+                )));
+            }
+            self.pending_lines.push(row.line);
+            self.pending.push(row.fields);
+        }
+    }
+
+    /// Writes the waiting rows into the transaction `exec` runs in.
+    pub async fn flush(&mut self, exec: &Exec<'_>) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        let lines = std::mem::take(&mut self.pending_lines);
+        let columns = self.columns(exec, &rows)?;
+        let mark = exec.txn.writes.lock().mark();
+        match exec
+            .insert_columns(&self.table, columns.clone(), rows.len())
+            .await
+        {
+            Ok(written) => {
+                self.written += written as u64;
+                Ok(())
+            }
+            Err(first) => {
+                exec.txn.writes.lock().rollback_to(mark)?;
+                Err(self.locate(exec, &columns, &rows, &lines, first).await)
+            }
+        }
+    }
+
+    /// One array per table column: the COPY's columns as text, the others their defaults.
+    fn columns(&self, exec: &Exec<'_>, rows: &[Vec<Option<String>>]) -> Result<Vec<ArrayRef>> {
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.def.columns.len()];
+        for (position, &target) in self.targets.iter().enumerate() {
+            let values: StringArray = rows.iter().map(|r| r[position].as_deref()).collect();
+            columns[target] = Some(Arc::new(values));
+        }
+        if columns.iter().any(Option::is_none) {
+            let defaults = exec.db.plan_defaults(&self.def.columns)?;
+            let empty = DFSchema::empty();
+            for (index, column) in self.def.columns.iter().enumerate() {
+                if columns[index].is_some() {
+                    continue;
+                }
+                let array = match defaults.iter().find(|(name, _)| *name == column.name) {
+                    Some((_, expr)) => {
+                        let physical = exec.state().create_physical_expr(expr.clone(), &empty)?;
+                        let one = RecordBatch::new_empty(Arc::new(
+                            datafusion::arrow::datatypes::Schema::empty(),
+                        ));
+                        let one = RecordBatch::try_new_with_options(
+                            one.schema(),
+                            vec![],
+                            &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                                .with_row_count(Some(rows.len())),
+                        )?;
+                        physical.evaluate(&one)?.into_array(rows.len())?
+                    }
+                    None => new_null_array(&column.ty.arrow_type(), rows.len()),
+                };
+                columns[index] = Some(array);
+            }
+        }
+        columns
+            .into_iter()
+            .map(|c| c.ok_or_else(|| KuraError::internal("COPY left a column unfilled")))
+            .collect()
+    }
+
+    /// The error of the first failing row, with its line: rows are conformed, then written,
+    /// by halves until the first row that fails alone is found.
+    async fn locate(
+        &self,
+        exec: &Exec<'_>,
+        columns: &[ArrayRef],
+        rows: &[Vec<Option<String>>],
+        lines: &[u64],
+        first: KuraError,
+    ) -> KuraError {
+        let prefix_fails = |len: usize| {
+            let sliced: Vec<ArrayRef> = columns.iter().map(|c| c.slice(0, len)).collect();
+            async move {
+                let mark = exec.txn.writes.lock().mark();
+                let outcome = exec.insert_columns(&self.table, sliced, len).await;
+                let _ = exec.txn.writes.lock().rollback_to(mark);
+                outcome.err()
+            }
+        };
+        let (mut good, mut bad) = (0usize, rows.len());
+        let mut error = first;
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            match prefix_fails(mid).await {
+                Some(e) => {
+                    bad = mid;
+                    error = e;
+                }
+                None => good = mid,
+            }
+        }
+        let row = bad - 1;
+        let line = lines.get(row).copied().unwrap_or(0);
+        let column = self
+            .names
+            .iter()
+            .position(|name| error.message.contains(&format!("\"{name}\"")));
+        let context = match column {
+            Some(position) => {
+                let value = match &rows[row][position] {
+                    Some(text) => ContextValue::Text(text),
+                    None => ContextValue::Null,
+                };
+                self.context(line, Some(&self.names[position]), value)
+            }
+            None => self.context(line, None, ContextValue::Unknown),
+        };
+        error.with_context(context)
+    }
+}
+
+/// The statement that reads what `COPY ... TO` writes.
+pub fn copy_to_query(db: &crate::query::Database, source: &CopySource) -> Result<Query> {
+    match source {
+        CopySource::Query(query) => Ok(query.as_ref().clone()),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let target = resolve_table(db, table_name, columns, "copy from")?;
+            let list = target
+                .columns
+                .iter()
+                .map(|&i| format!("\"{}\"", target.def.columns[i].name.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {list} FROM \"{}\"",
+                target.def.name.replace('"', "\"\"")
+            );
+            match crate::sql::parse_sql(&sql)?.pop() {
+                Some(Statement::Query(query)) => Ok(*query),
+                _ => Err(KuraError::internal("COPY TO built no query")),
+            }
+        }
+    }
+}
+
+/// Encodes a query's result for `COPY ... TO STDOUT`: one message per row.
+pub fn encode_rows(
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    options: &CopyOptions,
+) -> Result<(CopyStart, CopyOutStream)> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let pads: Vec<Option<usize>> = schema
+        .fields()
+        .iter()
+        .map(|f| f.metadata().get(BPCHAR_LENGTH).and_then(|n| n.parse().ok()))
+        .collect();
+    let encoder = Arc::new(CopyEncoder::new(options, &names)?);
+    let mut header = BytesMut::new();
+    encoder.write_start(&mut header);
+    let header = Arc::new(parking_lot::Mutex::new(Some(header)));
+    let leftover = header.clone();
+    let start = CopyStart {
+        format: 0,
+        columns: names.len(),
+    };
+    let rows = stream.map(move |batch| -> Result<Vec<(Bytes, u64)>> {
+        let batch = batch?;
+        let texts: Vec<Vec<Option<String>>> = batch
+            .columns()
+            .iter()
+            .zip(&pads)
+            .map(|(column, pad)| text_values(column, *pad))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let mut message = header.lock().take().unwrap_or_default();
+            let fields: Vec<Option<&str>> = texts.iter().map(|c| c[row].as_deref()).collect();
+            encoder.write_row(&mut message, &fields)?;
+            out.push((message.freeze(), 1));
+        }
+        Ok(out)
+    });
+    let stream = rows
+        .flat_map(|chunk| {
+            futures::stream::iter(match chunk {
+                Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        // With no rows, the header (CSV HEADER) still goes out, holding no row.
+        .chain(futures::stream::iter(std::iter::from_fn(move || {
+            leftover
+                .lock()
+                .take()
+                .filter(|h| !h.is_empty())
+                .map(|h| Ok((h.freeze(), 0)))
+        })))
+        .boxed();
+    Ok((start, stream))
+}
