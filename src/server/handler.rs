@@ -458,7 +458,7 @@ fn is_copy_from_stdin(statement: &Statement) -> bool {
 
 #[async_trait]
 impl CopyHandler for KuraHandler {
-    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -470,7 +470,7 @@ impl CopyHandler for KuraHandler {
             Err(e) => {
                 session.end_request();
                 let status = wire_status(session.status());
-                _client.set_transaction_status(status);
+                client.set_transaction_status(status);
                 Err(to_pgwire(e))
             }
         }

@@ -300,11 +300,8 @@ impl CopyIn {
                 let array = match defaults.iter().find(|(name, _)| *name == column.name) {
                     Some((_, expr)) => {
                         let physical = exec.state().create_physical_expr(expr.clone(), &empty)?;
-                        let one = RecordBatch::new_empty(Arc::new(
-                            datafusion::arrow::datatypes::Schema::empty(),
-                        ));
                         let one = RecordBatch::try_new_with_options(
-                            one.schema(),
+                            Arc::new(datafusion::arrow::datatypes::Schema::empty()),
                             vec![],
                             &datafusion::arrow::record_batch::RecordBatchOptions::new()
                                 .with_row_count(Some(rows.len())),
