@@ -17,6 +17,7 @@ pub mod expiry;
 pub mod gc;
 pub mod interrupt;
 pub mod memory;
+pub mod pg_catalog;
 pub mod query;
 pub mod recovery;
 pub mod server;

@@ -18,6 +18,8 @@ pub struct StatementContext {
     pub now: chrono::DateTime<chrono::Utc>,
     /// The connection's interrupt: scans stop between batches when it is raised.
     pub interrupt: Arc<Interrupt>,
+    /// The session running the statement, for the catalog relations that describe it.
+    pub session: Option<Arc<crate::session::view::SessionView>>,
 }
 
 impl StatementContext {

@@ -19,9 +19,11 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::{TableProvider, ViewTable};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{LogicalPlanBuilder, col};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use parking_lot::Mutex;
 
 use super::context::StatementContext;
@@ -30,6 +32,7 @@ use super::provider::KuraTable;
 use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::clock::Clock;
 use crate::error::{KuraError, Result};
+use crate::pg_catalog::{CatalogSchema, SourceHandles};
 use crate::storage::Ts;
 use crate::storage::table::{ColumnDefaults, TableLimits};
 use crate::storage::{Catalog, ColumnDef, Table};
@@ -82,6 +85,8 @@ struct KuraSchema {
     temps: Arc<TempRelations>,
     /// The base session state, used to plan stored views when they are referenced.
     planner: Arc<OnceLock<SessionState>>,
+    /// `pg_catalog`, searched for names `public` lacks, as PostgreSQL's search path does.
+    system: Arc<CatalogSchema>,
 }
 
 #[async_trait]
@@ -108,7 +113,7 @@ impl SchemaProvider for KuraSchema {
             return Ok(Some(Arc::new(KuraTable::new(table, false))));
         }
         let Some(view) = self.catalog.view(name) else {
-            return Ok(None);
+            return self.system.table(name).await;
         };
         let Some(state) = self.planner.get() else {
             return Ok(None);
@@ -131,13 +136,14 @@ impl SchemaProvider for KuraSchema {
         self.catalog.relation_exists(name)
             || meta_tables::NAMES.contains(&name)
             || (name.starts_with(TEMP_PREFIX) && self.temps.get(name).is_some())
+            || self.system.table_exist(name)
     }
 }
 
 #[derive(Debug)]
 struct KuraCatalog {
     public: Arc<KuraSchema>,
-    /// Empty schemas clients expect to exist (`pg_catalog`, `information_schema` come later).
+    /// `pg_catalog`, `information_schema`, and the empty `pg_temp`.
     others: HashMap<String, Arc<dyn SchemaProvider>>,
 }
 
@@ -215,19 +221,31 @@ impl Database {
         let txns = TxnManager::with_clock(clock);
         let temps = Arc::new(TempRelations::default());
         let planner = Arc::new(OnceLock::new());
+        let handles = SourceHandles {
+            database: name.to_string(),
+            catalog: catalog.clone(),
+            planner: planner.clone(),
+        };
+        let system = Arc::new(CatalogSchema::pg_catalog(handles.clone()));
         let schema = Arc::new(KuraSchema {
             database: name.to_string(),
             catalog: catalog.clone(),
             txns: txns.clone(),
             temps: temps.clone(),
             planner: planner.clone(),
+            system: system.clone(),
         });
         let mut others: HashMap<String, Arc<dyn SchemaProvider>> = HashMap::new();
         others.insert("pg_temp".into(), Arc::new(MemorySchemaProvider::new()));
+        others.insert("pg_catalog".into(), system);
+        others.insert(
+            "information_schema".into(),
+            Arc::new(CatalogSchema::information_schema(handles)),
+        );
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(name, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            .with_information_schema(false)
             .with_target_partitions(options.target_partitions.max(1))
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
@@ -237,6 +255,7 @@ impl Database {
             ctx.register_udf(function);
         }
         super::timeseries_functions::register(&ctx, &catalog);
+        crate::pg_catalog::functions::register(&ctx, &catalog);
         ctx.register_catalog(
             name,
             Arc::new(KuraCatalog {
@@ -244,7 +263,11 @@ impl Database {
                 others,
             }),
         );
-        let base = ctx.state();
+        // `::regclass`, `::oid` and `pg_catalog.int4`-style type names plan as integers and
+        // builtins.
+        let base = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_type_planner(Arc::new(PgOidTypePlanner))
+            .build();
         let _ = planner.set(base.clone());
         Arc::new(Database {
             name: name.to_string(),

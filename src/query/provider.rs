@@ -22,6 +22,8 @@ use super::pruning::{choose_partitions, covered_intervals};
 use super::scan::{KuraScanExec, ROW_ID_COLUMN, ScanSpec, ScanUnit};
 use super::scan_filter::{ScanFilters, scan_can_evaluate};
 use crate::error::KuraError;
+use crate::pg_catalog::oids::{self, PgType};
+use crate::server::described;
 use crate::server::text::BPCHAR_LENGTH;
 use crate::storage::table::ColumnDefaults;
 use crate::storage::{Table, TableDef};
@@ -46,19 +48,27 @@ impl KuraTable {
             .fields()
             .iter()
             .zip(&def.columns)
-            .map(|(f, column)| {
-                let field = f.as_ref().clone().with_nullable(true);
-                match column.ty {
-                    SqlType::Text {
-                        max_len: Some(n),
-                        padded: true,
-                    } => field.with_metadata(
-                        [(BPCHAR_LENGTH.to_string(), n.to_string())]
-                            .into_iter()
-                            .collect(),
-                    ),
-                    _ => field,
+            .enumerate()
+            .map(|(i, (f, column))| {
+                // What RowDescription reports: the declared type with its modifier, and the
+                // table oid and column number clients look the column up by.
+                let pg = PgType::of(&column.ty);
+                let mut metadata = described::metadata(
+                    pg.oid,
+                    pg.typmod,
+                    Some((oids::table(def.id), (i + 1) as i16)),
+                );
+                if let SqlType::Text {
+                    max_len: Some(n),
+                    padded: true,
+                } = column.ty
+                {
+                    metadata.insert(BPCHAR_LENGTH.to_string(), n.to_string());
                 }
+                f.as_ref()
+                    .clone()
+                    .with_nullable(true)
+                    .with_metadata(metadata)
             })
             .collect();
         if with_row_id {

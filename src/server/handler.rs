@@ -189,12 +189,13 @@ impl StartupHandler for KuraHandler {
             if settable {
                 // Unknown startup parameters are ignored, as PostgreSQL ignores none of them
                 // silently only for real GUCs; clients send e.g. `extra_float_digits`.
-                let _ = session.settings.set(name, value);
+                let _ = Arc::make_mut(&mut session.settings).set(name, value);
             }
         }
         session.identity.user = user.clone();
-        session.settings.set_session_user(&user);
-        session.settings.seal_startup();
+        let settings = Arc::make_mut(&mut session.settings);
+        settings.set_session_user(&user);
+        settings.seal_startup();
         let secret = match client.protocol_version() {
             ProtocolVersion::PROTOCOL3_0 => {
                 let bytes = random_bytes(4);

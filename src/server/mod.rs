@@ -4,6 +4,7 @@
 //! Invariant: nothing a client sends can stop the accept loop; a failing connection only ends
 //! itself.
 
+pub mod described;
 pub mod handler;
 pub mod text;
 pub mod wire;

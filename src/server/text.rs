@@ -32,6 +32,8 @@ enum Rewrite {
     Text,
     Widen,
     Pad(usize),
+    /// `int2vector` / `oidvector`: items separated by spaces, not an array literal.
+    Vector,
 }
 
 fn rewrite_of(column: &ArrayRef, field: &Field, info: &FieldInfo) -> Rewrite {
@@ -42,7 +44,10 @@ fn rewrite_of(column: &ArrayRef, field: &Field, info: &FieldInfo) -> Rewrite {
     {
         return Rewrite::Pad(n);
     }
+    let vector = super::described::pg_type(field)
+        .is_some_and(|t| t == pgwire::api::Type::INT2_VECTOR || t == pgwire::api::Type::OID_VECTOR);
     match column.data_type() {
+        DataType::List(_) if vector && info.format() == FieldFormat::Text => Rewrite::Vector,
         DataType::Int8 => Rewrite::Widen,
         t if info.format() == FieldFormat::Text && rewritten(t) => Rewrite::Text,
         _ => Rewrite::Keep,
@@ -80,6 +85,7 @@ pub fn to_pg_text(
             Rewrite::Text => Arc::new(format_column(column)),
             Rewrite::Widen => cast(column, &DataType::Int16)?,
             Rewrite::Pad(n) => Arc::new(pad_column(column, n)),
+            Rewrite::Vector => Arc::new(vector_column(column)),
         };
         out_fields.push(Field::new(field.name(), array.data_type().clone(), true));
         columns.push(array);
@@ -88,6 +94,30 @@ pub fn to_pg_text(
         Arc::new(Schema::new(out_fields)),
         columns,
     )?)
+}
+
+fn vector_column(column: &ArrayRef) -> StringArray {
+    let Some(lists) = column.as_list_opt::<i32>() else {
+        return (0..column.len()).map(|_| None::<String>).collect();
+    };
+    (0..lists.len())
+        .map(|i| {
+            if lists.is_null(i) {
+                return None;
+            }
+            let items = lists.value(i);
+            Some(
+                (0..items.len())
+                    .filter_map(|j| {
+                        datafusion::common::ScalarValue::try_from_array(&items, j)
+                            .ok()
+                            .map(|v| v.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })
+        .collect()
 }
 
 fn pad_column(column: &ArrayRef, n: usize) -> StringArray {

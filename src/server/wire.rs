@@ -41,7 +41,13 @@ pub fn notice(message: &str) -> PgWireBackendMessage {
 }
 
 pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_schema_to_pg_fields(schema, format, None)
+    let fields = arrow_schema_to_pg_fields(schema, format, None)?;
+    Ok(schema
+        .fields()
+        .iter()
+        .zip(fields)
+        .map(|(field, info)| super::described::describe(field, info))
+        .collect())
 }
 
 /// The pgwire response for an outcome; notices of the outcome are fed to `client` first.

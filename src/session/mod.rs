@@ -15,6 +15,7 @@ pub mod backends;
 pub mod copy;
 pub mod functions;
 pub mod settings;
+pub mod view;
 pub mod zone;
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,7 +60,7 @@ struct Block {
     savepoints: Vec<Savepoint>,
     /// The settings when the block began: ROLLBACK restores them, as PostgreSQL undoes the
     /// SETs of an aborted transaction.
-    settings_at_begin: Settings,
+    settings_at_begin: Arc<Settings>,
     /// Values that `SET LOCAL` replaced, restored when the block ends either way.
     local_restore: BTreeMap<String, Option<String>>,
 }
@@ -68,7 +69,7 @@ struct Block {
 struct Savepoint {
     name: String,
     mark: usize,
-    settings: Settings,
+    settings: Arc<Settings>,
 }
 
 impl Block {
@@ -111,7 +112,8 @@ pub struct Session {
     limits: SessionLimits,
     block: Option<Block>,
     next_isolation: Option<Isolation>,
-    pub settings: Settings,
+    /// Shared copy-on-write with the statements that read them (see [`view::SessionView`]).
+    pub settings: Arc<Settings>,
     pub identity: Identity,
     /// Statements prepared with SQL `PREPARE`, by name.
     sql_prepared: HashMap<String, SqlPrepared>,
@@ -130,12 +132,22 @@ pub struct Session {
 }
 
 impl Session {
+    /// What the statement about to run may read about this session.
+    fn view(&self) -> Arc<view::SessionView> {
+        Arc::new(view::SessionView {
+            user: self.identity.user.clone(),
+            backend_pid: self.identity.backend_pid,
+            settings: self.settings.clone(),
+            backends: self.backends.clone(),
+        })
+    }
+
     pub fn new(db: Arc<Database>, limits: SessionLimits) -> Session {
-        let settings = Settings::new(
+        let settings = Arc::new(Settings::new(
             limits.default_isolation.name(),
             limits.lock_timeout,
             limits.synchronous_commit,
-        );
+        ));
         Session {
             db,
             limits,
@@ -429,7 +441,14 @@ impl Session {
             (None, None) => return Err(KuraError::internal("COPY without a transaction")),
         };
         let snapshot = txn.snapshot.clone().unwrap_or_else(|| db.txns.snapshot());
-        let exec = Exec::new(&db, txn, snapshot, lock_timeout, self.interrupt.clone());
+        let exec = Exec::new(
+            &db,
+            txn,
+            snapshot,
+            lock_timeout,
+            self.interrupt.clone(),
+            Some(self.view()),
+        );
         let flushed = copy_in.flush(&exec).await;
         drop(exec);
         copy_in.restore_implicit(implicit);
@@ -513,7 +532,14 @@ impl Session {
                     }
                 };
                 let snapshot = txn.snapshot.clone().unwrap_or_else(|| db.txns.snapshot());
-                let exec = Exec::new(&db, txn, snapshot, None, self.interrupt.clone());
+                let exec = Exec::new(
+                    &db,
+                    txn,
+                    snapshot,
+                    None,
+                    self.interrupt.clone(),
+                    Some(self.view()),
+                );
                 exec.describe(statement).await
             }
         }
@@ -549,6 +575,7 @@ impl Session {
             ),
         };
         let db = self.db.clone();
+        let view = self.view();
         let txn = match (&implicit, &mut self.block) {
             (Some(txn), _) => txn,
             (None, Some(block)) => {
@@ -561,7 +588,8 @@ impl Session {
             (None, None) => return Err(KuraError::internal("no transaction")),
         };
         let interrupt = self.interrupt.clone();
-        let result = run_with_restarts(&db, txn, statement, params, lock_timeout, interrupt).await;
+        let result =
+            run_with_restarts(&db, txn, statement, params, lock_timeout, interrupt, view).await;
         if let Some(txn) = implicit {
             match result {
                 Ok(outcome) => {
@@ -618,8 +646,8 @@ impl Session {
         }
         for (name, before) in &block.local_restore {
             match before {
-                Some(value) => self.settings.restore(name, value),
-                None => self.settings.forget(name),
+                Some(value) => Arc::make_mut(&mut self.settings).restore(name, value),
+                None => Arc::make_mut(&mut self.settings).forget(name),
             }
         }
     }
@@ -723,7 +751,7 @@ impl Session {
                 }
                 if values.len() == 1 && is_default(&values[0]) {
                     self.remember_local(&name, local);
-                    self.settings.reset(&name)?;
+                    Arc::make_mut(&mut self.settings).reset(&name)?;
                 } else {
                     let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
                     self.set_setting_scoped(&name, &value, local)?;
@@ -735,7 +763,7 @@ impl Session {
                 Ok(Outcome::done("SET"))
             }
             Set::SetNames { charset_name, .. } => {
-                self.settings
+                Arc::make_mut(&mut self.settings)
                     .set("client_encoding", &charset_name.to_string())?;
                 Ok(Outcome::done("SET"))
             }
@@ -748,7 +776,7 @@ impl Session {
                         }
                         let isolation = isolation_of(level);
                         if *session {
-                            self.settings
+                            Arc::make_mut(&mut self.settings)
                                 .set("default_transaction_isolation", isolation.name())?;
                         } else if let Some(block) = &mut self.block {
                             if block.txn.snapshot.is_some() || !block.txn.writes.lock().is_empty() {
@@ -787,18 +815,18 @@ impl Session {
             return Ok(self.settings.get(name).unwrap_or_default().to_string());
         }
         self.remember_local(name, local);
-        self.settings.set(name, value)
+        Arc::make_mut(&mut self.settings).set(name, value)
     }
 
     fn reset(&mut self, reset: &Reset) -> Result<Outcome> {
         match reset {
-            Reset::ALL => self.settings.reset_all(),
+            Reset::ALL => Arc::make_mut(&mut self.settings).reset_all(),
             Reset::ConfigurationParameter(name) => {
                 let name = variable_name(name);
                 if name == "session authorization" || name == "session_authorization" {
                     return Ok(Outcome::done("RESET"));
                 }
-                self.settings.reset(&name)?
+                Arc::make_mut(&mut self.settings).reset(&name)?
             }
         }
         Ok(Outcome::done("RESET"))
@@ -814,7 +842,7 @@ impl Session {
                     "DISCARD ALL cannot run inside a transaction block",
                 ));
             }
-            self.settings.reset_all();
+            Arc::make_mut(&mut self.settings).reset_all();
             self.next_isolation = None;
             self.sql_prepared.clear();
             self.statement_epoch += 1;
@@ -1027,6 +1055,7 @@ async fn run_with_restarts(
     params: &ParamValues,
     lock_timeout: Option<Duration>,
     interrupt: Arc<Interrupt>,
+    view: Arc<view::SessionView>,
 ) -> Result<Outcome> {
     for _ in 0..MAX_RESTARTS {
         let mark = txn.writes.lock().mark();
@@ -1034,7 +1063,14 @@ async fn run_with_restarts(
             Some(s) => s.clone(),
             None => db.txns.snapshot(),
         };
-        let exec = Exec::new(db, txn, snapshot, lock_timeout, interrupt.clone());
+        let exec = Exec::new(
+            db,
+            txn,
+            snapshot,
+            lock_timeout,
+            interrupt.clone(),
+            Some(view.clone()),
+        );
         match exec.run(statement, params).await {
             Ok(outcome) => return Ok(outcome),
             Err(e) => {

@@ -23,9 +23,11 @@ use futures::TryStreamExt;
 
 use crate::error::{KuraError, Result};
 use crate::interrupt::Interrupt;
+use crate::pg_catalog;
 use crate::query::database::TempGuard;
 use crate::query::interruptible::Interruptible;
 use crate::query::{Database, StatementContext};
+use crate::session::view::SessionView;
 use crate::txn::{Snapshot, Transaction};
 
 /// Internal error code: the statement must run again on a newer snapshot (READ COMMITTED
@@ -45,6 +47,7 @@ pub struct Exec<'a> {
     pub snapshot: Arc<Snapshot>,
     pub lock_timeout: Option<Duration>,
     pub interrupt: Arc<Interrupt>,
+    session: Option<Arc<SessionView>>,
     state: SessionState,
 }
 
@@ -55,12 +58,14 @@ impl<'a> Exec<'a> {
         snapshot: Arc<Snapshot>,
         lock_timeout: Option<Duration>,
         interrupt: Arc<Interrupt>,
+        session: Option<Arc<SessionView>>,
     ) -> Exec<'a> {
         let state = db.statement_state(StatementContext {
             snapshot: snapshot.clone(),
             writes: Some(txn.writes.clone()),
             now: db.txns.clock.now(),
             interrupt: interrupt.clone(),
+            session: session.clone(),
         });
         Exec {
             db,
@@ -68,6 +73,7 @@ impl<'a> Exec<'a> {
             snapshot,
             lock_timeout,
             interrupt,
+            session,
             state,
         }
     }
@@ -77,6 +83,10 @@ impl<'a> Exec<'a> {
     }
 
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
+        if pg_catalog::rewrite::touches_catalog(&statement) {
+            let user = self.session.as_ref().map_or("kura", |s| s.user.as_str());
+            statement = pg_catalog::rewrite::rewrite(statement, user);
+        }
         // Relations GROUP BY RANGE is rewritten into: needed only while planning, since the
         // plan holds the providers it resolved.
         let mut range_groups = Vec::new();

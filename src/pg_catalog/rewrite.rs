@@ -1,0 +1,785 @@
+//! Rewrites that let the catalog queries clients send plan on DataFusion, applied to a
+//! statement before planning when it touches the catalog:
+//!
+//! - `'name'::regclass` (and regtype, regnamespace) become lookups that fail like PostgreSQL's
+//!   casts; `'16393'::regclass` becomes the number; `'pg_catalog.array_in'::regproc` becomes
+//!   the function's name (the static `pg_type` stores regproc columns as names);
+//! - `oid::regclass::text` and a bare `oid::regclass` in a select list print the name, as in
+//!   PostgreSQL; inside comparisons the cast stays a number;
+//! - subscripts of `int2vector`/`oidvector` columns (`indkey[0]`) are 0-based in PostgreSQL
+//!   and are shifted onto DataFusion's 1-based arrays;
+//! - `pg_catalog.f(...)` calls lose their qualifier; `pg_get_userbyid(oid)` names the role;
+//! - `ARRAY(SELECT x ...)` becomes `(SELECT array_agg(x) ...)`;
+//! - from `datafusion-pg-catalog`: `OPERATOR(pg_catalog.~)`, `COLLATE`, `'{1,2}'::int[]`,
+//!   duplicate names beside a qualified wildcard, unqualified names beside one.
+//!
+//! Invariant: a statement that does not touch the catalog is left exactly as it was.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    AccessExpr, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, Query, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, ValueWithSpan,
+    VisitMut, VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
+};
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, FixArrayLiteral, ResolveUnqualifiedIdentifier,
+    RewritePgCatalogOperator, SqlStatementRewriteRule, StripCollate,
+};
+
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+
+use crate::sql::template::function_call;
+
+/// Catalog columns PostgreSQL stores as 0-based vectors.
+const VECTOR_COLUMNS: &[&str] = &[
+    "indkey",
+    "indclass",
+    "indoption",
+    "indcollation",
+    "proargtypes",
+];
+
+const CATALOG_FUNCTION_PREFIXES: &[&str] = &["pg_", "has_", "format_type", "obj_description"];
+
+/// Whether `statement` reads the catalog or uses its functions or casts.
+pub fn touches_catalog(statement: &Statement) -> bool {
+    let relations = visit_relations(statement, |name| {
+        let first = name.0.first().map(|p| p.to_string().to_lowercase());
+        let last = name.0.last().map(|p| p.to_string().to_lowercase());
+        let catalog = matches!(first.as_deref(), Some("pg_catalog" | "information_schema"))
+            || last.is_some_and(|n| n.starts_with("pg_"));
+        if catalog {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if relations.is_break() {
+        return true;
+    }
+    visit_expressions(statement, |expr| {
+        let found = match expr {
+            Expr::Cast { data_type, .. } => reg_type(data_type).is_some(),
+            Expr::Function(f) => {
+                let name = f.name.to_string().to_lowercase();
+                name.starts_with("pg_catalog.")
+                    || CATALOG_FUNCTION_PREFIXES
+                        .iter()
+                        .any(|p| name.starts_with(p))
+                    || is_array_subquery(expr)
+            }
+            _ => false,
+        };
+        if found {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
+/// Rewrites `statement` for planning; `user` is the session's role name.
+pub fn rewrite(statement: Statement, user: &str) -> Statement {
+    let mut statement = statement;
+    let rules: [&dyn SqlStatementRewriteRule; 5] = [
+        &AliasDuplicatedProjectionRewrite,
+        &ResolveUnqualifiedIdentifier,
+        &FixArrayLiteral,
+        &StripCollate,
+        &RewritePgCatalogOperator,
+    ];
+    for rule in rules {
+        statement = rule.rewrite(statement);
+    }
+    name_projected_reg_casts(&mut statement);
+    let mut visitor = Rewriter { user };
+    let _ = statement.visit(&mut visitor);
+    statement
+}
+
+/// The reg* type a cast names, if any.
+fn reg_type(data_type: &DataType) -> Option<&'static str> {
+    let name = match data_type {
+        DataType::Regclass => return Some("regclass"),
+        DataType::Custom(name, args) if args.is_empty() => name
+            .0
+            .last()
+            .map(|p| p.to_string().to_lowercase())
+            .unwrap_or_default(),
+        _ => return None,
+    };
+    [
+        "regclass",
+        "regtype",
+        "regnamespace",
+        "regproc",
+        "regprocedure",
+        "regrole",
+        "regoper",
+    ]
+    .into_iter()
+    .find(|t| *t == name)
+}
+
+fn is_text_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Text | DataType::Varchar(_) | DataType::CharacterVarying(_) => true,
+        DataType::Custom(name, args) if args.is_empty() => name.0.last().is_some_and(|p| {
+            matches!(
+                p.to_string().to_lowercase().as_str(),
+                "text" | "name" | "varchar"
+            )
+        }),
+        _ => false,
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s),
+            ..
+        }) => Some(s),
+        _ => None,
+    }
+}
+
+fn is_placeholder(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(_),
+            ..
+        })
+    )
+}
+
+fn number(value: i64) -> Expr {
+    Expr::Value(Value::Number(value.to_string(), false).into())
+}
+
+fn string(value: &str) -> Expr {
+    Expr::Value(Value::SingleQuotedString(value.to_string()).into())
+}
+
+/// `oid::regclass` as text: the function that prints the name.
+fn output_function(reg: &str) -> Option<&'static str> {
+    match reg {
+        "regclass" => Some("__kura_regclass_out"),
+        "regtype" => Some("__kura_regtype_out"),
+        "regnamespace" => Some("__kura_regnamespace_out"),
+        "regproc" | "regprocedure" => Some("__kura_regproc_out"),
+        _ => None,
+    }
+}
+
+/// A select-list item `x::regclass` prints the name; it keeps the column name PostgreSQL
+/// gives it (the operand's, or the type's).
+fn name_projected_reg_casts(statement: &mut Statement) {
+    fn in_query(query: &mut Query) {
+        in_set_expr(query.body.as_mut());
+    }
+    fn in_set_expr(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for item in &mut select.projection {
+                    let (expr, alias) = match item {
+                        SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
+                        SelectItem::ExprWithAlias { expr, alias } => {
+                            (expr.clone(), Some(alias.clone()))
+                        }
+                        _ => continue,
+                    };
+                    let Expr::Cast {
+                        expr: operand,
+                        data_type,
+                        ..
+                    } = &expr
+                    else {
+                        continue;
+                    };
+                    let Some(function) = reg_type(data_type).and_then(output_function) else {
+                        continue;
+                    };
+                    if string_literal(operand).is_some() || is_placeholder(operand) {
+                        continue;
+                    }
+                    let alias = alias.unwrap_or_else(|| match operand.as_ref() {
+                        Expr::Identifier(i) => i.clone(),
+                        Expr::CompoundIdentifier(parts) => {
+                            parts.last().cloned().unwrap_or_else(|| Ident::new("oid"))
+                        }
+                        _ => Ident::new(reg_type(data_type).unwrap_or("oid")),
+                    });
+                    *item = SelectItem::ExprWithAlias {
+                        expr: function_call(function, vec![operand.as_ref().clone()]),
+                        alias,
+                    };
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                in_set_expr(left);
+                in_set_expr(right);
+            }
+            SetExpr::Query(query) => in_query(query),
+            _ => {}
+        }
+    }
+    if let Statement::Query(query) = statement {
+        in_query(query);
+    }
+}
+
+fn is_array_subquery(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f)
+        if f.name.to_string().eq_ignore_ascii_case("array")
+            && matches!(f.args, FunctionArguments::Subquery(_)))
+}
+
+struct Rewriter<'a> {
+    user: &'a str,
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // `FROM pg_catalog.unnest(...)`, `pg_catalog.generate_series(...)`.
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = factor
+            && name.0.len() == 2
+            && name.0[0].to_string().eq_ignore_ascii_case("pg_catalog")
+        {
+            name.0.remove(0);
+        }
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } = factor
+            && name.to_string().eq_ignore_ascii_case("unnest")
+        {
+            let array_exprs = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            // `unnest(a) x`: PostgreSQL names the one column after the alias too.
+            let mut alias = alias.take();
+            if let Some(alias) = &mut alias
+                && alias.columns.is_empty()
+            {
+                alias.columns.push(
+                    datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
+                        alias.name.value.clone(),
+                    ),
+                );
+            }
+            *factor = TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_offset_alias: None,
+                with_ordinality: false,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Cast {
+                expr: operand,
+                data_type,
+                ..
+            } => {
+                if let Some(reg) = reg_type(data_type) {
+                    if let Some(replacement) = reg_input(reg, operand) {
+                        *expr = replacement;
+                    }
+                } else if is_text_type(data_type)
+                    && let Expr::Cast {
+                        expr: inner,
+                        data_type: inner_type,
+                        ..
+                    } = operand.as_ref()
+                    && let Some(function) = reg_type(inner_type).and_then(output_function)
+                {
+                    *expr = function_call(function, vec![inner.as_ref().clone()]);
+                }
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                // The name a subscript applies to: the root's last part, or the field accessed
+                // just before it (`i.indkey[0]` parses as `i` . `indkey` [0]).
+                let mut column = match root.as_ref() {
+                    Expr::Identifier(i) => Some(i.value.to_lowercase()),
+                    Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
+                    _ => None,
+                };
+                for access in access_chain.iter_mut() {
+                    match access {
+                        AccessExpr::Dot(Expr::Identifier(i)) => {
+                            column = Some(i.value.to_lowercase());
+                        }
+                        AccessExpr::Subscript(Subscript::Index { index })
+                            if column
+                                .as_deref()
+                                .is_some_and(|c| VECTOR_COLUMNS.contains(&c)) =>
+                        {
+                            *index = Expr::BinaryOp {
+                                left: Box::new(Expr::Nested(Box::new(index.clone()))),
+                                op: BinaryOperator::Plus,
+                                right: Box::new(number(1)),
+                            };
+                            column = None;
+                        }
+                        _ => column = None,
+                    }
+                }
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq | BinaryOperator::NotEq,
+                right,
+            } => {
+                for side in [left, right] {
+                    if let Some(array) = string_literal(side).and_then(array_literal) {
+                        **side = array;
+                    }
+                }
+            }
+            Expr::Subquery(query) => {
+                let hoisted = decorrelate(query);
+                aggregate_single_value(query);
+                if let Some(condition) = hoisted {
+                    *expr = Expr::Case {
+                        case_token: AttachedToken::empty(),
+                        end_token: AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen {
+                            condition,
+                            result: expr.clone(),
+                        }],
+                        else_result: None,
+                    };
+                }
+            }
+            Expr::Function(function) => {
+                let qualified = function.name.0.len() == 2
+                    && function.name.0.first().is_some_and(|p| {
+                        matches!(
+                            p.to_string().to_lowercase().as_str(),
+                            "pg_catalog" | "\"pg_catalog\""
+                        )
+                    });
+                if qualified {
+                    function.name.0.remove(0);
+                }
+                let name = function.name.to_string().to_lowercase();
+                if name == "pg_get_userbyid"
+                    && let Some(arg) = single_arg(&function.args)
+                {
+                    *expr = role_name(arg, self.user);
+                } else if let Some(replacement) = array_subquery(expr) {
+                    *expr = replacement;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Helps DataFusion decorrelate a scalar subquery: conditions on the outer row alone are
+/// taken out (returned, to guard the subquery with), and outer columns that an equality
+/// binds to an inner column are replaced by that column in the other conditions
+/// (`c.oid = a.attcollation AND a.attcollation <> t.typcollation` becomes
+/// `... AND c.oid <> t.typcollation`).
+fn decorrelate(query: &mut Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let mut inner: Vec<String> = Vec::new();
+    for table in &select.from {
+        for factor in
+            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
+        {
+            if let TableFactor::Table { name, alias, .. } = factor {
+                inner.push(match alias {
+                    Some(alias) => alias.name.value.to_lowercase(),
+                    None => name
+                        .0
+                        .last()
+                        .map(|p| p.to_string().to_lowercase())
+                        .unwrap_or_default(),
+                });
+            } else {
+                return None;
+            }
+        }
+    }
+    let selection = select.selection.take()?;
+    let mut conjuncts = Vec::new();
+    split_and(selection, &mut conjuncts);
+    let side = |e: &Expr| -> (bool, bool) {
+        let (mut has_inner, mut has_outer) = (false, false);
+        let _ = visit_expressions(e, |x| {
+            match x {
+                Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                    if inner.contains(&parts[0].value.to_lowercase()) {
+                        has_inner = true;
+                    } else {
+                        has_outer = true;
+                    }
+                }
+                Expr::Identifier(_) => has_inner = true,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        (has_inner, has_outer)
+    };
+    let mut bound: Vec<(Expr, Expr)> = Vec::new();
+    for c in &conjuncts {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = c
+        {
+            match (side(left), side(right)) {
+                ((true, false), (false, true)) => {
+                    bound.push((right.as_ref().clone(), left.as_ref().clone()))
+                }
+                ((false, true), (true, false)) => {
+                    bound.push((left.as_ref().clone(), right.as_ref().clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    let mut hoisted = Vec::new();
+    for mut c in conjuncts {
+        match side(&c) {
+            (false, true) => hoisted.push(c),
+            (true, true) if !is_binding(&c, &bound) => {
+                let _ = visit_expressions_mut(&mut c, |x| {
+                    if let Some((_, inner)) = bound.iter().find(|(outer, _)| outer == x) {
+                        *x = inner.clone();
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                kept.push(c);
+            }
+            _ => kept.push(c),
+        }
+    }
+    select.selection = join_and(kept);
+    join_and(hoisted)
+}
+
+fn is_binding(c: &Expr, bound: &[(Expr, Expr)]) -> bool {
+    matches!(c, Expr::BinaryOp { left, op: BinaryOperator::Eq, right }
+        if bound.iter().any(|(o, i)| (o == left.as_ref() && i == right.as_ref()) || (o == right.as_ref() && i == left.as_ref())))
+}
+
+fn split_and(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+fn join_and(conjuncts: Vec<Expr>) -> Option<Expr> {
+    conjuncts.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    })
+}
+
+/// A scalar subquery in a catalog query yields one row (it looks up one object by key), but
+/// DataFusion plans a correlated one only when it aggregates: the value is taken through
+/// `max`, which returns that one row's value.
+fn aggregate_single_value(query: &mut Query) {
+    if query.limit_clause.is_some() || query.order_by.is_some() {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let grouped = !matches!(
+        &select.group_by,
+        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
+    );
+    if grouped || select.projection.len() != 1 || select.distinct.is_some() {
+        return;
+    }
+    let (item, alias) = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) => (e.clone(), None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+        _ => return,
+    };
+    if contains_aggregate(&item) {
+        return;
+    }
+    let aggregate = function_call("max", vec![item]);
+    select.projection[0] = match alias {
+        Some(alias) => SelectItem::ExprWithAlias {
+            expr: aggregate,
+            alias,
+        },
+        None => SelectItem::UnnamedExpr(aggregate),
+    };
+}
+
+fn contains_aggregate(expr: &Expr) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "first_value",
+        "last_value",
+    ];
+    visit_expressions(expr, |e| match e {
+        Expr::Function(f) if AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str()) => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// `'{0}'` compared with an array column: an array of numbers or strings.
+fn array_literal(text: &str) -> Option<Expr> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let items: Vec<&str> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let numeric = items.iter().all(|s| s.parse::<i64>().is_ok());
+    let elem = items
+        .iter()
+        .map(|s| {
+            if numeric {
+                Expr::Value(Value::Number(s.to_string(), false).into())
+            } else {
+                string(s.trim_matches('"'))
+            }
+        })
+        .collect();
+    Some(Expr::Array(datafusion::sql::sqlparser::ast::Array {
+        elem,
+        named: true,
+    }))
+}
+
+fn single_arg(args: &FunctionArguments) -> Option<Expr> {
+    match args {
+        FunctionArguments::List(list) if list.args.len() == 1 => match &list.args[0] {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `'name'::regclass` and the like.
+fn reg_input(reg: &str, operand: &Expr) -> Option<Expr> {
+    let literal = string_literal(operand);
+    if literal.is_none() && !is_placeholder(operand) {
+        return None;
+    }
+    if let Some(digits) = literal.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return digits.parse().ok().map(number);
+    }
+    match reg {
+        "regclass" => Some(function_call("__kura_regclass_in", vec![operand.clone()])),
+        "regtype" => Some(function_call("__kura_regtype_in", vec![operand.clone()])),
+        "regnamespace" => Some(function_call(
+            "__kura_regnamespace_in",
+            vec![operand.clone()],
+        )),
+        "regproc" | "regprocedure" => {
+            let name = literal?;
+            let bare = name.rsplit('.').next().unwrap_or(name);
+            let bare = bare.split('(').next().unwrap_or(bare);
+            Some(string(bare))
+        }
+        _ => None,
+    }
+}
+
+/// `pg_get_userbyid(x)`: the one role's name for its oid, PostgreSQL's text otherwise.
+fn role_name(arg: Expr, user: &str) -> Expr {
+    let arg = Expr::Nested(Box::new(arg));
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen {
+            condition: Expr::BinaryOp {
+                left: Box::new(arg.clone()),
+                op: BinaryOperator::Eq,
+                right: Box::new(number(i64::from(super::oids::OWNER_ROLE))),
+            },
+            result: string(user),
+        }],
+        else_result: Some(Box::new(Expr::BinaryOp {
+            left: Box::new(Expr::BinaryOp {
+                left: Box::new(string("unknown (OID=")),
+                op: BinaryOperator::StringConcat,
+                right: Box::new(Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(arg),
+                    data_type: DataType::Text,
+                    array: false,
+                    format: None,
+                }),
+            }),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(string(")")),
+        })),
+    }
+}
+
+/// `ARRAY(SELECT x FROM ... ORDER BY y)` → `(SELECT array_agg(x ORDER BY y) FROM ...)`.
+fn array_subquery(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    if !function.name.to_string().eq_ignore_ascii_case("array") {
+        return None;
+    }
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return None;
+    };
+    let mut query = query.as_ref().clone();
+    let order_by = query.order_by.take();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    if select.projection.len() != 1 {
+        return None;
+    }
+    let item = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let clauses = order_by
+        .and_then(|o| match o.kind {
+            datafusion::sql::sqlparser::ast::OrderByKind::Expressions(exprs) => Some(exprs),
+            _ => None,
+        })
+        .map(|exprs| vec![datafusion::sql::sqlparser::ast::FunctionArgumentClause::OrderBy(exprs)])
+        .unwrap_or_default();
+    let aggregate = crate::sql::template::function_with_clauses("array_agg", vec![item], clauses);
+    select.projection = vec![SelectItem::ExprWithAlias {
+        expr: aggregate,
+        alias: Ident::new("array"),
+    }];
+    Some(Expr::Subquery(Box::new(query)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse_sql;
+
+    fn rewritten(sql: &str) -> String {
+        let statement = parse_sql(sql).unwrap().remove(0);
+        assert!(touches_catalog(&statement), "{sql}");
+        rewrite(statement, "alice").to_string()
+    }
+
+    #[test]
+    fn reg_casts_resolve_names_and_print_them() {
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_class WHERE oid = 'readings'::regclass"),
+            "SELECT 1 FROM pg_class WHERE oid = __kura_regclass_in('readings')"
+        );
+        assert_eq!(
+            rewritten("SELECT c.oid::pg_catalog.regclass FROM pg_class c"),
+            "SELECT __kura_regclass_out(c.oid) AS oid FROM pg_class c"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_type WHERE typinput = 'pg_catalog.array_in'::regproc"),
+            "SELECT 1 FROM pg_type WHERE typinput = 'array_in'"
+        );
+        assert!(
+            rewritten("SELECT x::regtype::text FROM pg_type").contains("__kura_regtype_out(x)")
+        );
+        assert!(
+            rewritten("SELECT 1 FROM pg_class WHERE oid = '16393'::regclass")
+                .ends_with("oid = 16393")
+        );
+    }
+
+    #[test]
+    fn vector_subscripts_become_one_based() {
+        assert_eq!(
+            rewritten("SELECT i.indkey[0] FROM pg_index i"),
+            "SELECT i.indkey[(0) + 1] FROM pg_index i"
+        );
+    }
+
+    #[test]
+    fn role_names_and_array_subqueries() {
+        let sql = rewritten("SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_database d");
+        assert!(sql.contains("WHEN (d.datdba) = 10 THEN 'alice'"), "{sql}");
+        let sql = rewritten(
+            "SELECT ARRAY(SELECT b.rolname FROM pg_roles b ORDER BY 1) AS memberof FROM pg_roles r",
+        );
+        assert!(
+            sql.contains("(SELECT array_agg(b.rolname ORDER BY 1) AS array FROM pg_roles AS b)")
+                || sql.contains("array_agg(b.rolname ORDER BY 1)"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn ordinary_statements_are_untouched() {
+        let statement = parse_sql("SELECT a FROM readings WHERE b = 1")
+            .unwrap()
+            .remove(0);
+        assert!(!touches_catalog(&statement));
+    }
+}

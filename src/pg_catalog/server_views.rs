@@ -1,0 +1,251 @@
+//! The `pg_catalog` relations about the server rather than the schema: roles (`pg_roles`,
+//! `pg_authid`, `pg_user`, `pg_auth_members`), settings (`pg_settings`) and connections
+//! (`pg_stat_activity`).
+//!
+//! Invariant: until Kura has its own users (see the security work), the one role is the
+//! session's user, with oid [`oids::OWNER_ROLE`], owner of every object; `pg_settings`
+//! shows the scanning session's own values.
+
+use super::Source;
+use super::oids;
+use super::table::{Kind, Rows, V};
+use crate::error::Result;
+use crate::session::settings::{self, Kind as ParamKind};
+
+use Kind::*;
+
+pub const ROLES: &[(&str, Kind)] = &[
+    ("rolname", Text),
+    ("rolsuper", Bool),
+    ("rolinherit", Bool),
+    ("rolcreaterole", Bool),
+    ("rolcreatedb", Bool),
+    ("rolcanlogin", Bool),
+    ("rolreplication", Bool),
+    ("rolconnlimit", Int4),
+    ("rolpassword", Text),
+    ("rolvaliduntil", Timestamptz),
+    ("rolbypassrls", Bool),
+    ("rolconfig", TextArray),
+    ("oid", Oid),
+];
+
+fn role_row(source: &Source, password: &'static str) -> Vec<(&'static str, V)> {
+    vec![
+        ("oid", oids::OWNER_ROLE.into()),
+        ("rolname", source.user().into()),
+        ("rolsuper", true.into()),
+        ("rolinherit", true.into()),
+        ("rolcreaterole", true.into()),
+        ("rolcreatedb", true.into()),
+        ("rolcanlogin", true.into()),
+        ("rolreplication", true.into()),
+        ("rolconnlimit", (-1).into()),
+        ("rolpassword", password.into()),
+        ("rolbypassrls", true.into()),
+    ]
+}
+
+pub fn roles(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(ROLES);
+    rows.push(role_row(source, "********"));
+    Ok(rows)
+}
+
+pub const AUTHID: &[(&str, Kind)] = &[
+    ("oid", Oid),
+    ("rolname", Text),
+    ("rolsuper", Bool),
+    ("rolinherit", Bool),
+    ("rolcreaterole", Bool),
+    ("rolcreatedb", Bool),
+    ("rolcanlogin", Bool),
+    ("rolreplication", Bool),
+    ("rolbypassrls", Bool),
+    ("rolconnlimit", Int4),
+    ("rolpassword", Text),
+    ("rolvaliduntil", Timestamptz),
+];
+
+pub fn authid(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(AUTHID);
+    let mut row = role_row(source, "");
+    // pg_authid holds the verifier itself; Kura never shows one.
+    row.retain(|(name, _)| *name != "rolpassword");
+    rows.push(row);
+    Ok(rows)
+}
+
+pub const USER: &[(&str, Kind)] = &[
+    ("usename", Text),
+    ("usesysid", Oid),
+    ("usecreatedb", Bool),
+    ("usesuper", Bool),
+    ("userepl", Bool),
+    ("usebypassrls", Bool),
+    ("passwd", Text),
+    ("valuntil", Timestamptz),
+    ("useconfig", TextArray),
+];
+
+pub fn users(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(USER);
+    rows.push(vec![
+        ("usename", source.user().into()),
+        ("usesysid", oids::OWNER_ROLE.into()),
+        ("usecreatedb", true.into()),
+        ("usesuper", true.into()),
+        ("userepl", true.into()),
+        ("usebypassrls", true.into()),
+        ("passwd", "********".into()),
+    ]);
+    Ok(rows)
+}
+
+pub const AUTH_MEMBERS: &[(&str, Kind)] = &[
+    ("oid", Oid),
+    ("roleid", Oid),
+    ("member", Oid),
+    ("grantor", Oid),
+    ("admin_option", Bool),
+];
+
+/// No role is a member of another.
+pub fn auth_members(_: &Source) -> Result<Rows> {
+    Ok(Rows::new(AUTH_MEMBERS))
+}
+
+pub const SETTINGS: &[(&str, Kind)] = &[
+    ("name", Text),
+    ("setting", Text),
+    ("unit", Text),
+    ("category", Text),
+    ("short_desc", Text),
+    ("extra_desc", Text),
+    ("context", Text),
+    ("vartype", Text),
+    ("source", Text),
+    ("min_val", Text),
+    ("max_val", Text),
+    ("enumvals", TextArray),
+    ("boot_val", Text),
+    ("reset_val", Text),
+    ("sourcefile", Text),
+    ("sourceline", Int4),
+    ("pending_restart", Bool),
+];
+
+pub fn settings(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(SETTINGS);
+    let Some(session) = source.session else {
+        return Ok(rows);
+    };
+    for (name, value) in session.settings.all() {
+        let Some(param) = settings::param_named(name) else {
+            continue;
+        };
+        let (min, max, enums) = match param.kind {
+            ParamKind::Integer { min, max } => (Some(min.to_string()), Some(max.to_string()), None),
+            ParamKind::Millis => (Some("0".into()), Some(i32::MAX.to_string()), None),
+            ParamKind::Enum(values) => (
+                None,
+                None,
+                Some(values.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
+            ),
+            ParamKind::Bool | ParamKind::String => (None, None, None),
+        };
+        let reset = session.settings.reset_value(name).unwrap_or(param.default);
+        rows.push(vec![
+            ("name", param.name.into()),
+            ("setting", value.as_str().into()),
+            (
+                "unit",
+                matches!(param.kind, ParamKind::Millis)
+                    .then_some("ms")
+                    .into(),
+            ),
+            ("category", param.category.into()),
+            ("short_desc", param.description.into()),
+            ("context", param.context.name().into()),
+            ("vartype", param.kind.vartype().into()),
+            (
+                "source",
+                if value == param.default {
+                    "default"
+                } else {
+                    "session"
+                }
+                .into(),
+            ),
+            ("min_val", min.into()),
+            ("max_val", max.into()),
+            ("enumvals", enums.map_or(V::Null, V::Texts)),
+            ("boot_val", param.default.into()),
+            ("reset_val", reset.into()),
+            ("pending_restart", false.into()),
+        ]);
+    }
+    Ok(rows)
+}
+
+pub const STAT_ACTIVITY: &[(&str, Kind)] = &[
+    ("datid", Oid),
+    ("datname", Text),
+    ("pid", Int4),
+    ("leader_pid", Int4),
+    ("usesysid", Oid),
+    ("usename", Text),
+    ("application_name", Text),
+    ("client_addr", Text),
+    ("client_hostname", Text),
+    ("client_port", Int4),
+    ("backend_start", Timestamptz),
+    ("xact_start", Timestamptz),
+    ("query_start", Timestamptz),
+    ("state_change", Timestamptz),
+    ("wait_event_type", Text),
+    ("wait_event", Text),
+    ("state", Text),
+    ("backend_xid", Int4),
+    ("backend_xmin", Int4),
+    ("query_id", Int8),
+    ("query", Text),
+    ("backend_type", Text),
+];
+
+pub fn stat_activity(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(STAT_ACTIVITY);
+    let Some(session) = source.session else {
+        return Ok(rows);
+    };
+    let micros = |t: chrono::DateTime<chrono::Utc>| V::Micros(t.timestamp_micros());
+    for activity in session.activities() {
+        rows.push(vec![
+            ("datid", oids::DATABASE.into()),
+            ("datname", activity.database.into()),
+            ("pid", activity.pid.into()),
+            ("usesysid", oids::OWNER_ROLE.into()),
+            ("usename", activity.user.into()),
+            ("application_name", activity.application_name.into()),
+            (
+                "client_addr",
+                activity.client_addr.map(|a| a.ip().to_string()).into(),
+            ),
+            (
+                "client_port",
+                activity
+                    .client_addr
+                    .map(|a| i32::from(a.port()))
+                    .unwrap_or(-1)
+                    .into(),
+            ),
+            ("backend_start", micros(activity.backend_start)),
+            ("query_start", activity.query_start.map_or(V::Null, micros)),
+            ("state_change", activity.query_start.map_or(V::Null, micros)),
+            ("state", activity.state.into()),
+            ("query", activity.query.into()),
+            ("backend_type", "client backend".into()),
+        ]);
+    }
+    Ok(rows)
+}

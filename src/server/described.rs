@@ -1,0 +1,60 @@
+//! What a result column says about itself beyond its Arrow type, carried as Arrow field
+//! metadata from the table providers through DataFusion's plans to the RowDescription: its
+//! PostgreSQL type (when the Arrow type does not decide it, e.g. `varchar` vs `text`,
+//! `int2vector` vs `int2[]`), its type modifier, and the table and column it comes from.
+//!
+//! Invariant: metadata only refines a description; a column without it is described from its
+//! Arrow type alone.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::Field;
+use pgwire::api::Type;
+use pgwire::api::results::FieldInfo;
+
+pub const PG_TYPE: &str = "kura.pg_type";
+pub const TYPMOD: &str = "kura.typmod";
+pub const TABLE_OID: &str = "kura.table_oid";
+pub const ATTNUM: &str = "kura.attnum";
+
+/// Metadata for a column of type `oid` with modifier `typmod`, from `table`'s column `attnum`.
+pub fn metadata(pg_type: i32, typmod: i32, source: Option<(i32, i16)>) -> HashMap<String, String> {
+    let mut out = HashMap::from([
+        (PG_TYPE.to_string(), pg_type.to_string()),
+        (TYPMOD.to_string(), typmod.to_string()),
+    ]);
+    if let Some((table, attnum)) = source {
+        out.insert(TABLE_OID.to_string(), table.to_string());
+        out.insert(ATTNUM.to_string(), attnum.to_string());
+    }
+    out
+}
+
+fn number<T: std::str::FromStr>(field: &Field, key: &str) -> Option<T> {
+    field.metadata().get(key).and_then(|v| v.parse().ok())
+}
+
+/// The PostgreSQL type a field's metadata names.
+pub fn pg_type(field: &Field) -> Option<Type> {
+    number::<u32>(field, PG_TYPE).and_then(Type::from_oid)
+}
+
+/// `info` refined by what `field`'s metadata says.
+pub fn describe(field: &Field, info: FieldInfo) -> FieldInfo {
+    if field.metadata().is_empty() {
+        return info;
+    }
+    let datatype = pg_type(field).unwrap_or_else(|| info.datatype().clone());
+    let typmod = number(field, TYPMOD).unwrap_or(info.type_modifier());
+    let described = FieldInfo::new(
+        info.name().to_string(),
+        number(field, TABLE_OID).or(info.table_id()),
+        number(field, ATTNUM).or(info.column_id()),
+        datatype,
+        info.format(),
+    );
+    described
+        .with_format_options(info.format_options().clone())
+        .with_type_size(info.type_size())
+        .with_type_modifier(typmod)
+}
