@@ -58,3 +58,27 @@ pub fn describe(field: &Field, info: FieldInfo) -> FieldInfo {
         .with_type_size(info.type_size())
         .with_type_modifier(typmod)
 }
+
+/// The fields the row encoder works from: like the described ones, except that `int2vector`
+/// and `oidvector` columns sent as text (already joined into `1 2` by the text rewrite) are
+/// encoded as plain text, not quoted like an array element.
+pub fn for_encoding(fields: &[FieldInfo]) -> Vec<FieldInfo> {
+    fields
+        .iter()
+        .map(|info| {
+            let vector =
+                *info.datatype() == Type::INT2_VECTOR || *info.datatype() == Type::OID_VECTOR;
+            if vector && info.format() == pgwire::api::results::FieldFormat::Text {
+                FieldInfo::new(
+                    info.name().to_string(),
+                    info.table_id(),
+                    info.column_id(),
+                    Type::TEXT,
+                    info.format(),
+                )
+            } else {
+                info.clone()
+            }
+        })
+        .collect()
+}

@@ -69,7 +69,7 @@ where
             command,
         } => {
             let fields = Arc::new(fields(&schema, format)?);
-            let row_fields = fields.clone();
+            let row_fields = Arc::new(super::described::for_encoding(&fields));
             let reported = schema.clone();
             let rows = stream
                 .map(move |batch| match batch {

@@ -272,4 +272,13 @@ mod tests {
         );
         assert!(parse_sql("SELEC 1").is_err());
     }
+
+    #[test]
+    fn plain_create_tables_after_whitespace_and_other_statements_parse() {
+        let stmts = parse_sql(
+            "\n    CREATE TABLE t1 (id integer PRIMARY KEY);\n    DROP TABLE IF EXISTS t; CREATE TABLE t2 (id int)",
+        )
+        .unwrap();
+        assert_eq!(stmts.len(), 3);
+    }
 }

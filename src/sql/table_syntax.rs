@@ -72,9 +72,16 @@ fn expect_word(parser: &mut Parser, word: &str) -> Parsed<()> {
     parser.expected(word, parser.peek_token())
 }
 
-/// Moves the parser back to token position `start`.
+/// Moves the parser back to token position `start`. `prev_token` steps back over
+/// whitespace too, so the target is the first token at or after `start` that is not
+/// whitespace: stepping back from there would run off the start of a statement that follows
+/// whitespace (a panic in sqlparser).
 fn rewind(parser: &mut Parser, start: usize) {
-    while parser.index() > start {
+    let mut target = start;
+    while target < parser.index() && matches!(parser.token_at(target).token, Token::Whitespace(_)) {
+        target += 1;
+    }
+    while parser.index() > target {
         parser.prev_token();
     }
 }

@@ -1,0 +1,210 @@
+//! `pg_catalog` and `information_schema` through a real PostgreSQL client: the rows psql,
+//! JDBC and ODBC read to browse a schema, the functions they call, reg* casts, and the
+//! RowDescription (declared types, modifiers, table oids) of a query on a table. Oids must
+//! survive a restart.
+
+mod common;
+
+use common::{TestServer, exec, sqlstate, text_rows as rows};
+use tokio_postgres::types::Type;
+
+const SCHEMA: &str = "
+    CREATE TABLE sensors (id integer PRIMARY KEY, name varchar(64) NOT NULL, price numeric(6,2),
+                          active boolean NOT NULL DEFAULT true);
+    CREATE TABLE readings (sensor_id integer NOT NULL, ts timestamp NOT NULL, v double precision,
+                           PRIMARY KEY (sensor_id, ts));
+    CREATE INDEX readings_ts_idx ON readings (ts);
+    CREATE VIEW hot AS SELECT sensor_id, v FROM readings WHERE v > 30;
+";
+
+#[tokio::test]
+async fn relations_columns_and_keys_describe_the_schema() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(&c, SCHEMA).await;
+
+    let relations = rows(
+        &c,
+        "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        relations,
+        [
+            "hot|v",
+            "readings|r",
+            "readings_pkey|i",
+            "readings_ts_idx|i",
+            "sensors|r",
+            "sensors_pkey|i"
+        ]
+    );
+
+    let columns = rows(
+        &c,
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d
+                 WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef)
+         FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = 'sensors'::regclass AND a.attnum > 0 ORDER BY a.attnum",
+    )
+    .await;
+    assert_eq!(
+        columns,
+        [
+            "id|integer|t|NULL",
+            "name|character varying(64)|t|NULL",
+            "price|numeric(6,2)|f|NULL",
+            "active|boolean|t|true"
+        ]
+    );
+
+    let indexes = rows(
+        &c,
+        "SELECT c2.relname, i.indkey, i.indkey[1], pg_catalog.pg_get_indexdef(i.indexrelid),
+                pg_catalog.pg_get_constraintdef(con.oid), con.contype
+         FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_class c2 ON c2.oid = i.indexrelid
+         LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+         WHERE i.indrelid = 'public.readings'::regclass ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        indexes,
+        [
+            "readings_pkey|1 2|2|CREATE UNIQUE INDEX readings_pkey ON public.readings USING btree (sensor_id, ts)|PRIMARY KEY (sensor_id, ts)|p",
+            "readings_ts_idx|2|NULL|CREATE INDEX readings_ts_idx ON public.readings USING btree (ts)|NULL|NULL"
+        ]
+    );
+
+    let info = rows(
+        &c,
+        "SELECT column_name, data_type, udt_name, character_maximum_length, is_nullable
+         FROM information_schema.columns WHERE table_name = 'sensors' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(
+        info,
+        [
+            "id|integer|int4|NULL|NO",
+            "name|character varying|varchar|64|NO",
+            "price|numeric|numeric|NULL|YES",
+            "active|boolean|bool|NULL|NO"
+        ]
+    );
+    let keys = rows(
+        &c,
+        "SELECT tc.constraint_type, k.column_name, k.ordinal_position
+         FROM information_schema.table_constraints tc
+         JOIN information_schema.key_column_usage k ON k.constraint_name = tc.constraint_name
+         WHERE tc.table_name = 'readings' ORDER BY 3",
+    )
+    .await;
+    assert_eq!(keys, ["PRIMARY KEY|sensor_id|1", "PRIMARY KEY|ts|2"]);
+    let view = rows(
+        &c,
+        "SELECT table_name, table_type FROM information_schema.tables ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        view,
+        ["hot|VIEW", "readings|BASE TABLE", "sensors|BASE TABLE"]
+    );
+}
+
+#[tokio::test]
+async fn reg_casts_functions_and_row_descriptions() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(&c, SCHEMA).await;
+
+    let oid = rows(&c, "SELECT 'sensors'::regclass::oid").await;
+    assert_eq!(
+        rows(&c, &format!("SELECT {}::regclass::text", oid[0])).await,
+        ["sensors"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT c.oid::regclass FROM pg_class c WHERE relname = 'hot'"
+        )
+        .await,
+        ["hot"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT 'int4'::regtype::text, to_regtype('varchar'), to_regclass('nope')"
+        )
+        .await,
+        ["integer|1043|NULL"]
+    );
+    let missing = c
+        .simple_query("SELECT 'nope'::regclass")
+        .await
+        .expect_err("unknown relation");
+    assert_eq!(sqlstate(&missing), Some("42P01"));
+    assert_eq!(
+        rows(&c, "SELECT pg_get_userbyid(10) = current_user, pg_get_viewdef('hot'::regclass) LIKE '%readings%'").await,
+        ["t|t"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT count(*) > 0 FROM pg_catalog.pg_type WHERE typname = 'int4'"
+        )
+        .await,
+        ["t"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT name, setting FROM pg_settings WHERE name = 'application_name'"
+        )
+        .await,
+        ["application_name|"]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
+        .await,
+        ["1"]
+    );
+
+    // The RowDescription names the declared type, its modifier and the source column.
+    let statement = c
+        .prepare("SELECT name, price, id FROM sensors")
+        .await
+        .expect("prepare");
+    let types: Vec<Type> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(types, [Type::VARCHAR, Type::NUMERIC, Type::INT4]);
+    let table = statement.columns()[0].table_oid();
+    assert_eq!(table.map(|t| t.to_string()), Some(oid[0].clone()));
+    assert_eq!(statement.columns()[1].column_id(), Some(3));
+}
+
+#[tokio::test]
+async fn oids_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let query = "SELECT c.relname, c.oid FROM pg_class c ORDER BY 1";
+    let before = {
+        let mut server = TestServer::start_in(&data, &[]);
+        let c = server.connect().await;
+        exec(&c, SCHEMA).await;
+        let before = rows(&c, query).await;
+        server.terminate();
+        before
+    };
+    let server = TestServer::start_in(&data, &[]);
+    let c = server.connect().await;
+    assert_eq!(rows(&c, query).await, before);
+}
