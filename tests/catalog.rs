@@ -141,6 +141,14 @@ async fn reg_casts_functions_and_row_descriptions() {
         .await,
         ["integer|1043|NULL"]
     );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT 'pg_class'::regclass::oid, 'pg_catalog.pg_type'::regclass::text"
+        )
+        .await,
+        ["1259|pg_type"]
+    );
     let missing = c
         .simple_query("SELECT 'nope'::regclass")
         .await

@@ -205,6 +205,9 @@ fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
                 .map(|x| quote_ident(&x.name)),
         };
     }
+    if let Some((name, _)) = SYSTEM_RELATIONS.iter().find(|(_, o)| *o == oid) {
+        return Some(name.to_string());
+    }
     catalog
         .view_names()
         .into_iter()
@@ -212,10 +215,38 @@ fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
         .map(|name| quote_ident(&name))
 }
 
+/// PostgreSQL's oids of the system catalogs clients name in casts
+/// (`d.classoid = 'pg_class'::regclass`).
+const SYSTEM_RELATIONS: &[(&str, i32)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_namespace", 2615),
+    ("pg_roles", 12001),
+];
+
 /// The oid of a relation named `name` (`schema.name` or `name`, quoted or not).
 fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
     let parts = identifier_parts(name);
+    let system = |n: &str| {
+        SYSTEM_RELATIONS
+            .iter()
+            .find(|(r, _)| *r == n)
+            .map(|(_, o)| *o)
+    };
     let relation = match parts.as_slice() {
+        [schema, name] if schema == "pg_catalog" => return system(name),
+        [name] if catalog.table(name).is_none() && system(name).is_some() => {
+            return system(name);
+        }
         [name] => name.clone(),
         [schema, name] if schema == "public" => name.clone(),
         _ => return None,
