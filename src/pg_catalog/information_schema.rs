@@ -6,7 +6,7 @@
 //! `pg_constraint`.
 
 use super::oids::{PgType, types};
-use super::relations::{constraint_of, table_defs};
+use super::relations::{key_constraints, table_defs};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
 use crate::error::Result;
@@ -378,28 +378,23 @@ const TABLE_CONSTRAINTS: &[(&str, Kind)] = &[
 
 fn table_constraints(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(TABLE_CONSTRAINTS);
-    for def in table_defs(source) {
-        for index in &def.indexes {
-            let Some(kind) = constraint_of(index) else {
-                continue;
-            };
-            rows.push(vec![
-                ("constraint_catalog", source.database.into()),
-                ("constraint_schema", "public".into()),
-                ("constraint_name", index.name.as_str().into()),
-                ("table_catalog", source.database.into()),
-                ("table_schema", "public".into()),
-                ("table_name", def.name.as_str().into()),
-                (
-                    "constraint_type",
-                    if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" }.into(),
-                ),
-                ("is_deferrable", "NO".into()),
-                ("initially_deferred", "NO".into()),
-                ("enforced", "YES".into()),
-                ("nulls_distinct", "YES".into()),
-            ]);
-        }
+    for (def, index, kind) in key_constraints(source) {
+        rows.push(vec![
+            ("constraint_catalog", source.database.into()),
+            ("constraint_schema", "public".into()),
+            ("constraint_name", index.name.as_str().into()),
+            ("table_catalog", source.database.into()),
+            ("table_schema", "public".into()),
+            ("table_name", def.name.as_str().into()),
+            (
+                "constraint_type",
+                if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" }.into(),
+            ),
+            ("is_deferrable", "NO".into()),
+            ("initially_deferred", "NO".into()),
+            ("enforced", "YES".into()),
+            ("nulls_distinct", "YES".into()),
+        ]);
     }
     Ok(rows)
 }
@@ -417,24 +412,30 @@ const KEY_COLUMN_USAGE: &[(&str, Kind)] = &[
 ];
 
 fn key_column_usage(source: &Source) -> Result<Rows> {
-    let mut rows = Rows::new(KEY_COLUMN_USAGE);
-    for def in table_defs(source) {
-        for index in def.indexes.iter().filter(|i| constraint_of(i).is_some()) {
-            for (position, c) in index.columns.iter().enumerate() {
-                let Some(column) = def.columns.get(*c) else {
-                    continue;
-                };
-                rows.push(vec![
-                    ("constraint_catalog", source.database.into()),
-                    ("constraint_schema", "public".into()),
-                    ("constraint_name", index.name.as_str().into()),
-                    ("table_catalog", source.database.into()),
-                    ("table_schema", "public".into()),
-                    ("table_name", def.name.as_str().into()),
-                    ("column_name", column.name.as_str().into()),
-                    ("ordinal_position", (position as i64 + 1).into()),
-                ]);
+    key_column_rows(source, KEY_COLUMN_USAGE, true)
+}
+
+/// One row per column of each key constraint (`key_column_usage` also numbers them).
+fn key_column_rows(source: &Source, layout: super::table::Layout, numbered: bool) -> Result<Rows> {
+    let mut rows = Rows::new(layout);
+    for (def, index, _) in key_constraints(source) {
+        for (position, c) in index.columns.iter().enumerate() {
+            let Some(column) = def.columns.get(*c) else {
+                continue;
+            };
+            let mut row = vec![
+                ("constraint_catalog", source.database.into()),
+                ("constraint_schema", "public".into()),
+                ("constraint_name", index.name.as_str().into()),
+                ("table_catalog", source.database.into()),
+                ("table_schema", "public".into()),
+                ("table_name", def.name.as_str().into()),
+                ("column_name", column.name.as_str().into()),
+            ];
+            if numbered {
+                row.push(("ordinal_position", (position as i64 + 1).into()));
             }
+            rows.push(row);
         }
     }
     Ok(rows)
@@ -451,26 +452,7 @@ const CONSTRAINT_COLUMN_USAGE: &[(&str, Kind)] = &[
 ];
 
 fn constraint_column_usage(source: &Source) -> Result<Rows> {
-    let mut rows = Rows::new(CONSTRAINT_COLUMN_USAGE);
-    for def in table_defs(source) {
-        for index in def.indexes.iter().filter(|i| constraint_of(i).is_some()) {
-            for c in &index.columns {
-                let Some(column) = def.columns.get(*c) else {
-                    continue;
-                };
-                rows.push(vec![
-                    ("table_catalog", source.database.into()),
-                    ("table_schema", "public".into()),
-                    ("table_name", def.name.as_str().into()),
-                    ("column_name", column.name.as_str().into()),
-                    ("constraint_catalog", source.database.into()),
-                    ("constraint_schema", "public".into()),
-                    ("constraint_name", index.name.as_str().into()),
-                ]);
-            }
-        }
-    }
-    Ok(rows)
+    key_column_rows(source, CONSTRAINT_COLUMN_USAGE, false)
 }
 
 const REFERENTIAL_CONSTRAINTS: &[(&str, Kind)] = &[

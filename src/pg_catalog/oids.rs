@@ -7,7 +7,7 @@
 //! PostgreSQL. System objects keep PostgreSQL's own numbers (`pg_catalog` = 11, `public` =
 //! 2200, the type oids of `pg_type`).
 
-use crate::storage::{TableDef, TableId};
+use crate::storage::TableId;
 use crate::types::SqlType;
 use datafusion::arrow::datatypes::TimeUnit;
 
@@ -19,8 +19,6 @@ pub const OWNER_ROLE: i32 = 10;
 pub const DATABASE: i32 = 16384;
 pub const HEAP_AM: i32 = 2;
 pub const BTREE_AM: i32 = 403;
-/// `pg_class` and `pg_constraint`, as `classoid` values (`obj_description(oid, 'pg_class')`).
-pub const PG_CLASS_RELATION: i32 = 1259;
 pub const DEFAULT_TABLESPACE: i32 = 1663;
 
 /// Relations of table `id` take the oids `base .. base + SLOTS`: the table itself, its
@@ -227,11 +225,6 @@ fn with_precision(base: &str, typmod: Option<i32>, suffix: &str) -> String {
 /// The attribute numbers (1-based) of `columns`.
 pub fn attnums(columns: &[usize]) -> Vec<i64> {
     columns.iter().map(|c| *c as i64 + 1).collect()
-}
-
-/// The table `def`'s relation oid.
-pub fn of_table(def: &TableDef) -> i32 {
-    table(def.id)
 }
 
 #[cfg(test)]

@@ -507,35 +507,43 @@ pub fn constraint_of(index: &IndexDef) -> Option<&'static str> {
     }
 }
 
-fn constraints(source: &Source) -> Result<Rows> {
-    let mut rows = Rows::new(CONSTRAINT);
+/// Every key constraint of every table: the table, the index that enforces it, its `contype`.
+pub fn key_constraints(source: &Source) -> Vec<(Arc<TableDef>, IndexDef, &'static str)> {
+    let mut out = Vec::new();
     for def in table_defs(source) {
         for index in &def.indexes {
-            let Some(kind) = constraint_of(index) else {
-                continue;
-            };
-            rows.push(vec![
-                ("oid", oids::constraint(def.id, index.id).into()),
-                ("conname", index.name.as_str().into()),
-                ("connamespace", oids::PUBLIC_NAMESPACE.into()),
-                ("contype", kind.into()),
-                ("condeferrable", false.into()),
-                ("condeferred", false.into()),
-                ("convalidated", true.into()),
-                ("conrelid", oids::table(def.id).into()),
-                ("contypid", 0.into()),
-                ("conindid", oids::index(def.id, index.id).into()),
-                ("conparentid", 0.into()),
-                ("confrelid", 0.into()),
-                ("confupdtype", " ".into()),
-                ("confdeltype", " ".into()),
-                ("confmatchtype", " ".into()),
-                ("conislocal", true.into()),
-                ("coninhcount", 0.into()),
-                ("connoinherit", true.into()),
-                ("conkey", V::Ints(oids::attnums(&index.columns))),
-            ]);
+            if let Some(kind) = constraint_of(index) {
+                out.push((def.clone(), index.clone(), kind));
+            }
         }
+    }
+    out
+}
+
+fn constraints(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(CONSTRAINT);
+    for (def, index, kind) in key_constraints(source) {
+        rows.push(vec![
+            ("oid", oids::constraint(def.id, index.id).into()),
+            ("conname", index.name.as_str().into()),
+            ("connamespace", oids::PUBLIC_NAMESPACE.into()),
+            ("contype", kind.into()),
+            ("condeferrable", false.into()),
+            ("condeferred", false.into()),
+            ("convalidated", true.into()),
+            ("conrelid", oids::table(def.id).into()),
+            ("contypid", 0.into()),
+            ("conindid", oids::index(def.id, index.id).into()),
+            ("conparentid", 0.into()),
+            ("confrelid", 0.into()),
+            ("confupdtype", " ".into()),
+            ("confdeltype", " ".into()),
+            ("confmatchtype", " ".into()),
+            ("conislocal", true.into()),
+            ("coninhcount", 0.into()),
+            ("connoinherit", true.into()),
+            ("conkey", V::Ints(oids::attnums(&index.columns))),
+        ]);
     }
     Ok(rows)
 }

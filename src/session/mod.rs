@@ -136,7 +136,6 @@ impl Session {
     fn view(&self) -> Arc<view::SessionView> {
         Arc::new(view::SessionView {
             user: self.identity.user.clone(),
-            backend_pid: self.identity.backend_pid,
             settings: self.settings.clone(),
             backends: self.backends.clone(),
         })

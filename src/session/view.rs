@@ -13,7 +13,6 @@ use super::backends::{Activity, Backends};
 #[derive(Debug)]
 pub struct SessionView {
     pub user: String,
-    pub backend_pid: i32,
     pub settings: Arc<Settings>,
     pub backends: Option<Arc<Backends>>,
 }
