@@ -156,6 +156,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(Some(&config.system.event_log_dir()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // DataFusion plans and evaluates expressions recursively; a deeply nested query must
+        // not overflow a worker's stack.
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

@@ -216,3 +216,49 @@ async fn oids_survive_a_restart() {
     let c = server.connect().await;
     assert_eq!(rows(&c, query).await, before);
 }
+
+#[tokio::test]
+async fn queries_drivers_send_that_datafusion_plans_only_after_rewriting() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(&c, SCHEMA).await;
+
+    // pgjdbc's getPrimaryKeys: _pg_expandarray over indkey, then (keys).x / (keys).n.
+    let keys = rows(
+        &c,
+        "SELECT a.attname, (i.keys).n FROM pg_catalog.pg_class ct
+           JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)
+           JOIN (SELECT i.indrelid, i.indisprimary,
+                        information_schema._pg_expandarray(i.indkey) AS keys
+                   FROM pg_catalog.pg_index i) i
+             ON (a.attnum = (i.keys).x AND a.attrelid = i.indrelid)
+          WHERE ct.relname = 'readings' AND i.indisprimary ORDER BY 2",
+    )
+    .await;
+    assert_eq!(keys, ["sensor_id|1", "ts|2"]);
+
+    // psql's \d+: ARRAY(SELECT ... FROM unnest(outer column) x) is evaluated per row.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT array_to_string(array(SELECT 'toast.' || x FROM pg_catalog.unnest(r.o) x
+                                          WHERE x <> 'b'), ', ')
+               FROM (SELECT make_array('a', 'b', 'c') AS o) r, pg_catalog.pg_class c
+              WHERE c.relname = 'sensors'",
+        )
+        .await,
+        ["toast.a, toast.c"]
+    );
+
+    // psql's \d policies step: a correlated ARRAY subquery over an always-empty relation.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT pol.polname, array_to_string(array(SELECT rolname FROM pg_catalog.pg_roles
+                                                    WHERE oid = any (pol.polroles) ORDER BY 1), ',')
+               FROM pg_catalog.pg_policy pol WHERE pol.polrelid = 'sensors'::regclass",
+        )
+        .await,
+        Vec::<String>::new()
+    );
+}

@@ -228,6 +228,25 @@ impl RawClient {
         Reply { messages }
     }
 
+    /// Sends one frontend message of type `tag`.
+    async fn send(&mut self, tag: u8, body: &[u8]) {
+        let mut packet = vec![tag];
+        packet.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        packet.extend_from_slice(body);
+        self.stream.write_all(&packet).await.unwrap();
+    }
+
+    /// Parse (unnamed, no parameter types), Describe of the statement, Sync.
+    async fn parse_and_describe(&mut self, sql: &str) -> Reply {
+        let mut parse = vec![0u8];
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(&[0, 0, 0]);
+        self.send(b'P', &parse).await;
+        self.send(b'D', b"S\0").await;
+        self.send(b'S', &[]).await;
+        self.read_until_ready().await
+    }
+
     async fn query(&mut self, sql: &str) -> Reply {
         let mut packet = vec![b'Q'];
         packet.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
@@ -1341,4 +1360,123 @@ async fn startup_parameter_status_and_show() {
         "55P02",
         "SET of a read-only parameter",
     );
+}
+
+/// One field of a RowDescription: name, type oid, typlen, typmod.
+fn row_description(msg: &Msg) -> Vec<(String, u32, i16, i32)> {
+    let body = &msg.body;
+    let count = i16::from_be_bytes([body[0], body[1]]) as usize;
+    let mut at = 2;
+    let mut fields = Vec::new();
+    for _ in 0..count {
+        let end = at + body[at..].iter().position(|b| *b == 0).unwrap();
+        let name = String::from_utf8(body[at..end].to_vec()).unwrap();
+        at = end + 1 + 4 + 2;
+        let oid = u32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+        let len = i16::from_be_bytes(body[at + 4..at + 6].try_into().unwrap());
+        let typmod = i32::from_be_bytes(body[at + 6..at + 10].try_into().unwrap());
+        at += 4 + 2 + 4 + 2;
+        fields.push((name, oid, len, typmod));
+    }
+    fields
+}
+
+#[tokio::test]
+async fn what_drivers_rely_on_in_replies() {
+    let server = TestServer::start();
+    let (mut raw, _) = RawClient::connect(server.port).await;
+    raw.query("CREATE TABLE d (k integer PRIMARY KEY, c char(3))")
+        .await;
+
+    // A query of comments only (Grafana's health check) is an empty query.
+    let reply = raw.query("-- ping").await;
+    let tags: Vec<u8> = reply.messages.iter().map(|m| m.tag).collect();
+    assert_eq!(tags, [b'I', b'Z'], "EmptyQueryResponse then ReadyForQuery");
+
+    // Describing a statement without a result says NoData (pgjdbc takes an empty
+    // RowDescription for a result set).
+    let reply = raw
+        .parse_and_describe("INSERT INTO d VALUES ($1, $2)")
+        .await;
+    let tags: Vec<u8> = reply.messages.iter().map(|m| m.tag).collect();
+    assert_eq!(tags, [b'1', b't', b'n', b'Z'], "{reply:?}");
+
+    // RowDescription carries typlen (psycopg reads it) and the declared type.
+    let reply = raw
+        .parse_and_describe("SELECT k, c, k::bigint AS b, 'x'::text AS t, c::text AS ct FROM d")
+        .await;
+    let description = reply
+        .messages
+        .iter()
+        .find(|m| m.tag == b'T')
+        .expect("RowDescription");
+    let fields = row_description(description);
+    let summary: Vec<(&str, u32, i16, i32)> = fields
+        .iter()
+        .map(|(n, o, l, m)| (n.as_str(), *o, *l, *m))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("k", 23, 4, -1),
+            ("c", 1042, -1, 7),
+            ("b", 20, 8, -1),
+            ("t", 25, -1, -1),
+            ("ct", 25, -1, -1),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn parameters_as_drivers_send_them() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    within(
+        "create",
+        client.batch_execute("CREATE TABLE p (k integer PRIMARY KEY, c char(3), n text, d date)"),
+    )
+    .await
+    .unwrap();
+
+    // NULLs declared with types the decoder has no case for (pgjdbc's setNull(i, CHAR) is
+    // bpchar) keep every later parameter in its place.
+    let insert = within(
+        "prepare",
+        client.prepare_typed(
+            "INSERT INTO p VALUES ($1, $2, $3, $4)",
+            &[Type::INT4, Type::BPCHAR, Type::NAME, Type::UNKNOWN],
+        ),
+    )
+    .await
+    .unwrap();
+    let none: Option<&str> = None;
+    within(
+        "insert nulls",
+        client.execute(&insert, &[&1i32, &none, &none, &none]),
+    )
+    .await
+    .unwrap();
+    within(
+        "insert values",
+        client.execute(&insert, &[&2i32, &"ab", &"nm", &none]),
+    )
+    .await
+    .unwrap();
+    let rows = simple_column(&client, "SELECT concat_ws('|', k, c, n) FROM p ORDER BY k").await;
+    assert_eq!(rows, [Some("1".to_string()), Some("2|ab|nm".to_string())]);
+
+    // A parameter in a table function's arguments: typed by the function, bound before
+    // the rows are made.
+    let series = within(
+        "prepare series",
+        client.prepare("SELECT g FROM generate_series(1, $1) g"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(series.params(), [Type::INT8]);
+    let rows = within("series", client.query(&series, &[&4i64]))
+        .await
+        .unwrap();
+    let values: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, [1, 2, 3, 4]);
 }

@@ -457,6 +457,7 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     for udf in all(catalog) {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(super::expand_array::udf());
     ctx.register_udf(datafusion_pg_catalog::pg_catalog::quote_ident_udf::create_quote_ident_udf());
     ctx.register_udf(datafusion_pg_catalog::pg_catalog::quote_ident_udf::create_parse_ident_udf());
     ctx.register_udf(datafusion_pg_catalog::pg_catalog::array_bounds_udf::create_array_upper_udf());
@@ -620,6 +621,26 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
             Ok(boolean((!a.iter().any(|v| v.is_null())).then_some(true)))
         }));
     }
+    // Kura has no rewrite rules (pg_rewrite is empty): no rule has a definition.
+    out.push(function("pg_get_ruledef", &[1, 2], utf8.clone(), |_| {
+        Ok(text(None))
+    }));
+    // Every table could be published (Kura has no publications yet, so the question only
+    // comes from psql's `\d`, which joins the answer with the empty pg_publication).
+    let c = catalog.clone();
+    out.push(function(
+        "pg_relation_is_publishable",
+        &[1],
+        DataType::Boolean,
+        move |a| {
+            let Some(oid) = oid_arg(&a[0]) else {
+                return Ok(boolean(None));
+            };
+            let table =
+                matches!(oids::decode(oid), Some(Relation::Table(t)) if c.table_by_id(t).is_some());
+            Ok(boolean(Some(table)))
+        },
+    ));
     let c = catalog.clone();
     out.push(function(
         "pg_get_indexdef",

@@ -491,7 +491,10 @@ fn character_sets(source: &Source) -> Result<Rows> {
         ("form_of_use", "UTF8".into()),
         ("default_collate_catalog", source.database.into()),
         ("default_collate_schema", "pg_catalog".into()),
-        ("default_collate_name", "C.UTF-8".into()),
+        (
+            "default_collate_name",
+            crate::session::settings::DATABASE_LOCALE.into(),
+        ),
     ]);
     Ok(rows)
 }

@@ -609,8 +609,11 @@ fn databases(source: &Source) -> Result<Rows> {
         ("datfrozenxid", 0.into()),
         ("datminmxid", 1.into()),
         ("dattablespace", oids::DEFAULT_TABLESPACE.into()),
-        ("datcollate", "C.UTF-8".into()),
-        ("datctype", "C.UTF-8".into()),
+        (
+            "datcollate",
+            crate::session::settings::DATABASE_LOCALE.into(),
+        ),
+        ("datctype", crate::session::settings::DATABASE_LOCALE.into()),
     ]);
     Ok(rows)
 }

@@ -19,7 +19,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, Query, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, ValueWithSpan,
+    GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
+    Query, Select, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, ValueWithSpan,
     VisitMut, VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
 };
 use datafusion_pg_catalog::sql::rules::{
@@ -64,6 +65,7 @@ pub fn touches_catalog(statement: &Statement) -> bool {
             Expr::Function(f) => {
                 let name = f.name.to_string().to_lowercase();
                 name.starts_with("pg_catalog.")
+                    || name.starts_with("information_schema.")
                     || CATALOG_FUNCTION_PREFIXES
                         .iter()
                         .any(|p| name.starts_with(p))
@@ -269,6 +271,11 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        null_subqueries_over_empty_relations(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         // `FROM pg_catalog.unnest(...)`, `pg_catalog.generate_series(...)`.
         if let TableFactor::Table {
@@ -297,19 +304,8 @@ impl VisitorMut for Rewriter<'_> {
                     _ => None,
                 })
                 .collect();
-            // `unnest(a) x`: PostgreSQL names the one column after the alias too.
-            let mut alias = alias.take();
-            if let Some(alias) = &mut alias
-                && alias.columns.is_empty()
-            {
-                alias.columns.push(
-                    datafusion::sql::sqlparser::ast::TableAliasColumnDef::from_name(
-                        alias.name.value.clone(),
-                    ),
-                );
-            }
             *factor = TableFactor::UNNEST {
-                alias,
+                alias: alias.take(),
                 array_exprs,
                 with_offset: false,
                 with_offset_alias: None,
@@ -330,6 +326,21 @@ impl VisitorMut for Rewriter<'_> {
                     && let Some(replacement) = reg_input(reg, operand)
                 {
                     *expr = replacement;
+                }
+            }
+            Expr::CompoundFieldAccess { root, access_chain }
+                if matches!(root.as_ref(), Expr::Nested(_))
+                    && matches!(
+                        access_chain.as_slice(),
+                        [AccessExpr::Dot(Expr::Identifier(_))]
+                    ) =>
+            {
+                // `(keys).x`: a field of a composite value.
+                if let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() {
+                    *expr = function_call(
+                        "get_field",
+                        vec![root.as_ref().clone(), string(&field.value.to_lowercase())],
+                    );
                 }
             }
             Expr::CompoundFieldAccess { root, access_chain } => {
@@ -400,10 +411,20 @@ impl VisitorMut for Rewriter<'_> {
                     function.name.0.remove(0);
                 }
                 let name = function.name.to_string().to_lowercase();
-                if name == "pg_get_userbyid"
+                if name == "information_schema._pg_expandarray"
+                    && let Some(arg) = single_arg(&function.args)
+                {
+                    // A set-returning function: one row per element.
+                    *expr = function_call(
+                        "unnest",
+                        vec![function_call(super::expand_array::NAME, vec![arg])],
+                    );
+                } else if name == "pg_get_userbyid"
                     && let Some(arg) = single_arg(&function.args)
                 {
                     *expr = role_name(arg, self.user);
+                } else if let Some(replacement) = array_over_unnest(expr) {
+                    *expr = replacement;
                 } else if let Some(replacement) = array_subquery(expr) {
                     *expr = replacement;
                 }
@@ -412,6 +433,81 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// In each SELECT of `body` that inner-joins an empty system relation, no row reaches the
+/// select list or the filter, so their subqueries (correlated in ways DataFusion cannot plan,
+/// like psql's policy and publication lookups) never run: NULL takes their place.
+fn null_subqueries_over_empty_relations(body: &mut SetExpr) {
+    let select = match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            null_subqueries_over_empty_relations(left);
+            null_subqueries_over_empty_relations(right);
+            return;
+        }
+        SetExpr::Select(select) => select,
+        _ => return,
+    };
+    if !reads_an_empty_relation(select) {
+        return;
+    }
+    let null_out = |e: &mut Expr| {
+        let _ = visit_expressions_mut(e, |inner| {
+            if has_subquery(inner) {
+                *inner = Expr::Value(Value::Null.into());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            null_out(e);
+        }
+    }
+    if let Some(selection) = &mut select.selection {
+        null_out(selection);
+    }
+}
+
+/// Whether `expr` is itself a subquery expression.
+fn has_subquery(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+    ) || is_array_subquery(expr)
+}
+
+/// Whether `select` inner-joins a system relation that has no rows in Kura (pg_policy,
+/// pg_publication, pg_inherits, ...), so that it returns no rows whatever else it reads.
+fn reads_an_empty_relation(select: &Select) -> bool {
+    use datafusion::sql::sqlparser::ast::JoinOperator;
+    let empty = |factor: &TableFactor| match factor {
+        TableFactor::Table {
+            name, args: None, ..
+        } => {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .map(|p| p.to_string().to_lowercase())
+                .collect();
+            let relation = match parts.as_slice() {
+                [schema, relation] if schema == "pg_catalog" => relation,
+                [relation] => relation,
+                _ => return false,
+            };
+            super::statics::is_empty(relation)
+        }
+        _ => false,
+    };
+    select.from.iter().any(|from| {
+        empty(&from.relation)
+            || from.joins.iter().any(|join| {
+                matches!(
+                    join.join_operator,
+                    JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+                ) && empty(&join.relation)
+            })
+    })
 }
 
 /// Helps DataFusion decorrelate a scalar subquery: conditions on the outer row alone are
@@ -697,6 +793,78 @@ fn role_name(arg: Expr, user: &str) -> Expr {
 }
 
 /// `ARRAY(SELECT x FROM ... ORDER BY y)` → `(SELECT array_agg(x ORDER BY y) FROM ...)`.
+/// `ARRAY(SELECT f(x) FROM unnest(a) x [WHERE p(x)])`, where `a` usually comes from the outer
+/// row (psql's `\d+` adds `'toast.' || x` to each TOAST reloption), becomes
+/// `array_transform(array_filter(a, x -> p(x)), x -> f(x))`: the same array, computed per row
+/// without a correlated subquery DataFusion cannot plan.
+fn array_over_unnest(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return None;
+    };
+    if !function.name.to_string().eq_ignore_ascii_case("array")
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.with.is_some()
+    {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        && select.from.len() == 1
+        && select.from[0].joins.is_empty()
+        && select.projection.len() == 1;
+    if !plain {
+        return None;
+    }
+    let TableFactor::UNNEST {
+        alias: Some(alias),
+        array_exprs,
+        with_offset: false,
+        with_ordinality: false,
+        ..
+    } = &select.from[0].relation
+    else {
+        return None;
+    };
+    let [array] = array_exprs.as_slice() else {
+        return None;
+    };
+    let element = match alias.columns.as_slice() {
+        [] => alias.name.clone(),
+        [column] => column.name.clone(),
+        _ => return None,
+    };
+    let item = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let lambda = |body: Expr| {
+        Expr::Lambda(LambdaFunction {
+            params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                name: element.clone(),
+                data_type: None,
+            }),
+            body: Box::new(body),
+            syntax: LambdaSyntax::Arrow,
+        })
+    };
+    let mut out = array.clone();
+    if let Some(condition) = &select.selection {
+        out = function_call("array_filter", vec![out, lambda(condition.clone())]);
+    }
+    if !matches!(&item, Expr::Identifier(i) if *i == element) {
+        out = function_call("array_transform", vec![out, lambda(item)]);
+    }
+    Some(out)
+}
+
 fn array_subquery(expr: &Expr) -> Option<Expr> {
     let Expr::Function(function) = expr else {
         return None;

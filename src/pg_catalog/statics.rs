@@ -123,6 +123,16 @@ pub fn tables() -> HashMap<&'static str, Arc<dyn TableProvider>> {
     out
 }
 
+/// Whether `name` is a static relation without rows (never true of the relations Kura
+/// builds from its own catalog, which shadow static ones of the same name).
+pub fn is_empty(name: &str) -> bool {
+    let built = super::relations::PG_CATALOG.iter().any(|r| r.name == name);
+    !built
+        && loaded()
+            .and_then(|l| l.tables.get(name))
+            .is_some_and(|(_, batches)| batches.iter().all(|b| b.num_rows() == 0))
+}
+
 /// The rows of static relation `name` (for functions that look types and functions up).
 pub fn batches(name: &str) -> &'static [RecordBatch] {
     loaded()

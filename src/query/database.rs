@@ -255,6 +255,7 @@ impl Database {
             ctx.register_udf(function);
         }
         super::timeseries_functions::register(&ctx, &catalog);
+        super::series::register(&ctx);
         crate::pg_catalog::functions::register(&ctx, &catalog);
         ctx.register_catalog(
             name,

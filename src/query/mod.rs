@@ -15,6 +15,7 @@ pub mod provider;
 pub mod pruning;
 pub mod scan;
 pub mod scan_filter;
+pub mod series;
 pub mod time_functions;
 pub mod timeseries_functions;
 

@@ -39,10 +39,35 @@ pub fn pg_type(field: &Field) -> Option<Type> {
     number::<u32>(field, PG_TYPE).and_then(Type::from_oid)
 }
 
+/// PostgreSQL's `typlen` of a type: its fixed size in bytes, or -1 for variable-length types
+/// (`-2`, for C strings, never appears in a result). Drivers such as psycopg read it from
+/// the RowDescription.
+pub fn type_len(datatype: &Type) -> i16 {
+    match *datatype {
+        Type::BOOL | Type::CHAR => 1,
+        Type::INT2 => 2,
+        Type::INT4
+        | Type::FLOAT4
+        | Type::OID
+        | Type::DATE
+        | Type::REGPROC
+        | Type::REGCLASS
+        | Type::REGTYPE
+        | Type::XID
+        | Type::CID => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+        Type::TIMETZ => 12,
+        Type::INTERVAL | Type::UUID => 16,
+        Type::NAME => 64,
+        _ => -1,
+    }
+}
+
 /// `info` refined by what `field`'s metadata says.
 pub fn describe(field: &Field, info: FieldInfo) -> FieldInfo {
     if field.metadata().is_empty() {
-        return info;
+        let len = type_len(info.datatype());
+        return info.with_type_size(len);
     }
     let datatype = pg_type(field).unwrap_or_else(|| info.datatype().clone());
     let typmod = number(field, TYPMOD).unwrap_or(info.type_modifier());
@@ -50,12 +75,12 @@ pub fn describe(field: &Field, info: FieldInfo) -> FieldInfo {
         info.name().to_string(),
         number(field, TABLE_OID).or(info.table_id()),
         number(field, ATTNUM).or(info.column_id()),
-        datatype,
+        datatype.clone(),
         info.format(),
     );
     described
         .with_format_options(info.format_options().clone())
-        .with_type_size(info.type_size())
+        .with_type_size(type_len(&datatype))
         .with_type_modifier(typmod)
 }
 

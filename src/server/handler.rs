@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -28,7 +27,7 @@ use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type,
 };
@@ -36,7 +35,8 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::ProtocolVersion;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -253,6 +253,14 @@ impl SimpleQueryHandler for KuraHandler {
                     session.fail_block();
                     client
                         .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                        .await?;
+                }
+                Ok(statements) if statements.is_empty() => {
+                    // Only comments (Grafana's `-- ping`).
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
                         .await?;
                 }
                 Ok(statements) => {
@@ -628,7 +636,7 @@ impl ExtendedQueryHandler for KuraHandler {
         }
         let types: Vec<Option<&DataType>> =
             prepared.param_types.iter().map(|t| t.as_ref()).collect();
-        let params = match deserialize_parameters(portal, &types) {
+        let params = match super::params::decode_parameters(portal, &types) {
             Ok(p) => p,
             Err(e) => {
                 session.fail_block();
@@ -643,6 +651,35 @@ impl ExtendedQueryHandler for KuraHandler {
             .map_err(to_pgwire)?;
         report_changes(&session, client, &before).await?;
         respond(client, outcome, &portal.result_column_format, failed).await
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A statement that returns no rows answers ParameterDescription then NoData; pgwire
+        // would send an empty RowDescription, which pgjdbc takes for a result set.
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name)
+            && stmt.statement.result.is_none()
+        {
+            let described = self.do_describe_statement(client, &stmt).await?;
+            let oids = described.parameters.iter().map(|t| t.oid()).collect();
+            client
+                .send(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(oids),
+                ))
+                .await?;
+            client
+                .send(PgWireBackendMessage::NoData(NoData::new()))
+                .await?;
+            return Ok(());
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_describe_statement<C>(

@@ -6,6 +6,7 @@
 
 pub mod described;
 pub mod handler;
+pub mod params;
 pub mod text;
 pub mod wire;
 

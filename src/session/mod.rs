@@ -479,10 +479,12 @@ impl Session {
                 reason = interrupt.interrupted() => return Err(reason.error()),
             }
         }
-        match bound.statement {
-            Some(bound) => self.run_in_transaction(&bound, params).await,
-            None => self.run_in_transaction(statement, params).await,
-        }
+        let statement = bound.statement.as_ref().unwrap_or(statement);
+        let with_args = crate::sql::table_args::bind(statement, Some(params))?.statement;
+        let statement = with_args.as_ref().unwrap_or(statement);
+        // On the heap: the planning and execution future is large, and a worker thread's
+        // stack also has to hold DataFusion's recursion over deep plans.
+        Box::pin(self.run_in_transaction(statement, params)).await
     }
 
     /// Parameter types and result columns of a statement, planned on a fresh snapshot inside
@@ -519,6 +521,8 @@ impl Session {
                 };
                 let bound = functions::bind(statement, self, None)?.statement;
                 let statement = bound.as_ref().unwrap_or(statement);
+                let with_args = crate::sql::table_args::bind(statement, None)?;
+                let statement = with_args.statement.as_ref().unwrap_or(statement);
                 let db = self.db.clone();
                 let throwaway;
                 let txn = match &self.block {
@@ -539,7 +543,14 @@ impl Session {
                     self.interrupt.clone(),
                     Some(self.view()),
                 );
-                exec.describe(statement).await
+                let (mut params, result) = exec.describe(statement).await?;
+                for (position, data_type) in with_args.types {
+                    if params.len() < position {
+                        params.resize(position, None);
+                    }
+                    params[position - 1].get_or_insert(data_type);
+                }
+                Ok((params, result))
             }
         }
     }

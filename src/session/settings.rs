@@ -15,6 +15,10 @@ use crate::txn::CommitWait;
 
 pub const SERVER_VERSION: &str = concat!("15.0 (Kura ", env!("CARGO_PKG_VERSION"), ")");
 
+/// The collation and character classification of every database: text compares by code
+/// point, as in PostgreSQL's `C.UTF-8`.
+pub const DATABASE_LOCALE: &str = "C.UTF-8";
+
 /// Parameters reported to the client in ParameterStatus at startup and when they change.
 pub const REPORTED: &[&str] = &[
     "server_version",
@@ -231,6 +235,22 @@ pub const PARAMS: &[Param] = &[
         Context::User,
         PLANNER,
         "Allow JIT compilation (accepted for compatibility; Kura compiles nothing at run time).",
+    ),
+    param(
+        "lc_collate",
+        DATABASE_LOCALE,
+        Kind::String,
+        Context::Internal,
+        PRESET,
+        "Shows the collation order locale.",
+    ),
+    param(
+        "lc_ctype",
+        DATABASE_LOCALE,
+        Kind::String,
+        Context::Internal,
+        PRESET,
+        "Shows the character classification and case conversion locale.",
     ),
     param(
         "lc_messages",

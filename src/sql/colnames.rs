@@ -4,14 +4,65 @@
 //!
 //! Invariant: names are only replaced when every output column can be matched to a select
 //! item (at most one wildcard, expanded by counting).
+//!
+//! Also what the columns say about their origin: the declared type, typmod, table and column
+//! that a table's field metadata carries describe only a column passed through unchanged, as
+//! in PostgreSQL; DataFusion keeps the metadata through casts (`k::bigint`, `c::text`), so
+//! computed columns lose it here.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{DataType, Expr, Query, SelectItem, SetExpr, Statement};
 
+/// The schema a query reports to clients: PostgreSQL's names, and origin metadata only on
+/// columns passed through from a relation.
+pub fn reported_schema(statement: &Statement, plan: &LogicalPlan) -> SchemaRef {
+    let schema = plan.schema().inner().clone();
+    let schema = match passed_through(plan) {
+        Some(mask) if mask.len() == schema.fields().len() && mask.contains(&false) => {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .zip(mask)
+                .map(|(field, kept)| {
+                    let field = field.as_ref().clone();
+                    if kept {
+                        field
+                    } else {
+                        field.with_metadata(Default::default())
+                    }
+                })
+                .collect();
+            Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+        }
+        _ => schema,
+    };
+    pg_schema(statement, schema)
+}
+
+/// For each output column of the plan's top projection, whether it is a column reference.
+fn passed_through(plan: &LogicalPlan) -> Option<Vec<bool>> {
+    match plan {
+        LogicalPlan::Projection(projection) => Some(
+            projection
+                .expr
+                .iter()
+                .map(|e| matches!(e.clone().unalias(), LogicalExpr::Column(_)))
+                .collect(),
+        ),
+        LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Distinct(_)
+        | LogicalPlan::SubqueryAlias(_) => plan.inputs().first().and_then(|p| passed_through(p)),
+        _ => None,
+    }
+}
+
 /// The schema with PostgreSQL's column names for `statement`'s unaliased select items.
-pub fn pg_schema(statement: &Statement, schema: SchemaRef) -> SchemaRef {
+fn pg_schema(statement: &Statement, schema: SchemaRef) -> SchemaRef {
     let Statement::Query(query) = statement else {
         return schema;
     };

@@ -76,7 +76,7 @@ impl Exec<'_> {
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(statement.clone()).await?;
-                let schema = super::colnames::pg_schema(statement, plan.schema().inner().clone());
+                let schema = super::colnames::reported_schema(statement, &plan);
                 Ok((parameter_types(&plan)?, Some(schema)))
             }
             Statement::Insert(insert) => {

@@ -87,6 +87,7 @@ impl<'a> Exec<'a> {
             let user = self.session.as_ref().map_or("kura", |s| s.user.as_str());
             statement = pg_catalog::rewrite::rewrite(statement, user);
         }
+        super::table_args::name_single_columns(&mut statement);
         // Relations GROUP BY RANGE is rewritten into: needed only while planning, since the
         // plan holds the providers it resolved.
         let mut range_groups = Vec::new();

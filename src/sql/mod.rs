@@ -11,6 +11,7 @@ pub mod names;
 pub mod placement;
 pub mod range_group;
 pub mod rows;
+pub mod table_args;
 pub mod table_syntax;
 pub mod template;
 pub mod time_syntax;
@@ -149,7 +150,7 @@ impl Exec<'_> {
         command: &str,
     ) -> Result<Outcome> {
         let plan = Exec::bind(self.plan(statement.clone()).await?, params)?;
-        let schema = colnames::pg_schema(statement, plan.schema().inner().clone());
+        let schema = colnames::reported_schema(statement, &plan);
         let stream = self.stream(&plan).await?;
         Ok(Outcome::Rows {
             schema,
