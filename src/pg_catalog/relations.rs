@@ -122,6 +122,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         build: server_views::stat_activity,
         needs_views: false,
     },
+    RelationSpec {
+        name: "pg_cursors",
+        layout: server_views::CURSORS,
+        build: server_views::cursors,
+        needs_views: false,
+    },
 ];
 
 const NAMESPACE: &[(&str, Kind)] = &[

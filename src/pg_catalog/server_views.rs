@@ -1,6 +1,6 @@
 //! The `pg_catalog` relations about the server rather than the schema: roles (`pg_roles`,
-//! `pg_authid`, `pg_user`, `pg_auth_members`), settings (`pg_settings`) and connections
-//! (`pg_stat_activity`).
+//! `pg_authid`, `pg_user`, `pg_auth_members`), settings (`pg_settings`), connections
+//! (`pg_stat_activity`) and the session's open cursors (`pg_cursors`).
 //!
 //! Invariant: until Kura has its own users (see the security work), the one role is the
 //! session's user, with oid [`oids::OWNER_ROLE`], owner of every object; `pg_settings`
@@ -245,6 +245,36 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
             ("state", activity.state.into()),
             ("query", activity.query.into()),
             ("backend_type", "client backend".into()),
+        ]);
+    }
+    Ok(rows)
+}
+
+pub const CURSORS: &[(&str, Kind)] = &[
+    ("name", Text),
+    ("statement", Text),
+    ("is_holdable", Bool),
+    ("is_binary", Bool),
+    ("is_scrollable", Bool),
+    ("creation_time", Timestamptz),
+];
+
+pub fn cursors(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(CURSORS);
+    let Some(session) = source.session else {
+        return Ok(rows);
+    };
+    for cursor in &session.cursors {
+        rows.push(vec![
+            ("name", cursor.name.clone().into()),
+            ("statement", cursor.statement.clone().into()),
+            ("is_holdable", cursor.holdable.into()),
+            ("is_binary", cursor.binary.into()),
+            ("is_scrollable", cursor.scrollable.into()),
+            (
+                "creation_time",
+                V::Micros(cursor.created.timestamp_micros()),
+            ),
         ]);
     }
     Ok(rows)

@@ -36,7 +36,9 @@ use pgwire::messages::ProtocolVersion;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{
+    Describe, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -678,6 +680,16 @@ impl ExtendedQueryHandler for KuraHandler {
                 .send(PgWireBackendMessage::NoData(NoData::new()))
                 .await?;
             return Ok(());
+        }
+        // A SQL cursor is also a portal of the connection (psycopg describes its server-side
+        // cursors that way).
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = self.session.lock().await.cursor_schema(name)
+        {
+            let fields = fields(&schema, &Format::UnifiedText)?;
+            let description = DescribePortalResponse::new(fields);
+            return pgwire::api::query::send_describe_response(client, &description).await;
         }
         self._on_describe(client, message).await
     }

@@ -13,6 +13,7 @@
 
 pub mod backends;
 pub mod copy;
+pub mod cursors;
 pub mod functions;
 pub mod settings;
 pub mod view;
@@ -28,8 +29,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{
-    ContextModifier, DiscardObject, Expr, Ident, ObjectName, Reset, Set, Statement,
-    TransactionIsolationLevel, TransactionMode, Value,
+    CloseCursor, ContextModifier, Declare, DeclareType, DiscardObject, Expr, FetchDirection, Ident,
+    ObjectName, Reset, Set, Statement, TransactionIsolationLevel, TransactionMode, Value,
 };
 
 pub use settings::Settings;
@@ -129,6 +130,7 @@ pub struct Session {
     backend: Option<BackendGuard>,
     /// The COPY FROM STDIN waiting for data.
     copy_in: Option<copy::CopyIn>,
+    cursors: cursors::Cursors,
 }
 
 impl Session {
@@ -138,6 +140,7 @@ impl Session {
             user: self.identity.user.clone(),
             settings: self.settings.clone(),
             backends: self.backends.clone(),
+            cursors: self.cursors.infos(),
         })
     }
 
@@ -161,6 +164,7 @@ impl Session {
             backends: None,
             backend: None,
             copy_in: None,
+            cursors: cursors::Cursors::default(),
         }
     }
 
@@ -273,6 +277,39 @@ impl Session {
             Statement::Reset(reset) => self.reset(&reset.reset),
             Statement::Discard { object_type } => self.discard(object_type),
             Statement::Deallocate { name, .. } => self.deallocate(name),
+            Statement::Declare { stmts } if is_cursor(stmts) => {
+                let result = self.declare(statement, stmts, params).await;
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
+            Statement::Fetch {
+                name, direction, ..
+            } => {
+                let fetch = !crate::sql::dialect::is_move(statement);
+                let result = self.fetch(name, direction, fetch).await;
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
+            Statement::Close { cursor } => {
+                let result = match cursor {
+                    CloseCursor::All => {
+                        self.cursors.close_all();
+                        Ok(Outcome::done("CLOSE CURSOR ALL"))
+                    }
+                    CloseCursor::Specific { name } => self
+                        .cursors
+                        .close(&normalize(name))
+                        .map(|()| Outcome::done("CLOSE CURSOR")),
+                };
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
             Statement::Prepare {
                 name,
                 data_types,
@@ -507,7 +544,23 @@ impl Session {
             | Statement::Reset(_)
             | Statement::Discard { .. }
             | Statement::Deallocate { .. }
-            | Statement::Prepare { .. } => Ok((Vec::new(), None)),
+            | Statement::Prepare { .. }
+            | Statement::Close { .. } => Ok((Vec::new(), None)),
+            Statement::Fetch { name, .. } => {
+                let schema = if crate::sql::dialect::is_move(statement) {
+                    None
+                } else {
+                    self.cursor_schema(&normalize(name))
+                };
+                Ok((Vec::new(), schema))
+            }
+            Statement::Declare { stmts } if is_cursor(stmts) => {
+                let Some(query) = stmts.first().and_then(|d| d.for_query.clone()) else {
+                    return Ok((Vec::new(), None));
+                };
+                let (params, _) = Box::pin(self.describe(&Statement::Query(query))).await?;
+                Ok((params, None))
+            }
             _ => {
                 let executed;
                 let statement = match statement {
@@ -616,6 +669,85 @@ impl Session {
         }
     }
 
+    /// `DECLARE name [BINARY] [SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
+    async fn declare(
+        &mut self,
+        statement: &Statement,
+        stmts: &[Declare],
+        params: &ParamValues,
+    ) -> Result<Outcome> {
+        let [declare] = stmts else {
+            return Err(KuraError::unsupported("DECLARE of several cursors at once"));
+        };
+        let (Some(query), [name]) = (&declare.for_query, declare.names.as_slice()) else {
+            return Err(KuraError::syntax(
+                "DECLARE CURSOR needs one name and a query",
+            ));
+        };
+        let holdable = declare.hold == Some(true);
+        if declare.binary == Some(true) {
+            return Err(KuraError::unsupported("BINARY cursors are not supported"));
+        }
+        if self.block.is_none() && !holdable {
+            return Err(KuraError::new(
+                sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                "DECLARE CURSOR can only be used in transaction blocks",
+            ));
+        }
+        let name = normalize(name);
+        if self.cursors.get(&name).is_some() {
+            return Err(KuraError::new(
+                sqlstate::DUPLICATE_CURSOR,
+                format!("cursor \"{name}\" already exists"),
+            ));
+        }
+        let Outcome::Rows { schema, stream, .. } = self
+            .run_statement(&Statement::Query(query.clone()), params)
+            .await?
+        else {
+            return Err(KuraError::internal("a cursor's query returned no rows"));
+        };
+        let info = cursors::CursorInfo {
+            name,
+            statement: statement.to_string(),
+            holdable,
+            binary: false,
+            scrollable: declare.scroll == Some(true),
+            created: chrono::Utc::now(),
+        };
+        let cursor = cursors::Cursor::open(info, schema, stream, self.block.is_some()).await?;
+        self.cursors.declare(cursor)?;
+        Ok(Outcome::done("DECLARE CURSOR"))
+    }
+
+    /// `FETCH` (`fetch`) or `MOVE` on a cursor.
+    async fn fetch(
+        &mut self,
+        name: &Ident,
+        direction: &FetchDirection,
+        fetch: bool,
+    ) -> Result<Outcome> {
+        let cursor = self.cursors.get_mut(&normalize(name))?;
+        let (batches, count) = cursor.fetch(direction, fetch).await?;
+        if !fetch {
+            return Ok(Outcome::Done {
+                command: "MOVE".to_string(),
+                rows: Some(count as usize),
+                notices: Vec::new(),
+            });
+        }
+        Ok(Outcome::Rows {
+            schema: cursor.schema.clone(),
+            stream: cursor.stream_of(batches)?,
+            command: "FETCH".to_string(),
+        })
+    }
+
+    /// The columns a cursor returns (a protocol Describe of a portal named after it).
+    pub fn cursor_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        self.cursors.get(name).map(|c| c.schema.clone())
+    }
+
     fn begin(&mut self, modes: &[TransactionMode]) -> Result<Outcome> {
         if self.block.is_some() {
             return Ok(Outcome::done("BEGIN")
@@ -647,9 +779,11 @@ impl Session {
         Ok(outcome)
     }
 
-    /// Ends the block's effect on the settings: a rollback undoes every SET made in it; a
-    /// commit keeps them except the `SET LOCAL` ones.
+    /// Ends the block's effect on the settings and cursors: a rollback undoes every SET made
+    /// in it; a commit keeps them except the `SET LOCAL` ones. Cursors end as
+    /// [`cursors::Cursors::end_block`] says.
     fn end_block_settings(&mut self, block: &Block, committed: bool) {
+        self.cursors.end_block(committed);
         if !committed {
             self.settings = block.settings_at_begin.clone();
             return;
@@ -855,6 +989,7 @@ impl Session {
             Arc::make_mut(&mut self.settings).reset_all();
             self.next_isolation = None;
             self.sql_prepared.clear();
+            self.cursors.close_all();
             self.statement_epoch += 1;
         }
         Ok(Outcome::done(&format!("DISCARD {object}")))
@@ -865,6 +1000,7 @@ impl Session {
     fn deallocate(&mut self, name: &Ident) -> Result<Outcome> {
         if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
             self.sql_prepared.clear();
+            self.cursors.close_all();
             self.statement_epoch += 1;
             return Ok(Outcome::done("DEALLOCATE ALL"));
         }
@@ -1116,6 +1252,12 @@ fn serializable_notice(level: &TransactionIsolationLevel) -> Option<String> {
         "SERIALIZABLE is not supported yet; the transaction runs as REPEATABLE READ (snapshot isolation)"
             .to_string()
     })
+}
+
+fn is_cursor(stmts: &[Declare]) -> bool {
+    stmts
+        .iter()
+        .all(|d| d.declare_type == Some(DeclareType::Cursor))
 }
 
 fn normalize(ident: &Ident) -> String {

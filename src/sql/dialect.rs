@@ -35,6 +35,15 @@ pub fn is_checkpoint(statement: &Statement) -> bool {
     *statement == checkpoint_statement()
 }
 
+/// The `INTO` target marking a FETCH as PostgreSQL's `MOVE` (same grammar, no rows sent);
+/// sqlparser has no MOVE node, and SQL-level `FETCH ... INTO` does not exist in PostgreSQL.
+const MOVE_MARKER: &str = "__kura_move";
+
+/// True for the statement `MOVE ...` parses to.
+pub fn is_move(statement: &Statement) -> bool {
+    matches!(statement, Statement::Fetch { into: Some(into), .. } if into.to_string() == MOVE_MARKER)
+}
+
 #[derive(Debug, Default)]
 pub struct KuraDialect {
     pg: PostgreSqlDialect,
@@ -92,7 +101,7 @@ impl Dialect for KuraDialect {
     }
 
     /// GridDB's table clauses (`table_syntax.rs`); `REPLACE INTO t ...`, the same as
-    /// `INSERT OR REPLACE INTO t ...`; and
+    /// `INSERT OR REPLACE INTO t ...`; PostgreSQL's `FETCH` and `MOVE` (`cursor_syntax.rs`); and
     /// PostgreSQL's `CHECKPOINT`, which sqlparser has no node for: it becomes the node of
     /// MySQL's `FLUSH TABLES` (write every table to disk), which PostgreSQL does not have.
     fn parse_statement(
@@ -105,6 +114,9 @@ impl Dialect for KuraDialect {
         {
             parser.next_token();
             return Some(Ok(checkpoint_statement()));
+        }
+        if let Some(statement) = super::cursor_syntax::parse_fetch_or_move(parser, MOVE_MARKER) {
+            return Some(statement);
         }
         if let Some(statement) = super::table_syntax::parse_create_table(parser) {
             return Some(statement);

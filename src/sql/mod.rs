@@ -2,6 +2,7 @@
 //! transaction. Transaction control and session settings live in `session`.
 
 pub mod colnames;
+pub mod cursor_syntax;
 pub mod ddl;
 pub mod describe;
 pub mod dialect;
