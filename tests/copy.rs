@@ -133,3 +133,113 @@ async fn a_bad_row_aborts_the_whole_copy_and_names_its_line() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"));
 }
+
+#[tokio::test]
+async fn binary_copy_round_trips_every_type() {
+    use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
+    use tokio_postgres::types::{ToSql, Type};
+
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(
+        &c,
+        "CREATE TABLE b (id integer PRIMARY KEY, ok boolean, s smallint, l bigint, f real,
+                         d double precision, t text, ch char(3), raw bytea, ts timestamp,
+                         day date)",
+    )
+    .await;
+    let types = [
+        Type::INT4,
+        Type::BOOL,
+        Type::INT2,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::TIMESTAMP,
+        Type::DATE,
+    ];
+    let ts = chrono::NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 58, 654_321)
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(1999, 12, 31).unwrap();
+    let sink = c
+        .copy_in("COPY b FROM STDIN (FORMAT BINARY)")
+        .await
+        .expect("copy in");
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures::pin_mut!(writer);
+    let raw: &[u8] = b"\x00\xff";
+    let full: Vec<&(dyn ToSql + Sync)> = vec![
+        &1i32,
+        &true,
+        &-7i16,
+        &i64::MIN,
+        &1.5f32,
+        &-2.25f64,
+        &"héllo",
+        &"x",
+        &raw,
+        &ts,
+        &day,
+    ];
+    writer.as_mut().write(&full).await.expect("row 1");
+    let (ok, s, l, f, d) = (
+        None::<bool>,
+        None::<i16>,
+        None::<i64>,
+        None::<f32>,
+        None::<f64>,
+    );
+    let (text, bytes, at, on) = (
+        None::<&str>,
+        None::<&[u8]>,
+        None::<chrono::NaiveDateTime>,
+        None::<chrono::NaiveDate>,
+    );
+    let nulls: Vec<&(dyn ToSql + Sync)> =
+        vec![&2i32, &ok, &s, &l, &f, &d, &text, &text, &bytes, &at, &on];
+    writer.as_mut().write(&nulls).await.expect("row 2");
+    assert_eq!(writer.finish().await.expect("finish"), 2);
+
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT id, ok, s, l, f, d, t, ch, raw, ts, day FROM b ORDER BY id"
+        )
+        .await,
+        [
+            "1|t|-7|-9223372036854775808|1.5|-2.25|héllo|x  |\\x00ff|2024-02-29 23:59:58.654321|1999-12-31",
+            "2|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL",
+        ]
+    );
+
+    let out_types = [Type::INT4, Type::BPCHAR, Type::TIMESTAMP];
+    let stream = c
+        .copy_out("COPY (SELECT id, ch, ts FROM b ORDER BY id) TO STDOUT (FORMAT BINARY)")
+        .await
+        .expect("copy out");
+    let out = BinaryCopyOutStream::new(stream, &out_types);
+    let rows_out: Vec<_> = out.try_collect().await.expect("binary rows");
+    assert_eq!(rows_out.len(), 2);
+    assert_eq!(rows_out[0].get::<i32>(0), 1);
+    assert_eq!(rows_out[0].get::<&str>(1), "x  ", "char(n) goes out padded");
+    assert_eq!(rows_out[0].get::<chrono::NaiveDateTime>(2), ts);
+    assert_eq!(rows_out[1].get::<Option<&str>>(1), None);
+
+    // A field whose size does not fit its column's type names the line and column.
+    let sink = c
+        .copy_in("COPY b (id, s) FROM STDIN (FORMAT BINARY)")
+        .await
+        .expect("copy in");
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4]);
+    futures::pin_mut!(writer);
+    writer.as_mut().write(&[&5i32, &7i32]).await.expect("row");
+    let e = writer.finish().await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22P03"), "{e:?}");
+    assert!(format!("{e:?}").contains("column s"), "{e:?}");
+    assert_eq!(rows(&c, "SELECT count(*) FROM b").await, ["2"]);
+}

@@ -1,6 +1,7 @@
-//! COPY FROM / COPY TO: option parsing (`options`) and the text, CSV and binary data formats
-//! (`format`). Both submodules are pure: no I/O, no catalog access; the caller resolves
-//! tables and columns and moves the bytes.
+//! COPY FROM / COPY TO: option parsing (`options`), the text, CSV and binary data formats
+//! (`format`) and binary field values (`binary_values`). The submodules are pure: no I/O, no
+//! catalog access; the caller resolves tables and columns and moves the bytes.
 
+pub mod binary_values;
 pub mod format;
 pub mod options;

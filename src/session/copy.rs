@@ -1,5 +1,8 @@
 //! COPY through the client connection: `COPY t [(cols)] FROM STDIN` and
-//! `COPY t [(cols)] | (query) TO STDOUT`, in text and CSV formats.
+//! `COPY t [(cols)] | (query) TO STDOUT`, in text, CSV and binary formats. Binary fields
+//! coming in are read into their text forms (`copy::binary_values`) and take the text path's
+//! conversion; going out they are encoded like binary DataRow fields (a binary COPY tuple is
+//! a DataRow body).
 //!
 //! COPY FROM streams: the decoder holds at most the row in progress, and rows are written to
 //! the transaction every [`FLUSH_ROWS`] rows, so memory grows with the stored rows, not with
@@ -23,9 +26,10 @@ use datafusion::sql::sqlparser::ast::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::copy::binary_values;
 use crate::copy::format::{
-    ContextValue, CopyEncoder, RowDecoder, TextDecoder, copy_context, extra_data_error,
-    missing_data_error,
+    BinaryDecoder, ContextValue, CopyEncoder, RowDecoder, TextDecoder, TextRow,
+    binary_field_count_error, copy_context, extra_data_error, missing_data_error,
 };
 pub use crate::copy::options::CopyOptions;
 use crate::error::{KuraError, Result, sqlstate};
@@ -44,7 +48,7 @@ pub struct CopyIn {
     /// The table column each COPY column fills.
     targets: Vec<usize>,
     names: Vec<String>,
-    decoder: TextDecoder,
+    decoder: Decoder,
     pending: Vec<Vec<Option<String>>>,
     pending_lines: Vec<u64>,
     written: u64,
@@ -52,6 +56,11 @@ pub struct CopyIn {
     implicit: Option<Transaction>,
     /// Where the block's writes stood before the COPY (to undo it inside a block).
     start_mark: usize,
+}
+
+enum Decoder {
+    Text(TextDecoder),
+    Binary(BinaryDecoder),
 }
 
 /// What the client is told when a COPY starts.
@@ -143,13 +152,7 @@ pub fn parse(
     if !to && matches!(source, CopySource::Query(_)) {
         return Err(KuraError::syntax("COPY FROM cannot read into a query"));
     }
-    let options = CopyOptions::from_ast(options, legacy, !to)?;
-    if options.is_binary() {
-        return Err(KuraError::unsupported(
-            "COPY in binary format is not supported yet; use text or CSV",
-        ));
-    }
-    Ok(options)
+    CopyOptions::from_ast(options, legacy, !to)
 }
 
 impl CopyIn {
@@ -173,9 +176,13 @@ impl CopyIn {
             .iter()
             .map(|&i| target.def.columns[i].name.clone())
             .collect();
-        let decoder = TextDecoder::new(options, &names)?;
+        let decoder = if options.is_binary() {
+            Decoder::Binary(BinaryDecoder::new())
+        } else {
+            Decoder::Text(TextDecoder::new(options, &names)?)
+        };
         let start = CopyStart {
-            format: 0,
+            format: i8::from(options.is_binary()),
             columns: names.len(),
         };
         Ok((
@@ -217,24 +224,73 @@ impl CopyIn {
 
     /// Decodes `data`; returns true when enough rows wait to be written.
     pub fn feed(&mut self, data: &[u8]) -> Result<bool> {
-        self.decoder.feed(data);
+        match &mut self.decoder {
+            Decoder::Text(d) => d.feed(data),
+            Decoder::Binary(d) => d.feed(data),
+        }
         self.drain()?;
         Ok(self.pending.len() >= FLUSH_ROWS)
     }
 
     /// The end of the data: the rest becomes rows.
     pub fn finish(&mut self) -> Result<()> {
-        self.decoder.finish();
+        match &mut self.decoder {
+            Decoder::Text(d) => d.finish(),
+            Decoder::Binary(d) => d.finish(),
+        }
         self.drain()
+    }
+
+    /// The next row in text form.
+    fn next_row(&mut self) -> Result<Option<TextRow>> {
+        let binary = match &mut self.decoder {
+            Decoder::Text(d) => return d.next_row(),
+            Decoder::Binary(d) => d.next_row()?,
+        };
+        let Some(row) = binary else {
+            return Ok(None);
+        };
+        if row.fields.len() != self.names.len() {
+            return Err(binary_field_count_error(row.fields.len(), self.names.len()));
+        }
+        let mut fields = Vec::with_capacity(row.fields.len());
+        for (position, field) in row.fields.iter().enumerate() {
+            let Some(bytes) = field else {
+                fields.push(None);
+                continue;
+            };
+            let ty = &self.def.columns[self.targets[position]].ty;
+            let text = binary_values::text_of(ty, bytes).map_err(|e| {
+                e.with_context(self.context(
+                    row.line,
+                    Some(&self.names[position]),
+                    ContextValue::Unknown,
+                ))
+            })?;
+            fields.push(Some(text));
+        }
+        Ok(Some(TextRow {
+            line: row.line,
+            first_line: row.first_line,
+            fields,
+        }))
+    }
+
+    fn line(&self) -> u64 {
+        match &self.decoder {
+            Decoder::Text(d) => d.line(),
+            Decoder::Binary(d) => d.line(),
+        }
     }
 
     fn drain(&mut self) -> Result<()> {
         loop {
-            let row = match self.decoder.next_row() {
+            let row = match self.next_row() {
                 Ok(Some(row)) => row,
                 Ok(None) => return Ok(()),
+                Err(e) if e.context.is_some() => return Err(e),
                 Err(e) => {
-                    let line = self.decoder.line();
+                    let line = self.line();
                     return Err(e.with_context(self.context(line, None, ContextValue::Unknown)));
                 }
             };
@@ -403,12 +459,11 @@ pub fn encode_rows(
     stream: SendableRecordBatchStream,
     options: &CopyOptions,
 ) -> Result<(CopyStart, CopyOutStream)> {
+    if options.is_binary() {
+        return encode_binary_rows(schema, stream, options);
+    }
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let pads: Vec<Option<usize>> = schema
-        .fields()
-        .iter()
-        .map(|f| f.metadata().get(BPCHAR_LENGTH).and_then(|n| n.parse().ok()))
-        .collect();
+    let pads = bpchar_pads(&schema);
     let encoder = Arc::new(CopyEncoder::new(options, &names)?);
     let mut header = BytesMut::new();
     encoder.write_start(&mut header);
@@ -450,6 +505,86 @@ pub fn encode_rows(
                 .filter(|h| !h.is_empty())
                 .map(|h| Ok((h.freeze(), 0)))
         })))
+        .boxed();
+    Ok((start, stream))
+}
+
+/// The declared length of each `char(n)` column, which goes out blank-padded.
+fn bpchar_pads(schema: &SchemaRef) -> Vec<Option<usize>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.metadata().get(BPCHAR_LENGTH).and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// `COPY ... TO STDOUT (FORMAT binary)`: the signature and header, one tuple per row (encoded
+/// as the binary DataRow of the same row), then the trailer.
+fn encode_binary_rows(
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    options: &CopyOptions,
+) -> Result<(CopyStart, CopyOutStream)> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let encoder = CopyEncoder::new(options, &names)?;
+    let fields = Arc::new(
+        crate::server::wire::fields(&schema, &pgwire::api::portal::Format::UnifiedBinary)
+            .map_err(|e| KuraError::internal(e.to_string()))?,
+    );
+    // PostgreSQL sends the header with the first tuple, and with the trailer when there is
+    // none; psycopg reads it that way.
+    let mut header = BytesMut::new();
+    encoder.write_start(&mut header);
+    let header = Arc::new(parking_lot::Mutex::new(Some(header)));
+    let leftover = header.clone();
+    let start = CopyStart {
+        format: 1,
+        columns: names.len(),
+    };
+    let pads = bpchar_pads(&schema);
+    let rows = stream.map(move |batch| -> Result<Vec<(Bytes, u64)>> {
+        let mut batch = batch?;
+        if pads.iter().any(Option::is_some) {
+            // char(n) goes out blank-padded, as its binary form is its text form.
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(&pads)
+                .map(|(column, pad)| -> Result<ArrayRef> {
+                    Ok(match pad {
+                        Some(_) => Arc::new(
+                            text_values(column, *pad)?
+                                .into_iter()
+                                .collect::<StringArray>(),
+                        ),
+                        None => column.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            batch = RecordBatch::try_new(batch.schema(), columns)?;
+        }
+        let mut out = Vec::with_capacity(batch.num_rows());
+        for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
+            let row = row.map_err(|e| KuraError::internal(e.to_string()))?;
+            let mut message = header.lock().take().unwrap_or_default();
+            message.extend_from_slice(&row.field_count.to_be_bytes());
+            message.extend_from_slice(&row.data);
+            out.push((message.freeze(), 1));
+        }
+        Ok(out)
+    });
+    let stream = rows
+        .flat_map(|chunk| {
+            futures::stream::iter(match chunk {
+                Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        .chain(futures::stream::once(async move {
+            let mut message = leftover.lock().take().unwrap_or_default();
+            encoder.write_end(&mut message);
+            Ok((message.freeze(), 0))
+        }))
         .boxed();
     Ok((start, stream))
 }
