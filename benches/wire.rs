@@ -13,12 +13,20 @@
 //! | `bulk`   | 1000-row multi-row `INSERT ... VALUES`, rows/s, 1 client |
 //! | `point`  | primary-key point `SELECT` (prepared), ops/s, 1 and 16 clients |
 //! | `agg`    | load `KURA_BENCH_ROWS` rows, then `GROUP BY device` aggregate, best of N, seconds |
+//! | `copy_text`   | `COPY wirebench_copy FROM STDIN` (text) of `KURA_BENCH_COPY_ROWS` rows, rows/s |
+//! | `copy_binary` | the same with `FORMAT binary` (`BinaryCopyInWriter`), rows/s |
+//! | `copy_out`    | `COPY wirebench_copy TO STDOUT` (text) of those rows, rows/s |
 //!
-//! Only plain PostgreSQL SQL is used (no COPY, no SERIAL), tables are named `wirebench_*` and
-//! dropped before use (and after, unless `KURA_BENCH_KEEP=1`). Every loop ends by time or by
-//! count, and every statement has a time limit. Correctness is checked cheaply (row counts after
-//! inserts, one row per point lookup, group totals) so a fast but wrong server does not pass
-//! unnoticed; timings are only printed, never asserted.
+//! Only plain PostgreSQL SQL is used (no SERIAL; `COPY` only in the `copy_*` workloads), tables
+//! are named `wirebench_*` and dropped before use (and after, unless `KURA_BENCH_KEEP=1`). Every
+//! loop ends by time or by count, and every statement has a time limit. Correctness is checked
+//! cheaply (row counts after inserts and copies, one row per point lookup, group totals, the
+//! extremes of the copied columns, lines and fields of the copied-out text) so a fast but wrong
+//! server does not pass unnoticed; timings are only printed, never asserted. COPY data is
+//! generated and consumed in chunks of `COPY_CHUNK_ROWS` rows, so the client's memory does not
+//! grow with the row count; for a spawned Kura server the `copy_*` lines also show the server's
+//! resident size before, at its peak during (`VmHWM`, reset through `/proc/PID/clear_refs`) and
+//! after the COPY.
 //!
 //! Settings (environment variables; defaults in brackets, quick-mode defaults after `/`):
 //!
@@ -39,8 +47,10 @@
 //! - `KURA_BENCH_LOAD_CLIENTS`: parallel connections for the `insert` load [4]
 //! - `KURA_BENCH_SERIES_CHUNK`: rows per `generate_series` statement [1000000]
 //! - `KURA_BENCH_AGG_REPEAT`: aggregate runs, the best is reported [3]
+//! - `KURA_BENCH_COPY_ROWS`: rows of the `copy_*` workloads [10000000 / 100000]
 //! - `KURA_BENCH_TIMEOUT`: time limit of one statement, seconds [600]
-//! - `KURA_BENCH_WORKLOADS`: comma-separated subset of `insert,bulk,point,agg` [all]
+//! - `KURA_BENCH_WORKLOADS`: comma-separated subset of
+//!   `insert,bulk,point,agg,copy_text,copy_binary,copy_out` [all]
 //! - `KURA_BENCH_KEEP`: `1` keeps the `wirebench_*` tables at the end [0]
 //!
 //! Positional arguments (`cargo bench --bench wire -- point agg`) also select workloads. Without
@@ -57,8 +67,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+use futures::{SinkExt as _, StreamExt as _};
 use tokio::task::JoinHandle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -81,11 +94,17 @@ const POINT_CLIENTS: [usize; 2] = [1, 16];
 const WIDE_COLUMNS: &str =
     "id bigint PRIMARY KEY, device integer, ts timestamp, value double precision, note text";
 const BIG_TABLE: &str = "wirebench_big";
-const ALL_TABLES: [&str; 4] = [
+const COPY_TABLE: &str = "wirebench_copy";
+const TS_COLUMNS: &str = "device integer, ts timestamp, value double precision";
+/// Rows generated (COPY FROM) into one `Bytes` message or between two awaits of the binary
+/// writer's flushes; bounds the client's memory whatever `KURA_BENCH_COPY_ROWS` is.
+const COPY_CHUNK_ROWS: i64 = 10_000;
+const ALL_TABLES: [&str; 5] = [
     "wirebench_insert",
     "wirebench_bulk",
     "wirebench_point",
     BIG_TABLE,
+    COPY_TABLE,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -97,10 +116,21 @@ enum Workload {
     Bulk,
     Point,
     Agg,
+    CopyText,
+    CopyBinary,
+    CopyOut,
 }
 
 impl Workload {
-    const ALL: [Workload; 4] = [Self::Insert, Self::Bulk, Self::Point, Self::Agg];
+    const ALL: [Workload; 7] = [
+        Self::Insert,
+        Self::Bulk,
+        Self::Point,
+        Self::Agg,
+        Self::CopyText,
+        Self::CopyBinary,
+        Self::CopyOut,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -108,6 +138,9 @@ impl Workload {
             Self::Bulk => "bulk",
             Self::Point => "point",
             Self::Agg => "agg",
+            Self::CopyText => "copy_text",
+            Self::CopyBinary => "copy_binary",
+            Self::CopyOut => "copy_out",
         }
     }
 
@@ -116,8 +149,8 @@ impl Workload {
             .into_iter()
             .find(|w| w.name() == name)
             .ok_or_else(|| {
-                format!("unknown workload {name:?} (expected one of insert, bulk, point, agg)")
-                    .into()
+                let names = Self::ALL.map(Self::name).join(", ");
+                format!("unknown workload {name:?} (expected one of {names})").into()
             })
     }
 }
@@ -141,6 +174,7 @@ struct Config {
     load_clients: usize,
     series_chunk: i64,
     agg_repeat: usize,
+    copy_rows: i64,
     timeout: Duration,
     workloads: Vec<Workload>,
     keep: bool,
@@ -188,11 +222,21 @@ impl Config {
         let load_clients: usize = env_parse("KURA_BENCH_LOAD_CLIENTS", 4)?;
         let series_chunk: i64 = env_parse("KURA_BENCH_SERIES_CHUNK", 1_000_000)?;
         let agg_repeat: usize = env_parse("KURA_BENCH_AGG_REPEAT", 3)?;
+        let copy_rows: i64 = env_parse(
+            "KURA_BENCH_COPY_ROWS",
+            if quick { 100_000 } else { 10_000_000 },
+        )?;
         let timeout = Duration::from_secs(env_parse("KURA_BENCH_TIMEOUT", 600)?);
-        if rows < 1 || point_rows < 1 || load_clients < 1 || series_chunk < 1 || agg_repeat < 1 {
+        if rows < 1
+            || point_rows < 1
+            || load_clients < 1
+            || series_chunk < 1
+            || agg_repeat < 1
+            || copy_rows < 1
+        {
             return Err(
-                "KURA_BENCH_ROWS, _POINT_ROWS, _LOAD_CLIENTS, _SERIES_CHUNK and \
-                        _AGG_REPEAT must be at least 1"
+                "KURA_BENCH_ROWS, _POINT_ROWS, _LOAD_CLIENTS, _SERIES_CHUNK, _AGG_REPEAT and \
+                        _COPY_ROWS must be at least 1"
                     .into(),
             );
         }
@@ -230,6 +274,7 @@ impl Config {
             load_clients,
             series_chunk,
             agg_repeat,
+            copy_rows,
             timeout,
             workloads,
             keep: env_var("KURA_BENCH_KEEP").is_some_and(|v| v.trim() == "1"),
@@ -402,6 +447,14 @@ impl Target {
     fn conninfo(&self) -> &str {
         match self {
             Self::External { conninfo } | Self::Spawned { conninfo, .. } => conninfo,
+        }
+    }
+
+    /// Process id of the spawned server (none for an external one).
+    fn server_pid(&self) -> Option<u32> {
+        match self {
+            Self::External { .. } => None,
+            Self::Spawned { server, .. } => Some(server.child.id()),
         }
     }
 
@@ -762,13 +815,7 @@ async fn point_workload(cfg: &Config, conninfo: &str, clients: usize) -> Result<
 /// Loads the aggregate table; returns the load rate.
 async fn agg_load(cfg: &Config, conninfo: &str) -> Result<(usize, String)> {
     let client = connect(cfg, conninfo).await?;
-    recreate(
-        cfg,
-        &client,
-        BIG_TABLE,
-        "device integer, ts timestamp, value double precision",
-    )
-    .await?;
+    recreate(cfg, &client, BIG_TABLE, TS_COLUMNS).await?;
     let start = Instant::now();
     let clients = match cfg.load {
         LoadMode::Insert => {
@@ -842,6 +889,267 @@ async fn agg_query(cfg: &Config, conninfo: &str) -> Result<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// COPY workloads: rows `1..=copy_rows` of the generated time series, in `COPY_TABLE`
+
+/// Appends the decimal digits of `n`.
+fn push_u64(buf: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+fn push_2digits(buf: &mut BytesMut, n: i64) {
+    buf.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+/// COPY text rows for `rows`, without any per-row allocation or `chrono` formatting: the date
+/// part of `ts` is formatted once per day (`base_ts()` is a midnight), the rest by hand. The
+/// text is exactly what PostgreSQL itself writes for these values.
+struct TextRows {
+    base: NaiveDateTime,
+    day: i64,
+    date: String,
+}
+
+impl TextRows {
+    fn new() -> Self {
+        Self {
+            base: base_ts(),
+            day: -1,
+            date: String::new(),
+        }
+    }
+
+    fn chunk(&mut self, rows: std::ops::Range<i64>) -> Bytes {
+        let mut buf = BytesMut::with_capacity(40 * (rows.end - rows.start).max(0) as usize);
+        for i in rows {
+            push_u64(&mut buf, (i % DEVICES) as u64);
+            buf.extend_from_slice(b"\t");
+            let (day, second) = (i.div_euclid(86_400), i.rem_euclid(86_400));
+            if day != self.day {
+                self.day = day;
+                self.date = (self.base + TimeDelta::days(day))
+                    .format("%Y-%m-%d ")
+                    .to_string();
+            }
+            buf.extend_from_slice(self.date.as_bytes());
+            push_2digits(&mut buf, second / 3600);
+            buf.extend_from_slice(b":");
+            push_2digits(&mut buf, second / 60 % 60);
+            buf.extend_from_slice(b":");
+            push_2digits(&mut buf, second % 60);
+            buf.extend_from_slice(b"\t");
+            // value_of(i) = i * 0.5
+            push_u64(&mut buf, (i / 2) as u64);
+            if i % 2 == 1 {
+                buf.extend_from_slice(b".5");
+            }
+            buf.extend_from_slice(b"\n");
+        }
+        buf.freeze()
+    }
+}
+
+/// Row ranges of `COPY_CHUNK_ROWS` rows covering `1..=total`.
+fn copy_chunks(total: i64) -> impl Iterator<Item = std::ops::Range<i64>> {
+    (0..(total + COPY_CHUNK_ROWS - 1) / COPY_CHUNK_ROWS).map(move |k| {
+        let lo = 1 + k * COPY_CHUNK_ROWS;
+        lo..(lo + COPY_CHUNK_ROWS).min(total + 1)
+    })
+}
+
+/// Checks that `COPY_TABLE` holds exactly rows `1..=rows`, through its count and the extremes
+/// of every column (which catch mangled timestamps or numbers as well as lost rows).
+async fn check_copy_table(cfg: &Config, client: &Client, rows: i64) -> Result<()> {
+    let stored = count_rows(cfg, client, COPY_TABLE).await?;
+    if stored != rows {
+        return Err(format!("copied {rows} rows but {COPY_TABLE} holds {stored}").into());
+    }
+    let sql = format!(
+        "SELECT min(device), max(device), min(ts), max(ts), min(value), max(value) \
+         FROM {COPY_TABLE}"
+    );
+    let row = timed(cfg.timeout, &sql, client.query_one(&sql, &[])).await?;
+    let got: (i32, i32, NaiveDateTime, NaiveDateTime, f64, f64) = (
+        row.try_get(0).context(&sql)?,
+        row.try_get(1).context(&sql)?,
+        row.try_get(2).context(&sql)?,
+        row.try_get(3).context(&sql)?,
+        row.try_get(4).context(&sql)?,
+        row.try_get(5).context(&sql)?,
+    );
+    let base = base_ts();
+    let devices = if rows >= DEVICES {
+        (0, (DEVICES - 1) as i32)
+    } else {
+        (1, rows as i32)
+    };
+    let want = (
+        devices.0,
+        devices.1,
+        ts_of(base, 1),
+        ts_of(base, rows),
+        value_of(1),
+        value_of(rows),
+    );
+    if got != want {
+        return Err(format!(
+            "{COPY_TABLE} holds (min, max) device, ts, value {got:?}, expected {want:?}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `COPY wirebench_copy FROM STDIN` in text format, the data generated chunk by chunk while
+/// it is sent.
+async fn copy_text_workload(cfg: &Config, conninfo: &str) -> Result<String> {
+    let client = connect(cfg, conninfo).await?;
+    recreate(cfg, &client, COPY_TABLE, TS_COLUMNS).await?;
+    let sql = format!("COPY {COPY_TABLE} (device, ts, value) FROM STDIN");
+    let rows = cfg.copy_rows;
+    let start = Instant::now();
+    let reported = timed(cfg.timeout, &sql, async {
+        let sink = client.copy_in::<_, Bytes>(&sql).await?;
+        let mut sink = std::pin::pin!(sink);
+        let mut text = TextRows::new();
+        // Lazy: each chunk is generated only when the sink asks for more.
+        let mut chunks = futures::stream::iter(copy_chunks(rows))
+            .map(|range| Ok::<_, tokio_postgres::Error>(text.chunk(range)));
+        sink.as_mut().send_all(&mut chunks).await?;
+        sink.as_mut().finish().await
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    if reported != rows as u64 {
+        return Err(format!("COPY of {rows} rows reported {reported} rows").into());
+    }
+    check_copy_table(cfg, &client, rows).await?;
+    Ok(rate(rows as u64, "rows", elapsed))
+}
+
+/// `COPY wirebench_copy FROM STDIN (FORMAT binary)` through `BinaryCopyInWriter`; returns the
+/// rate.
+async fn copy_binary_load(cfg: &Config, conninfo: &str) -> Result<String> {
+    let client = connect(cfg, conninfo).await?;
+    recreate(cfg, &client, COPY_TABLE, TS_COLUMNS).await?;
+    let sql = format!("COPY {COPY_TABLE} (device, ts, value) FROM STDIN (FORMAT binary)");
+    let rows = cfg.copy_rows;
+    let start = Instant::now();
+    let reported = timed(cfg.timeout, &sql, async {
+        let sink = client.copy_in::<_, Bytes>(&sql).await?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::TIMESTAMP, Type::FLOAT8]);
+        let mut writer = std::pin::pin!(writer);
+        let base = base_ts();
+        for i in 1..=rows {
+            let device = (i % DEVICES) as i32;
+            let ts = ts_of(base, i);
+            let value = value_of(i);
+            writer.as_mut().write(&[&device, &ts, &value]).await?;
+        }
+        writer.as_mut().finish().await
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    if reported != rows as u64 {
+        return Err(format!("binary COPY of {rows} rows reported {reported} rows").into());
+    }
+    check_copy_table(cfg, &client, rows).await?;
+    Ok(rate(rows as u64, "rows", elapsed))
+}
+
+/// `COPY wirebench_copy TO STDOUT` in text format; counts lines and fields of what arrives.
+/// Expects `COPY_TABLE` to hold rows `1..=copy_rows`.
+async fn copy_out_workload(cfg: &Config, conninfo: &str) -> Result<String> {
+    let client = connect(cfg, conninfo).await?;
+    let sql = format!("COPY {COPY_TABLE} (device, ts, value) TO STDOUT");
+    let start = Instant::now();
+    let (lines, tabs, bytes, last) = timed(cfg.timeout, &sql, async {
+        let stream = client.copy_out(&sql).await?;
+        let mut stream = std::pin::pin!(stream);
+        let (mut lines, mut tabs, mut bytes, mut last) = (0u64, 0u64, 0u64, b'\n');
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            for &b in chunk.iter() {
+                lines += u64::from(b == b'\n');
+                tabs += u64::from(b == b'\t');
+            }
+            bytes += chunk.len() as u64;
+            last = chunk.last().copied().unwrap_or(last);
+        }
+        Ok::<_, tokio_postgres::Error>((lines, tabs, bytes, last))
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    let rows = cfg.copy_rows as u64;
+    if lines != rows || tabs != 2 * rows || last != b'\n' {
+        return Err(format!(
+            "COPY TO STDOUT sent {lines} lines with {tabs} tabs ({bytes} bytes), \
+             expected {rows} lines of 3 fields"
+        )
+        .into());
+    }
+    Ok(format!(
+        "{}, {:.1} MB/s",
+        rate(rows, "rows", elapsed),
+        bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+    ))
+}
+
+/// Resident size of the spawned server around one workload, from `/proc/PID/status`: `VmRSS`
+/// before, `VmHWM` (peak) during, `VmRSS` after. The peak is reset first by writing `5` to
+/// `/proc/PID/clear_refs`; where that fails the peak covers the server's whole life.
+struct MemProbe {
+    pid: u32,
+    before_kb: Option<u64>,
+    reset: bool,
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix(field)?
+            .strip_prefix(':')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+impl MemProbe {
+    fn start(pid: Option<u32>) -> Option<Self> {
+        let pid = pid?;
+        let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+        Some(Self {
+            pid,
+            before_kb: proc_status_kb(pid, "VmRSS"),
+            reset,
+        })
+    }
+
+    fn finish(&self) -> String {
+        let mb = |kb: Option<u64>| kb.map_or_else(|| "?".to_owned(), |kb| group_digits(kb / 1024));
+        format!(
+            "; server RSS {} MB before, peak {} MB{}, {} MB after",
+            mb(self.before_kb),
+            // The kernel's peak lags a little behind; it is never below where it started.
+            mb(proc_status_kb(self.pid, "VmHWM").max(self.before_kb)),
+            if self.reset { "" } else { " (since start)" },
+            mb(proc_status_kb(self.pid, "VmRSS")),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Driver
 
 struct Report {
@@ -901,6 +1209,7 @@ async fn server_setting(cfg: &Config, client: &Client, name: &str) -> String {
 
 async fn run(cfg: &Config, target: &Target) -> Result<usize> {
     let conninfo = target.conninfo();
+    let pid = target.server_pid();
     let probe = connect(cfg, conninfo).await?;
     let version = scalar_text(cfg, &probe, "SELECT version()")
         .await
@@ -927,7 +1236,7 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
     );
     println!(
         "config:   seconds={} clients={} rows={} point_rows={} load={} load_clients={} \
-         agg_repeat={} workloads={}",
+         agg_repeat={} copy_rows={} workloads={}",
         cfg.seconds,
         cfg.clients.as_ref().map_or_else(
             || "default".to_owned(),
@@ -941,6 +1250,7 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
         },
         cfg.load_clients,
         cfg.agg_repeat,
+        cfg.copy_rows,
         cfg.workloads
             .iter()
             .map(|w| w.name())
@@ -951,6 +1261,8 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
     Report::header();
 
     let mut report = Report { failures: 0 };
+    // Whether `COPY_TABLE` holds the `copy_rows` rows `copy_out` reads (a COPY FROM succeeded).
+    let mut copy_loaded = false;
     for workload in &cfg.workloads {
         match workload {
             Workload::Insert => {
@@ -994,6 +1306,38 @@ async fn run(cfg: &Config, target: &Target) -> Result<usize> {
                     }
                     Err(e) => report.line(&load_name, cfg.load_clients, Err(e)),
                 }
+            }
+            Workload::CopyText => {
+                let mem = MemProbe::start(pid);
+                let outcome = copy_text_workload(cfg, conninfo).await;
+                copy_loaded = outcome.is_ok();
+                let outcome = outcome.map(|r| r + &mem.map(|m| m.finish()).unwrap_or_default());
+                let name = format!("copy from stdin: text, {} rows", cfg.copy_rows);
+                report.line(&name, 1, outcome);
+            }
+            Workload::CopyBinary => {
+                let mem = MemProbe::start(pid);
+                let outcome = copy_binary_load(cfg, conninfo).await;
+                copy_loaded = outcome.is_ok();
+                let outcome = outcome.map(|r| r + &mem.map(|m| m.finish()).unwrap_or_default());
+                let name = format!("copy from stdin: binary, {} rows", cfg.copy_rows);
+                report.line(&name, 1, outcome);
+            }
+            Workload::CopyOut => {
+                if !copy_loaded {
+                    // Run on its own: load the table first (not timed), as `point` does.
+                    if let Err(e) = copy_binary_load(cfg, conninfo).await {
+                        let name = format!("copy to stdout: load {} rows (binary)", cfg.copy_rows);
+                        report.line(&name, 1, Err(e));
+                        continue;
+                    }
+                    copy_loaded = true;
+                }
+                let mem = MemProbe::start(pid);
+                let outcome = copy_out_workload(cfg, conninfo).await;
+                let outcome = outcome.map(|r| r + &mem.map(|m| m.finish()).unwrap_or_default());
+                let name = format!("copy to stdout: text, {} rows", cfg.copy_rows);
+                report.line(&name, 1, outcome);
             }
         }
     }

@@ -67,9 +67,10 @@ async fn set_show_reset_follow_postgres() {
         .into_iter()
         .map(|r| r.split('|').next().unwrap_or_default().to_string())
         .collect();
+    // PostgreSQL's own capitalisation, as in pg_settings.
     for expected in [
-        "datestyle",
-        "timezone",
+        "DateStyle",
+        "TimeZone",
         "client_encoding",
         "idle_in_transaction_session_timeout",
         "myapp.tenant",

@@ -156,7 +156,7 @@ pub fn settings(source: &Source) -> Result<Rows> {
         };
         let reset = session.settings.reset_value(name).unwrap_or(param.default);
         rows.push(vec![
-            ("name", param.name.into()),
+            ("name", settings::display_name(param.name).into()),
             ("setting", value.as_str().into()),
             (
                 "unit",

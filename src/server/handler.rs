@@ -142,16 +142,6 @@ impl ServerParameterProvider for SessionParameters {
     }
 }
 
-/// The name clients expect for a reported parameter (PostgreSQL's own capitalisation).
-fn reported_name(name: &str) -> &str {
-    match name {
-        "datestyle" => "DateStyle",
-        "timezone" => "TimeZone",
-        "intervalstyle" => "IntervalStyle",
-        other => other,
-    }
-}
-
 #[async_trait]
 impl StartupHandler for KuraHandler {
     async fn on_startup<C>(
@@ -395,10 +385,12 @@ fn reported(session: &Session) -> Vec<(String, String)> {
     REPORTED
         .iter()
         .filter_map(|name| {
-            session
-                .settings
-                .get(name)
-                .map(|v| (reported_name(name).to_string(), v.to_string()))
+            session.settings.get(name).map(|v| {
+                (
+                    crate::session::settings::display_name(name).to_string(),
+                    v.to_string(),
+                )
+            })
         })
         .collect()
 }

@@ -1108,7 +1108,7 @@ impl Session {
             let mut values = Vec::new();
             let mut descriptions = Vec::new();
             for (name, value) in self.settings.all() {
-                names.push(name.clone());
+                names.push(settings::display_name(name).to_string());
                 values.push(value.clone());
                 descriptions.push(
                     settings::param_named(name)

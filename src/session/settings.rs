@@ -19,6 +19,17 @@ pub const SERVER_VERSION: &str = concat!("15.0 (Kura ", env!("CARGO_PKG_VERSION"
 /// point, as in PostgreSQL's `C.UTF-8`.
 pub const DATABASE_LOCALE: &str = "C.UTF-8";
 
+/// The name PostgreSQL shows for a parameter (in ParameterStatus, `SHOW ALL` and
+/// `pg_settings`): its own capitalisation for the few that have one.
+pub fn display_name(name: &str) -> &str {
+    match name {
+        "datestyle" => "DateStyle",
+        "timezone" => "TimeZone",
+        "intervalstyle" => "IntervalStyle",
+        other => other,
+    }
+}
+
 /// Parameters reported to the client in ParameterStatus at startup and when they change.
 pub const REPORTED: &[&str] = &[
     "server_version",
