@@ -88,6 +88,11 @@ impl<'a> Exec<'a> {
             statement = pg_catalog::rewrite::rewrite(statement, user);
         }
         super::table_args::name_single_columns(&mut statement);
+        let functions = &self.state;
+        super::table_args::scalar_functions_as_relations(&mut statement, &|name| {
+            functions.scalar_functions().contains_key(name)
+                && !functions.table_functions().contains_key(name)
+        });
         // Relations GROUP BY RANGE is rewritten into: needed only while planning, since the
         // plan holds the providers it resolved.
         let mut range_groups = Vec::new();

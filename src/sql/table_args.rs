@@ -1,7 +1,10 @@
 //! Table function calls as PostgreSQL clients write them.
 //!
 //! A function returning a single column takes its alias as the column's name too
-//! (`FROM generate_series(1, 3) g` has a column `g`), which DataFusion does not do.
+//! (`FROM generate_series(1, 3) g` has a column `g`), which DataFusion does not do. A scalar
+//! function in FROM is a relation of one row (`FROM string_to_array(x, ',') s`, as Grafana
+//! writes it); DataFusion only knows table functions there, so the call becomes
+//! `(SELECT f(...) AS s) s`.
 //!
 //! Parameters in the arguments of a table function (`FROM generate_series(1, $1)`):
 //! DataFusion builds a table function's rows while planning, from literal arguments, so a
@@ -17,9 +20,9 @@ use std::ops::ControlFlow;
 use datafusion::arrow;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Statement, TableAliasColumnDef,
-    TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions,
-    visit_expressions_mut,
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Ident, SelectItem, SetExpr, Statement,
+    TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+    visit_expressions, visit_expressions_mut,
 };
 
 use crate::error::{KuraError, Result};
@@ -75,6 +78,75 @@ pub struct Bound {
     /// While describing: the types of the placeholders taken out, by position (1-based),
     /// where the function decides them (`generate_series(1, $1)` counts in BIGINT).
     pub types: Vec<(usize, arrow::datatypes::DataType)>,
+}
+
+/// Turns `FROM f(...) [AS] a` of a scalar function `f` (one that `is_scalar` knows and that is
+/// not a table function) into the one-row relation `(SELECT f(...) AS a) AS a`.
+pub fn scalar_functions_as_relations(statement: &mut Statement, is_scalar: &dyn Fn(&str) -> bool) {
+    struct Wrapper<'f>(&'f dyn Fn(&str) -> bool);
+    impl VisitorMut for Wrapper<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } = factor
+            else {
+                return ControlFlow::Continue(());
+            };
+            let [part] = name.0.as_slice() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(function) = part.as_ident().map(|i| i.value.to_lowercase()) else {
+                return ControlFlow::Continue(());
+            };
+            if SCALAR_TABLE_FUNCTIONS.contains(&function.as_str()) || !(self.0)(&function) {
+                return ControlFlow::Continue(());
+            }
+            let column = alias
+                .as_ref()
+                .map(|a| match a.columns.first() {
+                    Some(c) => c.name.clone(),
+                    None => a.name.clone(),
+                })
+                .unwrap_or_else(|| Ident::new(function.clone()));
+            let call = crate::sql::template::function_call(
+                &function,
+                arg_exprs(&mut args.args).map(|e| e.clone()).collect(),
+            );
+            let select = format!("SELECT 1 AS {column}");
+            let Ok(mut query) = super::parse_sql(&select)
+                .map(|mut v| v.remove(0))
+                .and_then(|s| match s {
+                    Statement::Query(q) => Ok(q),
+                    _ => Err(KuraError::internal("not a query")),
+                })
+            else {
+                return ControlFlow::Continue(());
+            };
+            if let SetExpr::Select(select) = query.body.as_mut()
+                && let Some(SelectItem::ExprWithAlias { expr, .. }) = select.projection.first_mut()
+            {
+                *expr = call;
+            }
+            let alias = alias.take().unwrap_or_else(|| TableAlias {
+                explicit: true,
+                name: Ident::new(function.clone()),
+                columns: Vec::new(),
+                at: None,
+            });
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: query,
+                alias: Some(alias),
+                sample: None,
+            };
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(statement, &mut Wrapper(is_scalar));
 }
 
 /// `statement` with the placeholders of its table function arguments replaced. `params` is
@@ -324,6 +396,20 @@ mod tests {
         assert_eq!(
             statement.to_string(),
             "SELECT g FROM generate_series(1, 3) g (g), UNNEST(x) AS u (u), generate_series(1, 2) AS h (k)"
+        );
+    }
+
+    #[test]
+    fn scalar_functions_in_from_become_one_row_relations() {
+        let mut statement = parse_sql(
+            "SELECT s[1] FROM string_to_array('a,b', ',') s, generate_series(1, 2) g, unknown_fn(1) u",
+        )
+        .unwrap()
+        .remove(0);
+        scalar_functions_as_relations(&mut statement, &|name| name == "string_to_array");
+        assert_eq!(
+            statement.to_string(),
+            "SELECT s[1] FROM (SELECT string_to_array('a,b', ',') AS s) s, generate_series(1, 2) g, unknown_fn(1) u"
         );
     }
 
