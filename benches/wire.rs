@@ -1139,7 +1139,7 @@ impl MemProbe {
     fn finish(&self) -> String {
         let mb = |kb: Option<u64>| kb.map_or_else(|| "?".to_owned(), |kb| group_digits(kb / 1024));
         format!(
-            "; server RSS {} MB before, peak {} MB{}, {} MB after",
+            "; server RSS {} MiB before, peak {} MiB{}, {} MiB after",
             mb(self.before_kb),
             // The kernel's peak lags a little behind; it is never below where it started.
             mb(proc_status_kb(self.pid, "VmHWM").max(self.before_kb)),
