@@ -490,13 +490,7 @@ pub fn encode_rows(
         }
         Ok(out)
     });
-    let stream = rows
-        .flat_map(|chunk| {
-            futures::stream::iter(match chunk {
-                Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
-        })
+    let stream = one_message_per_item(rows)
         // With no rows, the header (CSV HEADER) still goes out, holding no row.
         .chain(futures::stream::iter(std::iter::from_fn(move || {
             leftover
@@ -573,13 +567,7 @@ fn encode_binary_rows(
         }
         Ok(out)
     });
-    let stream = rows
-        .flat_map(|chunk| {
-            futures::stream::iter(match chunk {
-                Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
-        })
+    let stream = one_message_per_item(rows)
         .chain(futures::stream::once(async move {
             let mut message = leftover.lock().take().unwrap_or_default();
             encoder.write_end(&mut message);
@@ -587,4 +575,16 @@ fn encode_binary_rows(
         }))
         .boxed();
     Ok((start, stream))
+}
+
+/// The messages of each encoded batch, one stream item each; an error ends the stream.
+fn one_message_per_item(
+    batches: impl futures::Stream<Item = Result<Vec<(Bytes, u64)>>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<(Bytes, u64)>> + Send + 'static {
+    batches.flat_map(|chunk| {
+        futures::stream::iter(match chunk {
+            Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        })
+    })
 }

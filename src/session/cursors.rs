@@ -499,6 +499,10 @@ mod tests {
         assert_eq!(fetch(&mut c, FetchDirection::Prior), [200]);
     }
 
+    fn names(cursors: &Cursors) -> Vec<String> {
+        cursors.infos().into_iter().map(|i| i.name).collect()
+    }
+
     #[test]
     fn block_end_closes_what_postgres_closes() {
         let mut cursors = Cursors::default();
@@ -509,26 +513,12 @@ mod tests {
         cursors.declare(plain).unwrap();
         cursors.declare(held).unwrap();
         cursors.end_block(true);
-        assert_eq!(
-            cursors
-                .infos()
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["held"]
-        );
+        assert_eq!(names(&cursors), ["held"]);
         let mut again = cursor_over(3, false, true);
         again.info.name = "again".into();
         cursors.declare(again).unwrap();
         cursors.end_block(false);
-        assert_eq!(
-            cursors
-                .infos()
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["held"]
-        );
+        assert_eq!(names(&cursors), ["held"]);
         assert_eq!(cursors.close("nope").unwrap_err().code, "34000");
     }
 }
