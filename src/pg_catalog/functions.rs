@@ -189,6 +189,22 @@ fn error(e: KuraError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// A reg* input cast: the oid `lookup` finds for the name in `arg`, or the error `missing`
+/// makes of the name (PostgreSQL fails such a cast rather than returning NULL).
+fn reg_input(
+    arg: &ScalarValue,
+    lookup: impl Fn(&str) -> Option<i32>,
+    missing: impl Fn(&str) -> KuraError,
+) -> DfResult<ScalarValue> {
+    match text_arg(arg) {
+        None => Ok(oid(None)),
+        Some(name) => match lookup(&name) {
+            Some(o) => Ok(oid(Some(o))),
+            None => Err(error(missing(&name))),
+        },
+    }
+}
+
 /// The name of a relation oid, as `oid::regclass` prints it.
 fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
     if let Some(relation) = oids::decode(oid) {
@@ -512,21 +528,14 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         function("to_regtype", &[1], DataType::Int32, |a| {
             Ok(oid(text_arg(&a[0]).and_then(|n| type_oid(&n))))
         }),
-        function(
-            "__kura_regtype_in",
-            &[1],
-            DataType::Int32,
-            |a| match text_arg(&a[0]) {
-                None => Ok(oid(None)),
-                Some(name) => match type_oid(&name) {
-                    Some(o) => Ok(oid(Some(o))),
-                    None => Err(error(KuraError::new(
-                        sqlstate::UNDEFINED_OBJECT,
-                        format!("type \"{name}\" does not exist"),
-                    ))),
-                },
-            },
-        ),
+        function("__kura_regtype_in", &[1], DataType::Int32, |a| {
+            reg_input(&a[0], type_oid, |name| {
+                KuraError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("type \"{name}\" does not exist"),
+                )
+            })
+        }),
         function("__kura_regtype_out", &[1], utf8.clone(), |a| {
             Ok(text(oid_arg(&a[0]).map(|o| {
                 if o == 0 {
@@ -539,21 +548,14 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         function("to_regnamespace", &[1], DataType::Int32, |a| {
             Ok(oid(text_arg(&a[0]).and_then(|n| namespace_oid(&n))))
         }),
-        function(
-            "__kura_regnamespace_in",
-            &[1],
-            DataType::Int32,
-            |a| match text_arg(&a[0]) {
-                None => Ok(oid(None)),
-                Some(name) => match namespace_oid(&name) {
-                    Some(o) => Ok(oid(Some(o))),
-                    None => Err(error(KuraError::new(
-                        sqlstate::INVALID_SCHEMA_NAME,
-                        format!("schema \"{name}\" does not exist"),
-                    ))),
-                },
-            },
-        ),
+        function("__kura_regnamespace_in", &[1], DataType::Int32, |a| {
+            reg_input(&a[0], namespace_oid, |name| {
+                KuraError::new(
+                    sqlstate::INVALID_SCHEMA_NAME,
+                    format!("schema \"{name}\" does not exist"),
+                )
+            })
+        }),
         function("__kura_regnamespace_out", &[1], utf8.clone(), |a| {
             Ok(text(oid_arg(&a[0]).map(|o| {
                 SCHEMAS
@@ -570,21 +572,6 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
                     .map_or_else(|| o.to_string(), |(_, name)| name.clone())
             })))
         }),
-        function("pg_get_function_arguments", &[1], utf8.clone(), |a| {
-            Ok(text(
-                oid_arg(&a[0]).and_then(function_signature).map(|s| s.0),
-            ))
-        }),
-        function(
-            "pg_get_function_identity_arguments",
-            &[1],
-            utf8.clone(),
-            |a| {
-                Ok(text(
-                    oid_arg(&a[0]).and_then(function_signature).map(|s| s.0),
-                ))
-            },
-        ),
         function("pg_get_function_result", &[1], utf8.clone(), |a| {
             Ok(text(
                 oid_arg(&a[0]).and_then(function_signature).map(|s| s.1),
@@ -595,6 +582,17 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         function("col_description", &[2], utf8.clone(), |_| Ok(text(None))),
         function("shobj_description", &[2], utf8.clone(), |_| Ok(text(None))),
     ];
+    // Signatures come from proargtypes, without defaults: both argument lists are the same.
+    for name in [
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ] {
+        out.push(function(name, &[1], utf8.clone(), |a| {
+            Ok(text(
+                oid_arg(&a[0]).and_then(function_signature).map(|s| s.0),
+            ))
+        }));
+    }
     // Every schema is on the search path and every function and type lives in pg_catalog.
     for name in [
         "pg_table_is_visible",
@@ -719,12 +717,12 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         "__kura_regclass_in",
         &[1],
         DataType::Int32,
-        move |a| match text_arg(&a[0]) {
-            None => Ok(oid(None)),
-            Some(name) => match relation_oid(&c, &name) {
-                Some(o) => Ok(oid(Some(o))),
-                None => Err(error(KuraError::undefined_table(&name))),
-            },
+        move |a| {
+            reg_input(
+                &a[0],
+                |name| relation_oid(&c, name),
+                KuraError::undefined_table,
+            )
         },
     ));
     let c = catalog.clone();

@@ -233,57 +233,49 @@ impl SimpleQueryHandler for KuraHandler {
         let mut session = self.session.lock().await;
         session.begin_request();
         let sql = query.query;
-        if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
-            client
-                .feed(PgWireBackendMessage::EmptyQueryResponse(
-                    EmptyQueryResponse::new(),
-                ))
-                .await?;
-        } else {
-            match parse_sql(&sql) {
-                Err(e) => {
+        match parse_sql(&sql) {
+            Err(e) => {
+                session.fail_block();
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+            }
+            Ok(statements) if statements.is_empty() => {
+                // Blank, only semicolons, or only comments (Grafana's `-- ping`).
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            Ok(statements) => {
+                if let Some(position) = statements.iter().position(is_copy_from_stdin)
+                    && position + 1 != statements.len()
+                {
+                    let e = KuraError::unsupported(
+                        "COPY FROM STDIN must be the last statement of a query string",
+                    );
                     session.fail_block();
-                    client
-                        .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
-                        .await?;
+                    session.end_request();
+                    client.set_state(PgWireConnectionState::ReadyForQuery);
+                    return Err(to_pgwire(e));
                 }
-                Ok(statements) if statements.is_empty() => {
-                    // Only comments (Grafana's `-- ping`).
-                    client
-                        .feed(PgWireBackendMessage::EmptyQueryResponse(
-                            EmptyQueryResponse::new(),
-                        ))
-                        .await?;
-                }
-                Ok(statements) => {
-                    if let Some(position) = statements.iter().position(is_copy_from_stdin)
-                        && position + 1 != statements.len()
-                    {
-                        let e = KuraError::unsupported(
-                            "COPY FROM STDIN must be the last statement of a query string",
-                        );
+                for statement in &statements {
+                    if let Err(e) = run_simple(&mut session, client, statement).await {
                         session.fail_block();
-                        session.end_request();
-                        client.set_state(PgWireConnectionState::ReadyForQuery);
-                        return Err(to_pgwire(e));
-                    }
-                    for statement in &statements {
-                        if let Err(e) = run_simple(&mut session, client, statement).await {
-                            session.fail_block();
-                            let info = match e {
-                                PgWireError::UserError(info) => *info,
-                                other => error_info(&KuraError::internal(other.to_string())),
-                            };
-                            if info.is_fatal() {
-                                // pgwire sends it, then closes the connection.
-                                session.end_request();
-                                return Err(PgWireError::UserError(Box::new(info)));
-                            }
-                            client
-                                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                                .await?;
-                            break;
+                        let info = match e {
+                            PgWireError::UserError(info) => *info,
+                            other => error_info(&KuraError::internal(other.to_string())),
+                        };
+                        if info.is_fatal() {
+                            // pgwire sends it, then closes the connection.
+                            session.end_request();
+                            return Err(PgWireError::UserError(Box::new(info)));
                         }
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        break;
                     }
                 }
             }

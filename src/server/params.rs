@@ -33,10 +33,10 @@ pub fn decode_parameters<S: Clone>(
     types: &[Option<&DataType>],
 ) -> PgWireResult<ParamValues> {
     let hints = &portal.statement.parameter_types;
+    let is_null = |i: usize| portal.parameters.get(i).is_some_and(Option::is_none);
     let needs_fix = |i: usize| {
-        let null = portal.parameters.get(i).is_some_and(Option::is_none);
         let hint = hints.get(i).cloned().flatten();
-        null || hint.as_ref().is_some_and(|h| text_alias(h) || unknown(h))
+        is_null(i) || hint.as_ref().is_some_and(|h| text_alias(h) || unknown(h))
     };
     if !(0..portal.parameter_len()).any(needs_fix) {
         return deserialize_parameters(portal, types);
@@ -46,10 +46,9 @@ pub fn decode_parameters<S: Clone>(
     let mut fixed_types: Vec<Option<&DataType>> = types.to_vec();
     fixed_types.resize(portal.parameter_len(), None);
     for (i, (hint, inferred)) in fixed_hints.iter_mut().zip(&mut fixed_types).enumerate() {
-        let null = portal.parameters.get(i).is_some_and(Option::is_none);
         // A NULL decodes the same whatever it claims to be; the server's type keeps the value
         // typed where DataFusion needs it.
-        if null || hint.as_ref().is_some_and(unknown) {
+        if is_null(i) || hint.as_ref().is_some_and(unknown) {
             *hint = None;
             if inferred.is_none() {
                 *inferred = Some(&DataType::Utf8);

@@ -345,15 +345,20 @@ fn no_cursor(name: &str) -> KuraError {
 }
 
 impl Cursors {
-    pub fn declare(&mut self, cursor: Cursor) -> Result<()> {
-        let name = cursor.info.name.clone();
-        if self.open.contains_key(&name) {
+    /// 42P03 if a cursor called `name` is open.
+    pub fn check_free(&self, name: &str) -> Result<()> {
+        if self.open.contains_key(name) {
             return Err(KuraError::new(
                 sqlstate::DUPLICATE_CURSOR,
                 format!("cursor \"{name}\" already exists"),
             ));
         }
-        self.open.insert(name, cursor);
+        Ok(())
+    }
+
+    pub fn declare(&mut self, cursor: Cursor) -> Result<()> {
+        self.check_free(&cursor.info.name)?;
+        self.open.insert(cursor.info.name.clone(), cursor);
         Ok(())
     }
 

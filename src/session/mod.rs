@@ -279,36 +279,18 @@ impl Session {
             Statement::Deallocate { name, .. } => self.deallocate(name),
             Statement::Declare { stmts } if is_cursor(stmts) => {
                 let result = self.declare(statement, stmts, params).await;
-                if result.is_err() {
-                    self.fail_block();
-                }
-                result
+                self.failing(result)
             }
             Statement::Fetch {
                 name, direction, ..
             } => {
                 let fetch = !crate::sql::dialect::is_move(statement);
                 let result = self.fetch(name, direction, fetch).await;
-                if result.is_err() {
-                    self.fail_block();
-                }
-                result
+                self.failing(result)
             }
             Statement::Close { cursor } => {
-                let result = match cursor {
-                    CloseCursor::All => {
-                        self.cursors.close_all();
-                        Ok(Outcome::done("CLOSE CURSOR ALL"))
-                    }
-                    CloseCursor::Specific { name } => self
-                        .cursors
-                        .close(&normalize(name))
-                        .map(|()| Outcome::done("CLOSE CURSOR")),
-                };
-                if result.is_err() {
-                    self.fail_block();
-                }
-                result
+                let result = self.close(cursor);
+                self.failing(result)
             }
             Statement::Prepare {
                 name,
@@ -334,19 +316,21 @@ impl Session {
                 } else {
                     self.copy_from(source, &options)
                 };
-                if result.is_err() {
-                    self.fail_block();
-                }
-                result
+                self.failing(result)
             }
             _ => {
                 let result = self.run_statement(statement, params).await;
-                if result.is_err() {
-                    self.fail_block();
-                }
-                result
+                self.failing(result)
             }
         }
+    }
+
+    /// `result`, after failing the transaction block if it is an error.
+    fn failing(&mut self, result: Result<Outcome>) -> Result<Outcome> {
+        if result.is_err() {
+            self.fail_block();
+        }
+        result
     }
 
     async fn copy_to(
@@ -695,12 +679,8 @@ impl Session {
             ));
         }
         let name = normalize(name);
-        if self.cursors.get(&name).is_some() {
-            return Err(KuraError::new(
-                sqlstate::DUPLICATE_CURSOR,
-                format!("cursor \"{name}\" already exists"),
-            ));
-        }
+        // Before the query runs: a taken name must not cost a whole scan.
+        self.cursors.check_free(&name)?;
         let Outcome::Rows { schema, stream, .. } = self
             .run_statement(&Statement::Query(query.clone()), params)
             .await?
@@ -741,6 +721,20 @@ impl Session {
             stream: cursor.stream_of(batches)?,
             command: "FETCH".to_string(),
         })
+    }
+
+    /// `CLOSE name` or `CLOSE ALL`.
+    fn close(&mut self, cursor: &CloseCursor) -> Result<Outcome> {
+        match cursor {
+            CloseCursor::All => {
+                self.cursors.close_all();
+                Ok(Outcome::done("CLOSE CURSOR ALL"))
+            }
+            CloseCursor::Specific { name } => self
+                .cursors
+                .close(&normalize(name))
+                .map(|()| Outcome::done("CLOSE CURSOR")),
+        }
     }
 
     /// The columns a cursor returns (a protocol Describe of a portal named after it).

@@ -87,9 +87,8 @@ impl<'a> Exec<'a> {
             let user = self.session.as_ref().map_or("kura", |s| s.user.as_str());
             statement = pg_catalog::rewrite::rewrite(statement, user);
         }
-        super::table_args::name_single_columns(&mut statement);
         let functions = &self.state;
-        super::table_args::scalar_functions_as_relations(&mut statement, &|name| {
+        super::table_args::normalize_calls(&mut statement, &|name| {
             functions.scalar_functions().contains_key(name)
                 && !functions.table_functions().contains_key(name)
         });

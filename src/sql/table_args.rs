@@ -20,54 +20,97 @@ use std::ops::ControlFlow;
 use datafusion::arrow;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Ident, SelectItem, SetExpr, Statement,
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Ident, SelectItem, Statement,
     TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
     visit_expressions, visit_expressions_mut,
 };
 
+use super::template::{function_call, parse_query, select_mut};
 use crate::error::{KuraError, Result};
 
 /// Functions that return one column, named by the alias when the call has no column list.
 const SCALAR_TABLE_FUNCTIONS: [&str; 3] = ["generate_series", "range", "unnest"];
 
-/// Gives `FROM f(...) a` of a single-column function the column list `a(a)`.
-pub fn name_single_columns(statement: &mut Statement) {
-    struct Namer;
-    impl VisitorMut for Namer {
+/// Rewrites the table function calls of `statement` as PostgreSQL reads them (see the module
+/// docs): single-column functions name their column after the alias, and a scalar function
+/// (one `is_scalar` knows that is not a table function) becomes a one-row relation.
+pub fn normalize_calls(statement: &mut Statement, is_scalar: &dyn Fn(&str) -> bool) {
+    struct Calls<'f>(&'f dyn Fn(&str) -> bool);
+    impl VisitorMut for Calls<'_> {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-            if let TableFactor::Table {
-                name,
-                args: Some(_),
-                alias: Some(alias),
-                ..
-            } = factor
-                && alias.columns.is_empty()
-                && name
-                    .0
-                    .last()
-                    .and_then(|part| part.as_ident())
-                    .is_some_and(|ident| {
-                        SCALAR_TABLE_FUNCTIONS.contains(&ident.value.to_lowercase().as_str())
-                    })
-            {
-                alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
-            }
-            if let TableFactor::UNNEST {
-                alias: Some(alias),
-                array_exprs,
-                with_offset: false,
-                ..
-            } = factor
-                && alias.columns.is_empty()
-                && array_exprs.len() == 1
-            {
-                alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+            match factor {
+                TableFactor::Table {
+                    name,
+                    args: Some(args),
+                    alias,
+                    ..
+                } => {
+                    let function = match name.0.as_slice() {
+                        [.., part] => part.as_ident().map(|i| i.value.to_lowercase()),
+                        [] => None,
+                    };
+                    let Some(function) = function else {
+                        return ControlFlow::Continue(());
+                    };
+                    if SCALAR_TABLE_FUNCTIONS.contains(&function.as_str()) {
+                        name_by_alias(alias.as_mut());
+                    } else if name.0.len() == 1 && (self.0)(&function) {
+                        let call = function_call(
+                            &function,
+                            arg_exprs(&mut args.args).map(|e| e.clone()).collect(),
+                        );
+                        if let Ok(relation) = one_row_relation(call, &function, alias.take()) {
+                            *factor = relation;
+                        }
+                    }
+                }
+                TableFactor::UNNEST {
+                    alias,
+                    array_exprs,
+                    with_offset: false,
+                    ..
+                } if array_exprs.len() == 1 => name_by_alias(alias.as_mut()),
+                _ => {}
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = VisitMut::visit(statement, &mut Namer);
+    let _ = VisitMut::visit(statement, &mut Calls(is_scalar));
+}
+
+/// `f(...) a` without a column list gets `a(a)`.
+fn name_by_alias(alias: Option<&mut TableAlias>) {
+    if let Some(alias) = alias
+        && alias.columns.is_empty()
+    {
+        alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+    }
+}
+
+/// `(SELECT call AS a) AS a`, `a` being the alias's column, the alias, or the function's name.
+fn one_row_relation(call: Expr, function: &str, alias: Option<TableAlias>) -> Result<TableFactor> {
+    let alias = alias.unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new(function),
+        columns: Vec::new(),
+        at: None,
+    });
+    let column = alias
+        .columns
+        .first()
+        .map_or_else(|| alias.name.clone(), |c| c.name.clone());
+    let mut query = parse_query("SELECT 1")?;
+    select_mut(&mut query)?.projection = vec![SelectItem::ExprWithAlias {
+        expr: call,
+        alias: column,
+    }];
+    Ok(TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(query),
+        alias: Some(alias),
+        sample: None,
+    })
 }
 
 /// A statement whose table function arguments hold no placeholder any more.
@@ -78,75 +121,6 @@ pub struct Bound {
     /// While describing: the types of the placeholders taken out, by position (1-based),
     /// where the function decides them (`generate_series(1, $1)` counts in BIGINT).
     pub types: Vec<(usize, arrow::datatypes::DataType)>,
-}
-
-/// Turns `FROM f(...) [AS] a` of a scalar function `f` (one that `is_scalar` knows and that is
-/// not a table function) into the one-row relation `(SELECT f(...) AS a) AS a`.
-pub fn scalar_functions_as_relations(statement: &mut Statement, is_scalar: &dyn Fn(&str) -> bool) {
-    struct Wrapper<'f>(&'f dyn Fn(&str) -> bool);
-    impl VisitorMut for Wrapper<'_> {
-        type Break = ();
-        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-            let TableFactor::Table {
-                name,
-                args: Some(args),
-                alias,
-                ..
-            } = factor
-            else {
-                return ControlFlow::Continue(());
-            };
-            let [part] = name.0.as_slice() else {
-                return ControlFlow::Continue(());
-            };
-            let Some(function) = part.as_ident().map(|i| i.value.to_lowercase()) else {
-                return ControlFlow::Continue(());
-            };
-            if SCALAR_TABLE_FUNCTIONS.contains(&function.as_str()) || !(self.0)(&function) {
-                return ControlFlow::Continue(());
-            }
-            let column = alias
-                .as_ref()
-                .map(|a| match a.columns.first() {
-                    Some(c) => c.name.clone(),
-                    None => a.name.clone(),
-                })
-                .unwrap_or_else(|| Ident::new(function.clone()));
-            let call = crate::sql::template::function_call(
-                &function,
-                arg_exprs(&mut args.args).map(|e| e.clone()).collect(),
-            );
-            let select = format!("SELECT 1 AS {column}");
-            let Ok(mut query) = super::parse_sql(&select)
-                .map(|mut v| v.remove(0))
-                .and_then(|s| match s {
-                    Statement::Query(q) => Ok(q),
-                    _ => Err(KuraError::internal("not a query")),
-                })
-            else {
-                return ControlFlow::Continue(());
-            };
-            if let SetExpr::Select(select) = query.body.as_mut()
-                && let Some(SelectItem::ExprWithAlias { expr, .. }) = select.projection.first_mut()
-            {
-                *expr = call;
-            }
-            let alias = alias.take().unwrap_or_else(|| TableAlias {
-                explicit: true,
-                name: Ident::new(function.clone()),
-                columns: Vec::new(),
-                at: None,
-            });
-            *factor = TableFactor::Derived {
-                lateral: false,
-                subquery: query,
-                alias: Some(alias),
-                sample: None,
-            };
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = VisitMut::visit(statement, &mut Wrapper(is_scalar));
 }
 
 /// `statement` with the placeholders of its table function arguments replaced. `params` is
@@ -392,7 +366,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        name_single_columns(&mut statement);
+        normalize_calls(&mut statement, &|_| false);
         assert_eq!(
             statement.to_string(),
             "SELECT g FROM generate_series(1, 3) g (g), UNNEST(x) AS u (u), generate_series(1, 2) AS h (k)"
@@ -406,10 +380,10 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        scalar_functions_as_relations(&mut statement, &|name| name == "string_to_array");
+        normalize_calls(&mut statement, &|name| name == "string_to_array");
         assert_eq!(
             statement.to_string(),
-            "SELECT s[1] FROM (SELECT string_to_array('a,b', ',') AS s) s, generate_series(1, 2) g, unknown_fn(1) u"
+            "SELECT s[1] FROM (SELECT string_to_array('a,b', ',') AS s) s, generate_series(1, 2) g (g), unknown_fn(1) u"
         );
     }
 
