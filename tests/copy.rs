@@ -243,3 +243,31 @@ async fn binary_copy_round_trips_every_type() {
     assert!(format!("{e:?}").contains("column s"), "{e:?}");
     assert_eq!(rows(&c, "SELECT count(*) FROM b").await, ["2"]);
 }
+
+#[tokio::test]
+async fn copy_reads_and_writes_timestamptz_in_the_session_zone() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE z (id INTEGER PRIMARY KEY, at TIMESTAMPTZ, local TIMESTAMP);
+         SET TIME ZONE 'Asia/Tokyo'",
+    )
+    .await
+    .unwrap();
+    copy_in(
+        &c,
+        "COPY z FROM STDIN",
+        "1\t2024-01-01 09:00:00\t2024-01-01 09:00:00\n2\t2024-01-01 00:00:00+00\t\\N\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        copy_out(&c, "COPY (SELECT id, at FROM z ORDER BY id) TO STDOUT").await,
+        "1\t2024-01-01 09:00:00+09\n2\t2024-01-01 09:00:00+09\n"
+    );
+    c.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();
+    assert_eq!(
+        copy_out(&c, "COPY z TO STDOUT (FORMAT csv)").await,
+        "1,2024-01-01 00:00:00+00,2024-01-01 09:00:00\n2,2024-01-01 00:00:00+00,\n"
+    );
+}

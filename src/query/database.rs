@@ -249,7 +249,13 @@ impl Database {
             .with_target_partitions(options.target_partitions.max(1))
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", false);
+            .set_bool("datafusion.execution.parquet.pushdown_filters", false)
+            // NOW() and `::timestamptz` are instants labelled like stored columns; each
+            // statement then runs in its session's zone (see `zone_casts`).
+            .set_str(
+                "datafusion.execution.time_zone",
+                super::zone_casts::STORED_ZONE,
+            );
         let ctx = SessionContext::new_with_config(config);
         for function in super::functions::all() {
             ctx.register_udf(function);
@@ -269,6 +275,8 @@ impl Database {
         let base = SessionStateBuilder::new_from_existing(ctx.state())
             .with_type_planner(Arc::new(PgOidTypePlanner))
             .build();
+        let mut base = base;
+        base.add_analyzer_rule(Arc::new(super::zone_casts::SessionZoneCasts));
         let _ = planner.set(base.clone());
         Arc::new(Database {
             name: name.to_string(),
@@ -398,6 +406,11 @@ impl Database {
         // state would otherwise keep the instant the server started).
         state.mark_start_execution();
         state.execution_props_mut().query_execution_start_time = Some(context.now);
+        let zone = match &context.session {
+            Some(session) => session.settings.zone().arrow_label(),
+            None => super::zone_casts::STORED_ZONE.to_string(),
+        };
+        state.config_mut().options_mut().execution.time_zone = Some(zone);
         state.config_mut().set_extension(Arc::new(context));
         state
     }

@@ -18,6 +18,7 @@ pub mod scan_filter;
 pub mod series;
 pub mod time_functions;
 pub mod timeseries_functions;
+pub mod zone_casts;
 
 pub use context::StatementContext;
 pub use database::{Database, DatabaseOptions};

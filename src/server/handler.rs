@@ -310,7 +310,9 @@ impl SimpleQueryHandler for KuraHandler {
             let failed = session.failure_flag();
             match session.execute(statement, &no_params()).await {
                 Ok(outcome) => {
-                    responses.push(respond(client, outcome, &Format::UnifiedText, failed).await?)
+                    let zone = session.display_zone().map_err(to_pgwire)?;
+                    responses
+                        .push(respond(client, outcome, &Format::UnifiedText, failed, zone).await?)
                 }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e))));
@@ -344,7 +346,8 @@ where
             .map_err(to_pgwire)?,
     };
     report_changes(session, client, &before).await?;
-    match respond(client, outcome, &Format::UnifiedText, failed).await? {
+    let zone = session.display_zone().map_err(to_pgwire)?;
+    match respond(client, outcome, &Format::UnifiedText, failed, zone).await? {
         Response::Query(results) => {
             pgwire::api::query::send_query_response(client, results, true).await
         }
@@ -617,6 +620,7 @@ impl ExtendedQueryHandler for KuraHandler {
                 outcome,
                 &portal.result_column_format,
                 session.failure_flag(),
+                session.display_zone().map_err(to_pgwire)?,
             )
             .await;
         }
@@ -636,7 +640,8 @@ impl ExtendedQueryHandler for KuraHandler {
             .await
             .map_err(to_pgwire)?;
         report_changes(&session, client, &before).await?;
-        respond(client, outcome, &portal.result_column_format, failed).await
+        let zone = session.display_zone().map_err(to_pgwire)?;
+        respond(client, outcome, &portal.result_column_format, failed, zone).await
     }
 
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>

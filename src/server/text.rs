@@ -1,6 +1,6 @@
 //! PostgreSQL's text output for the types whose text form the generic encoder gets wrong:
-//! timestamps (PostgreSQL prints only the fractional digits a value needs, and `+00` for UTC)
-//! and floating-point numbers (shortest round-trip digits, exponent from 1e15 on).
+//! timestamps (PostgreSQL prints only the fractional digits a value needs, and a `timestamptz`
+//! in the session time zone with its offset, `+09`) and floating-point numbers (shortest round-trip digits, exponent from 1e15 on).
 //!
 //! Two rewrites apply to both formats: `BYTE` (Int8) columns are widened to `smallint`, the
 //! type they are described as, and `char(n)` columns (marked with [`BPCHAR_LENGTH`] metadata)
@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
@@ -56,10 +57,12 @@ fn rewrite_of(column: &ArrayRef, field: &Field, info: &FieldInfo) -> Rewrite {
 
 /// Brings a result batch into the form the PostgreSQL encoder must send (see module docs).
 /// `schema` is the reported result schema, whose field metadata marks `char(n)` columns.
+/// `zone` is the session time zone, in which `timestamptz` values are shown.
 pub fn to_pg_text(
     batch: RecordBatch,
     schema: &Schema,
     fields: &[FieldInfo],
+    zone: &Tz,
 ) -> Result<RecordBatch> {
     let rewrites: Vec<Rewrite> = batch
         .columns()
@@ -82,7 +85,7 @@ pub fn to_pg_text(
     {
         let array: ArrayRef = match rewrite {
             Rewrite::Keep => column.clone(),
-            Rewrite::Text => Arc::new(format_column(column)),
+            Rewrite::Text => Arc::new(format_column(column, zone)),
             Rewrite::Widen => cast(column, &DataType::Int16)?,
             Rewrite::Pad(n) => Arc::new(pad_column(column, n)),
             Rewrite::Vector => Arc::new(vector_column(column)),
@@ -146,7 +149,9 @@ fn rewritten(data_type: &DataType) -> bool {
     )
 }
 
-fn format_column(column: &ArrayRef) -> StringArray {
+/// The text of each value of a timestamp or floating-point column (NULL for other types);
+/// `timestamptz` values are shown in `zone`.
+pub fn format_column(column: &ArrayRef, zone: &Tz) -> StringArray {
     let len = column.len();
     let text = |i: usize| -> Option<String> {
         if column.is_null(i) {
@@ -173,7 +178,7 @@ fn format_column(column: &ArrayRef) -> StringArray {
                 };
                 let seconds = value.div_euclid(per_second);
                 let nanos = value.rem_euclid(per_second) * (1_000_000_000 / per_second);
-                format_timestamp(seconds, nanos as u32, tz.is_some())
+                format_timestamp(seconds, nanos as u32, tz.as_ref().map(|_| zone))
             }
             _ => return None,
         })
@@ -182,8 +187,13 @@ fn format_column(column: &ArrayRef) -> StringArray {
 }
 
 /// Every value of `column` in PostgreSQL's text form (what `COPY ... TO` writes and text-format
-/// results show); `None` for NULL. `pad` restores the trailing blanks of a `char(n)` column.
-pub fn text_values(column: &ArrayRef, pad: Option<usize>) -> Result<Vec<Option<String>>> {
+/// results show); `None` for NULL. `pad` restores the trailing blanks of a `char(n)` column;
+/// `timestamptz` values are shown in `zone`.
+pub fn text_values(
+    column: &ArrayRef,
+    pad: Option<usize>,
+    zone: &Tz,
+) -> Result<Vec<Option<String>>> {
     use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let len = column.len();
     Ok(match column.data_type() {
@@ -212,7 +222,7 @@ pub fn text_values(column: &ArrayRef, pad: Option<usize>) -> Result<Vec<Option<S
             .iter()
             .map(|v| v.map(str::to_string))
             .collect(),
-        t if rewritten(t) => format_column(column)
+        t if rewritten(t) => format_column(column, zone)
             .iter()
             .map(|v| v.map(str::to_string))
             .collect(),
@@ -225,32 +235,39 @@ pub fn text_values(column: &ArrayRef, pad: Option<usize>) -> Result<Vec<Option<S
     })
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.fraction]` with trailing zeros of the fraction removed, plus `+00`
-/// for `timestamptz` (values are stored in UTC and sessions use UTC).
-pub fn format_timestamp(secs: i64, sub: u32, with_zone: bool) -> String {
-    let Some(dt) = DateTime::from_timestamp(secs, sub).map(|d| d.naive_utc()) else {
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` with trailing zeros of the fraction removed; a
+/// `timestamptz` (`zone` given) is shown as local time in `zone` followed by its UTC offset
+/// (`+09`, `-03:30`), and years before 1 AD end in ` BC`, all as PostgreSQL writes them.
+pub fn format_timestamp(secs: i64, sub: u32, zone: Option<&Tz>) -> String {
+    let Some(utc) = DateTime::from_timestamp(secs, sub).map(|d| d.naive_utc()) else {
         return format!("{secs}.{sub:09}");
     };
-    let mut out = base_format(&dt);
+    let offset = zone.map(|z| z.offset_from_utc_datetime(&utc).fix().local_minus_utc());
+    let local = utc + chrono::TimeDelta::seconds(i64::from(offset.unwrap_or(0)));
+    let (mut out, bc) = base_format(&local);
     if sub > 0 {
         let fraction = format!("{sub:09}");
         out.push('.');
         out.push_str(fraction.trim_end_matches('0'));
     }
-    if with_zone {
-        out.push_str("+00");
+    if let Some(offset) = offset {
+        out.push_str(&crate::session::zone::format_offset(offset));
+    }
+    if bc {
+        out.push_str(" BC");
     }
     out
 }
 
-fn base_format(dt: &NaiveDateTime) -> String {
+/// The date and time of day, and whether the year is before 1 AD (PostgreSQL writes those as
+/// the positive year `1 - year` with a ` BC` suffix).
+fn base_format(dt: &NaiveDateTime) -> (String, bool) {
     use chrono::Datelike;
     if dt.year() < 1 {
-        // PostgreSQL writes years before 1 AD as "YYYY-MM-DD ... BC".
         let year = 1 - dt.year();
-        return format!("{year:04}{} BC", dt.format("-%m-%d %H:%M:%S"));
+        return (format!("{year:04}{}", dt.format("-%m-%d %H:%M:%S")), true);
     }
-    dt.format("%Y-%m-%d %H:%M:%S").to_string()
+    (dt.format("%Y-%m-%d %H:%M:%S").to_string(), false)
 }
 
 /// PostgreSQL's `float8` output with the default `extra_float_digits = 1`.
@@ -308,18 +325,36 @@ mod tests {
 
     #[test]
     fn timestamps_print_like_postgres() {
-        assert_eq!(format_timestamp(0, 0, false), "1970-01-01 00:00:00");
+        let zone = |name: &str| name.parse::<Tz>().unwrap();
+        assert_eq!(format_timestamp(0, 0, None), "1970-01-01 00:00:00");
         assert_eq!(
-            format_timestamp(1, 500_000_000, false),
+            format_timestamp(1, 500_000_000, None),
             "1970-01-01 00:00:01.5"
         );
         assert_eq!(
-            format_timestamp(0, 123_000_000, true),
+            format_timestamp(0, 123_000_000, Some(&zone("UTC"))),
             "1970-01-01 00:00:00.123+00"
         );
         assert_eq!(
-            format_timestamp(253_402_300_799, 999_999_000, false),
+            format_timestamp(253_402_300_799, 999_999_000, None),
             "9999-12-31 23:59:59.999999"
+        );
+        assert_eq!(
+            format_timestamp(1_704_067_200, 0, Some(&zone("Asia/Tokyo"))),
+            "2024-01-01 09:00:00+09"
+        );
+        assert_eq!(
+            format_timestamp(1_704_067_200, 0, Some(&zone("-03:30"))),
+            "2023-12-31 20:30:00-03:30"
+        );
+        // Summer time: New York is UTC-4 in July, UTC-5 in January.
+        assert_eq!(
+            format_timestamp(1_719_835_200, 0, Some(&zone("America/New_York"))),
+            "2024-07-01 08:00:00-04"
+        );
+        assert_eq!(
+            format_timestamp(-62_198_755_200, 0, Some(&zone("UTC"))),
+            "0002-01-01 00:00:00+00 BC"
         );
     }
 

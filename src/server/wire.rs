@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::Schema;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
@@ -51,12 +52,14 @@ pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> 
 }
 
 /// The pgwire response for an outcome; notices of the outcome are fed to `client` first.
+/// Text results show `timestamptz` values in `zone`, the session time zone.
 /// A failure while the rows stream raises `failed` so the session can fail its transaction.
 pub async fn respond<C>(
     client: &mut C,
     outcome: Outcome,
     format: &Format,
     failed: Arc<AtomicBool>,
+    zone: Tz,
 ) -> PgWireResult<Response>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -73,15 +76,17 @@ where
             let reported = schema.clone();
             let rows = stream
                 .map(move |batch| match batch {
-                    Ok(batch) => match super::text::to_pg_text(batch, &reported, &row_fields) {
-                        Ok(batch) => futures::stream::iter(
-                            encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>(),
-                        ),
-                        Err(e) => {
-                            failed.store(true, Ordering::Release);
-                            futures::stream::iter(vec![Err(to_pgwire(e))])
+                    Ok(batch) => {
+                        match super::text::to_pg_text(batch, &reported, &row_fields, &zone) {
+                            Ok(batch) => futures::stream::iter(
+                                encode_recordbatch(row_fields.clone(), batch).collect::<Vec<_>>(),
+                            ),
+                            Err(e) => {
+                                failed.store(true, Ordering::Release);
+                                futures::stream::iter(vec![Err(to_pgwire(e))])
+                            }
                         }
-                    },
+                    }
                     Err(e) => {
                         failed.store(true, Ordering::Release);
                         let k = KuraError::from(e);

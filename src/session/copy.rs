@@ -37,6 +37,7 @@ use crate::server::text::{BPCHAR_LENGTH, text_values};
 use crate::sql::exec::Exec;
 use crate::storage::{Table, TableDef};
 use crate::txn::Transaction;
+use datafusion::arrow::array::timezone::Tz;
 
 /// Rows decoded before they are written to the transaction.
 const FLUSH_ROWS: usize = 8192;
@@ -453,14 +454,16 @@ pub fn copy_to_query(db: &crate::query::Database, source: &CopySource) -> Result
     }
 }
 
-/// Encodes a query's result for `COPY ... TO STDOUT`: one message per row.
+/// Encodes a query's result for `COPY ... TO STDOUT`: one message per row. Text formats show
+/// `timestamptz` values in `zone`, the session time zone.
 pub fn encode_rows(
     schema: SchemaRef,
     stream: SendableRecordBatchStream,
     options: &CopyOptions,
+    zone: Tz,
 ) -> Result<(CopyStart, CopyOutStream)> {
     if options.is_binary() {
-        return encode_binary_rows(schema, stream, options);
+        return encode_binary_rows(schema, stream, options, zone);
     }
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let pads = bpchar_pads(&schema);
@@ -479,7 +482,7 @@ pub fn encode_rows(
             .columns()
             .iter()
             .zip(&pads)
-            .map(|(column, pad)| text_values(column, *pad))
+            .map(|(column, pad)| text_values(column, *pad, &zone))
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
@@ -518,6 +521,7 @@ fn encode_binary_rows(
     schema: SchemaRef,
     stream: SendableRecordBatchStream,
     options: &CopyOptions,
+    zone: Tz,
 ) -> Result<(CopyStart, CopyOutStream)> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let encoder = CopyEncoder::new(options, &names)?;
@@ -547,7 +551,7 @@ fn encode_binary_rows(
                 .map(|(column, pad)| -> Result<ArrayRef> {
                     Ok(match pad {
                         Some(_) => Arc::new(
-                            text_values(column, *pad)?
+                            text_values(column, *pad, &zone)?
                                 .into_iter()
                                 .collect::<StringArray>(),
                         ),

@@ -209,6 +209,11 @@ impl Session {
         self.statement_epoch
     }
 
+    /// The session time zone as the text encoders take it: where `timestamptz` values show.
+    pub fn display_zone(&self) -> Result<datafusion::arrow::array::timezone::Tz> {
+        Ok(self.settings.zone().arrow_label().parse()?)
+    }
+
     /// The flag a result stream raises when it fails while being sent.
     pub fn failure_flag(&self) -> Arc<AtomicBool> {
         self.stream_failed.clone()
@@ -348,7 +353,7 @@ impl Session {
         let Outcome::Rows { schema, stream, .. } = outcome else {
             return Err(KuraError::internal("COPY TO did not produce rows"));
         };
-        let (start, stream) = copy::encode_rows(schema, stream, options)?;
+        let (start, stream) = copy::encode_rows(schema, stream, options, self.display_zone()?)?;
         Ok(Outcome::CopyOut { start, stream })
     }
 

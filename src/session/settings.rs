@@ -568,6 +568,13 @@ impl Settings {
             .map(Duration::from_millis)
     }
 
+    /// The session time zone (`TimeZone`); UTC if the stored value were ever unreadable.
+    pub fn zone(&self) -> SessionZone {
+        self.get("timezone")
+            .and_then(SessionZone::parse)
+            .unwrap_or(SessionZone::Utc)
+    }
+
     /// `lock_timeout` as a wait limit; `None` waits until the lock is free.
     pub fn lock_timeout(&self) -> Option<Duration> {
         self.duration("lock_timeout")
@@ -716,18 +723,10 @@ fn date_style(value: &str) -> Result<String> {
     Ok(format!("{output}, {order}"))
 }
 
-/// Only zones that are UTC all year are accepted until `timestamptz` input and output follow
-/// the session zone: accepting another zone would store literals as UTC that the client
-/// meant as local time.
 fn time_zone(value: &str) -> Result<String> {
-    match SessionZone::parse(value) {
-        Some(SessionZone::Utc) => Ok("UTC".into()),
-        Some(zone) => Err(KuraError::unsupported(format!(
-            "time zone \"{}\" is not supported yet; Kura sessions use UTC",
-            zone.name()
-        ))),
-        None => Err(invalid("TimeZone", value)),
-    }
+    SessionZone::parse(value)
+        .map(|zone| zone.name())
+        .ok_or_else(|| invalid("TimeZone", value))
 }
 
 fn synchronous_commit(value: &str) -> Result<String> {
@@ -850,7 +849,7 @@ mod tests {
             "0A000"
         );
         assert_eq!(s.set("TimeZone", "etc/utc").unwrap(), "UTC");
-        assert_eq!(s.set("TimeZone", "Asia/Tokyo").unwrap_err().code, "0A000");
+        assert_eq!(s.set("TimeZone", "asia/tokyo").unwrap(), "Asia/Tokyo");
         assert_eq!(s.set("TimeZone", "Mars/Olympus").unwrap_err().code, "22023");
     }
 

@@ -1,7 +1,9 @@
-//! The session time zone (`TimeZone`): which names it accepts. Values are stored in UTC.
+//! The session time zone (`TimeZone`): which names it accepts, and the label Arrow knows it by.
+//! Values are stored in UTC; the zone only decides how zone-less text and `timestamp` values
+//! are read as instants and how instants are shown (see `query::zone_casts`).
 //!
-//! Invariant: a zone's `name()` parses back to the same zone, so `SHOW TimeZone` output can be
-//! fed to `SET TimeZone`.
+//! Invariants: a zone's `name()` parses back to the same zone, so `SHOW TimeZone` output can be
+//! fed to `SET TimeZone`; its `arrow_label()` parses as an Arrow time zone.
 
 use std::str::FromStr;
 
@@ -63,9 +65,24 @@ impl SessionZone {
             SessionZone::Named(tz) => tz.name().to_string(),
         }
     }
+
+    /// The zone as an Arrow timestamp time-zone label (`UTC`, `+09:00`, `Asia/Tokyo`).
+    pub fn arrow_label(&self) -> String {
+        match self {
+            SessionZone::Utc => "UTC".into(),
+            SessionZone::Fixed(seconds) => {
+                let sign = if *seconds < 0 { '-' } else { '+' };
+                let abs = seconds.unsigned_abs();
+                format!("{sign}{:02}:{:02}", abs / 3600, abs / 60 % 60)
+            }
+            SessionZone::Named(tz) => tz.name().to_string(),
+        }
+    }
 }
 
-/// `9`, `-3.5`, `+05:30`, `<+09>-09` (what `name()` writes for a fixed offset).
+/// `9` and `-3.5` (hours east of UTC, as `SET TIME ZONE 9` means), `<+09>-09` (what `name()`
+/// writes for a fixed offset), and POSIX offsets `+05:30` or `UTC+3`, which as in PostgreSQL
+/// count hours *west* of UTC.
 fn fixed_offset_seconds(text: &str) -> Option<i32> {
     if let Some(rest) = text.strip_prefix('<') {
         let (east, _) = rest.split_once('>')?;
@@ -77,8 +94,13 @@ fn fixed_offset_seconds(text: &str) -> Option<i32> {
         }
         return Some((hours * 3600.0).round() as i32);
     }
-    if text.starts_with(['+', '-']) {
-        return parse_hours_minutes(text);
+    let upper = text.to_ascii_uppercase();
+    let posix = ["UTC", "GMT"]
+        .iter()
+        .find_map(|prefix| upper.strip_prefix(prefix))
+        .unwrap_or(&upper);
+    if posix.starts_with(['+', '-']) {
+        return parse_hours_minutes(posix).map(|west| -west);
     }
     None
 }
@@ -131,5 +153,28 @@ mod tests {
         assert_eq!(SessionZone::parse("etc/utc"), Some(SessionZone::Utc));
         assert_eq!(SessionZone::parse("Mars/Olympus"), None);
         assert_eq!(SessionZone::parse("99"), None);
+    }
+
+    #[test]
+    fn posix_offsets_count_west_as_in_postgres() {
+        assert_eq!(
+            SessionZone::parse("+05:30"),
+            Some(SessionZone::Fixed(-19_800))
+        );
+        assert_eq!(
+            SessionZone::parse("UTC+3"),
+            Some(SessionZone::Fixed(-10_800))
+        );
+        assert_eq!(SessionZone::parse("'+9'"), Some(SessionZone::Fixed(32_400)));
+    }
+
+    #[test]
+    fn arrow_labels_parse_as_arrow_zones() {
+        use datafusion::arrow::array::timezone::Tz as ArrowTz;
+        for text in ["UTC", "Asia/Tokyo", "9", "-3.5", "+05:30"] {
+            let label = SessionZone::parse(text).unwrap().arrow_label();
+            assert!(label.parse::<ArrowTz>().is_ok(), "{text} -> {label}");
+        }
+        assert_eq!(SessionZone::parse("-3.5").unwrap().arrow_label(), "-03:30");
     }
 }

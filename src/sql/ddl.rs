@@ -236,7 +236,7 @@ impl Exec<'_> {
         let mut rows = 0;
         for batch in batches {
             let n = batch.num_rows();
-            let stored = super::rows::conform(&def, batch.columns().to_vec(), n)?;
+            let stored = super::rows::conform(&def, batch.columns().to_vec(), n, self.zone())?;
             rows += n;
             if n > 0 {
                 self.txn.writes.lock().insert(&table, stored, Vec::new());

@@ -100,7 +100,7 @@ impl Exec<'_> {
         let (_, batches) = self.collect(&source).await?;
         let columns = concat_columns(&def, batches)?;
         let rows = columns.first().map_or(0, |c| c.len());
-        let batch = conform(&def, columns, rows)?;
+        let batch = conform(&def, columns, rows, self.zone())?;
         let (batch, placed) = self.place_rows(&def, batch)?;
         let written = self
             .write_inserts(&table, &def, batch, &placed, on_conflict)
@@ -123,7 +123,7 @@ impl Exec<'_> {
         rows: usize,
     ) -> Result<usize> {
         let def = table.def();
-        let batch = conform(&def, columns, rows)?;
+        let batch = conform(&def, columns, rows, self.zone())?;
         let (batch, placed) = self.place_rows(&def, batch)?;
         let written = self
             .write_inserts(table, &def, batch, &placed, OnConflict::Fail)
@@ -430,7 +430,7 @@ impl Exec<'_> {
             self.remove_row(table, row, key, newer_allowed).await?;
         }
         let columns: Vec<ArrayRef> = all.columns()[1..=width].to_vec();
-        let new_rows = conform(def, columns, all.num_rows())?;
+        let new_rows = conform(def, columns, all.num_rows(), self.zone())?;
         let mut keys = Vec::new();
         if !def.primary_key.is_empty() {
             let placed = def.partitioning().keys(&new_rows)?;
@@ -488,9 +488,15 @@ impl Exec<'_> {
         }
         let deleted =
             datafusion::arrow::compute::take_record_batch(&all, &UInt64Array::from(keep))?;
-        let deleted =
-            RecordBatch::try_new(def.schema().clone(), deleted.columns()[1..].to_vec())
-                .or_else(|_| conform(&def, deleted.columns()[1..].to_vec(), deleted.num_rows()))?;
+        let deleted = RecordBatch::try_new(def.schema().clone(), deleted.columns()[1..].to_vec())
+            .or_else(|_| {
+            conform(
+                &def,
+                deleted.columns()[1..].to_vec(),
+                deleted.num_rows(),
+                self.zone(),
+            )
+        })?;
         self.finish("DELETE", deleted, delete.returning.as_ref(), &def, &alias)
             .await
     }

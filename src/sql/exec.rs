@@ -82,6 +82,11 @@ impl<'a> Exec<'a> {
         &self.state
     }
 
+    /// The session time zone the statement runs in, as an Arrow label.
+    pub fn zone(&self) -> &str {
+        crate::query::zone_casts::statement_zone(self.state.config().options())
+    }
+
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
         if pg_catalog::rewrite::touches_catalog(&statement) {
             let user = self.session.as_ref().map_or("kura", |s| s.user.as_str());

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::compute::CastOptions;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::FormatOptions;
 
 use crate::error::{KuraError, Result, sqlstate};
+use crate::query::zone_casts::cast_in_zone;
 use crate::storage::TableDef;
 use crate::types::SqlType;
 
@@ -22,7 +23,13 @@ const STRICT: CastOptions<'static> = CastOptions {
 };
 
 /// Casts and checks `columns` (one per table column, in table order) into a stored batch.
-pub fn conform(def: &TableDef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+/// Zone-less times convert to and from `timestamptz` in `zone`, the session time zone.
+pub fn conform(
+    def: &TableDef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+    zone: &str,
+) -> Result<RecordBatch> {
     if columns.len() != def.columns.len() {
         return Err(KuraError::internal(format!(
             "expected {} columns for \"{}\", got {}",
@@ -39,8 +46,7 @@ pub fn conform(def: &TableDef, columns: Vec<ArrayRef>, rows: usize) -> Result<Re
         } else if array.data_type() == &target {
             array
         } else {
-            cast_with_options(&array, &target, &STRICT).map_err(|e| {
-                let mut k = KuraError::from(e);
+            cast_in_zone(&array, &target, zone, &STRICT).map_err(|mut k| {
                 k.message = format!("column \"{}\": {}", column.name, k.message);
                 k
             })?
