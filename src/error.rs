@@ -41,6 +41,7 @@ pub mod sqlstate {
     pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const INVALID_CURSOR_NAME: &str = "34000";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
     pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     pub const UNDEFINED_PARAMETER: &str = "42P02";

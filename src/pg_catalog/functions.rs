@@ -118,7 +118,7 @@ impl RowFunction {
     }
 }
 
-fn function(
+pub(super) fn function(
     name: &'static str,
     arities: &[usize],
     returns: DataType,
@@ -143,7 +143,7 @@ fn function(
 }
 
 /// An integer argument: integers, or text holding one (`'16393'`).
-fn int_arg(value: &ScalarValue) -> Option<i64> {
+pub(super) fn int_arg(value: &ScalarValue) -> Option<i64> {
     match value {
         ScalarValue::Int8(v) => v.map(i64::from),
         ScalarValue::Int16(v) => v.map(i64::from),
@@ -160,11 +160,11 @@ fn int_arg(value: &ScalarValue) -> Option<i64> {
     }
 }
 
-fn oid_arg(value: &ScalarValue) -> Option<i32> {
+pub(super) fn oid_arg(value: &ScalarValue) -> Option<i32> {
     int_arg(value).and_then(|v| i32::try_from(v).ok())
 }
 
-fn text_arg(value: &ScalarValue) -> Option<String> {
+pub(super) fn text_arg(value: &ScalarValue) -> Option<String> {
     match value {
         ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => s.clone(),
         ScalarValue::Null => None,
@@ -173,7 +173,7 @@ fn text_arg(value: &ScalarValue) -> Option<String> {
     }
 }
 
-fn text(value: Option<String>) -> ScalarValue {
+pub(super) fn text(value: Option<String>) -> ScalarValue {
     ScalarValue::Utf8(value)
 }
 
@@ -185,7 +185,7 @@ fn oid(value: Option<i32>) -> ScalarValue {
     ScalarValue::Int32(value)
 }
 
-fn error(e: KuraError) -> DataFusionError {
+pub(super) fn error(e: KuraError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -196,6 +196,10 @@ fn reg_input(
     lookup: impl Fn(&str) -> Option<i32>,
     missing: impl Fn(&str) -> KuraError,
 ) -> DfResult<ScalarValue> {
+    // An oid, or digits, is the object itself (`'16393'::regclass`).
+    if let Some(number) = oid_arg(arg) {
+        return Ok(oid(Some(number)));
+    }
     match text_arg(arg) {
         None => Ok(oid(None)),
         Some(name) => match lookup(&name) {
@@ -250,7 +254,7 @@ const SYSTEM_RELATIONS: &[(&str, i32)] = &[
 ];
 
 /// The oid of a relation named `name` (`schema.name` or `name`, quoted or not).
-fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
+pub(super) fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
     let parts = identifier_parts(name);
     let system = |n: &str| {
         SYSTEM_RELATIONS
@@ -468,11 +472,15 @@ fn start_time() -> i64 {
 }
 
 /// Registers the catalog functions of a database whose catalog is `catalog`.
-pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
+pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>, database: &str) {
     start_time();
     for udf in all(catalog) {
         ctx.register_udf(udf);
     }
+    for udf in super::sizes::functions(catalog, database) {
+        ctx.register_udf(udf);
+    }
+    super::keywords::register(ctx);
     ctx.register_udf(super::expand_array::udf());
     ctx.register_udf(datafusion_pg_catalog::pg_catalog::quote_ident_udf::create_quote_ident_udf());
     ctx.register_udf(datafusion_pg_catalog::pg_catalog::quote_ident_udf::create_parse_ident_udf());
@@ -510,6 +518,14 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         }),
         function("pg_size_pretty", &[1], utf8.clone(), |a| {
             Ok(text(int_arg(&a[0]).map(size_pretty)))
+        }),
+        // Kura has only PostgreSQL's two built-in tablespaces, whose location is "".
+        function("pg_tablespace_location", &[1], utf8.clone(), |a| {
+            Ok(text(oid_arg(&a[0]).and_then(|o| {
+                [oids::DEFAULT_TABLESPACE, oids::GLOBAL_TABLESPACE]
+                    .contains(&o)
+                    .then(String::new)
+            })))
         }),
         function("pg_is_in_recovery", &[0], DataType::Boolean, |_| {
             Ok(boolean(Some(false)))

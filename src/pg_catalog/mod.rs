@@ -14,11 +14,14 @@
 pub mod expand_array;
 pub mod functions;
 pub mod information_schema;
+pub mod keywords;
 pub mod oids;
 pub mod relations;
 pub mod rewrite;
 pub mod server_views;
+pub mod sizes;
 pub mod statics;
+pub mod statistics;
 pub mod table;
 
 use std::collections::HashMap;
@@ -42,6 +45,8 @@ pub struct Source<'a> {
     pub database: &'a str,
     pub catalog: &'a Catalog,
     pub session: Option<&'a SessionView>,
+    /// The statement's snapshot, for the relations that count rows.
+    pub snapshot: Option<crate::storage::chunk::Ts>,
     /// Each view with its output columns, when the relation needs them.
     pub views: Vec<(Arc<ViewDef>, Option<SchemaRef>)>,
 }
@@ -85,6 +90,7 @@ impl SourceHandles {
             database: &self.database,
             catalog: &self.catalog,
             session: context.and_then(|c| c.session.as_deref()),
+            snapshot: context.map(|c| c.snapshot.ts()),
             views,
         }
     }

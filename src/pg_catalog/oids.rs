@@ -20,6 +20,7 @@ pub const DATABASE: i32 = 16384;
 pub const HEAP_AM: i32 = 2;
 pub const BTREE_AM: i32 = 403;
 pub const DEFAULT_TABLESPACE: i32 = 1663;
+pub const GLOBAL_TABLESPACE: i32 = 1664;
 
 /// Relations of table `id` take the oids `base .. base + SLOTS`: the table itself, its
 /// indexes (`base + 1 + index id`) and its constraints (`base + SLOTS/2 + index id`).

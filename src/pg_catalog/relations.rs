@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use super::oids::{self, PgType, types};
-use super::server_views;
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
+use super::{server_views, statistics};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -126,6 +126,24 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         name: "pg_cursors",
         layout: server_views::CURSORS,
         build: server_views::cursors,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_user_tables",
+        layout: statistics::STAT_TABLES,
+        build: statistics::stat_tables,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_all_tables",
+        layout: statistics::STAT_TABLES,
+        build: statistics::stat_tables,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_ssl",
+        layout: statistics::STAT_SSL,
+        build: statistics::stat_ssl,
         needs_views: false,
     },
 ];

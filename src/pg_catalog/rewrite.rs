@@ -732,10 +732,19 @@ fn single_arg(args: &FunctionArguments) -> Option<Expr> {
     }
 }
 
-/// `'name'::regclass` and the like.
+/// `'name'::regclass` and the like; also a name computed at run time, as in Metabase's
+/// `format('%I.%I', schema, table)::regclass` (a column stays a number: it holds an oid).
 fn reg_input(reg: &str, operand: &Expr) -> Option<Expr> {
     let literal = string_literal(operand);
-    if literal.is_none() && !is_placeholder(operand) {
+    let computed = matches!(
+        operand,
+        Expr::Function(_)
+            | Expr::BinaryOp {
+                op: BinaryOperator::StringConcat,
+                ..
+            }
+    );
+    if literal.is_none() && !is_placeholder(operand) && !(computed && reg != "regproc") {
         return None;
     }
     if let Some(digits) = literal.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -930,6 +939,10 @@ mod tests {
         assert!(
             rewritten("SELECT x::regtype::text FROM pg_type")
                 .starts_with("SELECT __kura_regtype_out(x::")
+        );
+        assert_eq!(
+            rewritten("SELECT format('%I.%I', 'public', 't')::regclass::oid FROM pg_class"),
+            "SELECT __kura_regclass_in(format('%I.%I', 'public', 't'))::oid FROM pg_class"
         );
         assert!(
             rewritten("SELECT 1 FROM pg_class WHERE oid = '16393'::regclass")

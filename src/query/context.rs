@@ -13,6 +13,8 @@ use crate::txn::{OwnWrites, Snapshot, WriteSet};
 pub struct StatementContext {
     pub snapshot: Arc<Snapshot>,
     pub writes: Option<Arc<Mutex<WriteSet>>>,
+    /// The transaction the statement runs in (`txid_current()`).
+    pub txn_id: crate::txn::locks::TxnId,
     /// The server's clock when the statement started: partitions expired at this instant are
     /// invisible to the whole statement, and it is what NOW() returns.
     pub now: chrono::DateTime<chrono::Utc>,
@@ -20,6 +22,19 @@ pub struct StatementContext {
     pub interrupt: Arc<Interrupt>,
     /// The session running the statement, for the catalog relations that describe it.
     pub session: Option<Arc<crate::session::view::SessionView>>,
+}
+
+datafusion::common::extensions_options! {
+    /// What scalar functions may read about the statement: they see the configuration
+    /// options, not the session config that carries [`StatementContext`].
+    pub struct StatementOptions {
+        /// The transaction the statement runs in.
+        pub txn_id: u64, default = 0
+    }
+}
+
+impl datafusion::common::config::ConfigExtension for StatementOptions {
+    const PREFIX: &'static str = "kura_statement";
 }
 
 impl StatementContext {

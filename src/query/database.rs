@@ -262,7 +262,7 @@ impl Database {
         }
         super::timeseries_functions::register(&ctx, &catalog);
         super::series::register(&ctx);
-        crate::pg_catalog::functions::register(&ctx, &catalog);
+        crate::pg_catalog::functions::register(&ctx, &catalog, name);
         ctx.register_catalog(
             name,
             Arc::new(KuraCatalog {
@@ -411,6 +411,13 @@ impl Database {
             None => super::zone_casts::STORED_ZONE.to_string(),
         };
         state.config_mut().options_mut().execution.time_zone = Some(zone);
+        state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(super::context::StatementOptions {
+                txn_id: context.txn_id,
+            });
         state.config_mut().set_extension(Arc::new(context));
         state
     }

@@ -1,5 +1,6 @@
 //! SQL functions Kura adds to DataFusion's: GridDB's `TYPEOF`, and PostgreSQL's `version()`
-//! (clients parse its text, so it must read like PostgreSQL's).
+//! (clients parse its text, so it must read like PostgreSQL's), `format()` and
+//! `txid_current()`.
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub fn all() -> Vec<ScalarUDF> {
     let mut functions = vec![
         ScalarUDF::from(TypeOf::new()),
         ScalarUDF::from(Version::new()),
+        super::pg_format::udf(),
+        ScalarUDF::from(TransactionId::new()),
     ];
     functions.extend(session_function_signatures());
     functions.extend(super::time_functions::all());
@@ -64,6 +67,53 @@ impl ScalarUDFImpl for Version {
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
             version_text(),
         ))))
+    }
+}
+
+/// `txid_current()` (alias `pg_current_xact_id()`): the id of the transaction the statement
+/// runs in.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TransactionId {
+    signature: Signature,
+    aliases: Vec<String>,
+}
+
+impl TransactionId {
+    fn new() -> TransactionId {
+        TransactionId {
+            signature: Signature::nullary(Volatility::Stable),
+            aliases: vec!["pg_current_xact_id".into()],
+        }
+    }
+}
+
+impl ScalarUDFImpl for TransactionId {
+    fn name(&self) -> &str {
+        "txid_current"
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let context = args
+            .config_options
+            .extensions
+            .get::<super::context::StatementOptions>()
+            .ok_or_else(|| {
+                crate::error::KuraError::internal("txid_current() outside of a statement")
+            })?;
+        let id = i64::try_from(context.txn_id).unwrap_or(i64::MAX);
+        Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(id))))
     }
 }
 

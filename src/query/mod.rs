@@ -11,6 +11,7 @@ pub mod functions;
 pub mod gap_fill;
 pub mod interruptible;
 pub mod meta_tables;
+pub mod pg_format;
 pub mod provider;
 pub mod pruning;
 pub mod scan;

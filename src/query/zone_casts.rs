@@ -48,6 +48,11 @@ pub fn statement_zone(config: &ConfigOptions) -> &str {
     config.execution.time_zone.as_deref().unwrap_or(STORED_ZONE)
 }
 
+/// The zone stored `timestamptz` columns are labelled with, as an Arrow zone.
+pub fn stored_tz() -> Result<Tz> {
+    Ok(STORED_ZONE.parse()?)
+}
+
 fn is_utc(label: &str) -> bool {
     matches!(label, "UTC" | "+00:00" | "Z" | "Etc/UTC")
 }

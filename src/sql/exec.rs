@@ -63,6 +63,7 @@ impl<'a> Exec<'a> {
         let state = db.statement_state(StatementContext {
             snapshot: snapshot.clone(),
             writes: Some(txn.writes.clone()),
+            txn_id: txn.id(),
             now: db.txns.clock.now(),
             interrupt: interrupt.clone(),
             session: session.clone(),
@@ -114,10 +115,14 @@ impl<'a> Exec<'a> {
             super::colnames::disambiguate(query);
             self.rewrite_range_groups(query, &mut range_groups).await?;
         }
+        let returns_rows = matches!(statement, Statement::Query(_));
         let plan = self
             .state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        if returns_rows {
+            return super::result_literals::narrow_result_literals(plan);
+        }
         Ok(plan)
     }
 

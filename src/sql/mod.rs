@@ -11,6 +11,7 @@ pub mod exec;
 pub mod names;
 pub mod placement;
 pub mod range_group;
+pub mod result_literals;
 pub mod rows;
 pub mod table_args;
 pub mod table_syntax;

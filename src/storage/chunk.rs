@@ -186,6 +186,16 @@ impl Chunk {
         self.capacity - self.len
     }
 
+    /// Bytes the chunk's row data and version stamps occupy in memory.
+    pub fn memory_bytes(&self) -> usize {
+        let stamps = self.capacity * 2 * std::mem::size_of::<AtomicU64>();
+        self.segments
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>()
+            + stamps
+    }
+
     pub fn segments(&self) -> &[RecordBatch] {
         &self.segments
     }

@@ -76,6 +76,18 @@ impl TreeIndex {
         self.entries.is_empty()
     }
 
+    /// Bytes the entries occupy in memory (keys with their heap parts, and row ids); the
+    /// tree's own node overhead is not counted.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(key, _)| {
+                std::mem::size_of::<(IndexKey, RowId)>()
+                    + key.0.iter().map(ScalarValue::size).sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Row versions whose key matches `range`, in key order.
     pub fn lookup(&self, range: &KeyRange, out: &mut Vec<RowId>) {
         match range {

@@ -170,6 +170,23 @@ impl Partition {
         }
     }
 
+    /// Bytes of row data in memory, and of each index by index id.
+    pub fn memory_bytes(&self) -> (usize, Vec<(u32, usize)>) {
+        let inner = self.inner.read();
+        let data = inner
+            .sealed
+            .iter()
+            .chain(std::iter::once(&inner.open))
+            .map(|c| c.memory_bytes())
+            .sum();
+        let indexes = inner
+            .indexes
+            .iter()
+            .map(|(id, index)| (*id, index.memory_bytes()))
+            .collect();
+        (data, indexes)
+    }
+
     /// Row versions matching `range` in index `index_id`, with the snapshot they refer to.
     pub fn lookup(&self, index_id: u32, range: &KeyRange) -> (PartitionSnapshot, Vec<RowId>) {
         let inner = self.inner.read();

@@ -153,6 +153,21 @@ impl Table {
     }
 
     /// The partition row ids with slot `slot` refer to, if it still exists.
+    /// Bytes the table occupies in memory: its row data, and each index by index id (summed
+    /// over the data partitions).
+    pub fn memory_bytes(&self) -> (usize, std::collections::BTreeMap<u32, usize>) {
+        let mut data = 0;
+        let mut indexes = std::collections::BTreeMap::new();
+        for partition in self.partitions().iter() {
+            let (bytes, by_index) = partition.memory_bytes();
+            data += bytes;
+            for (id, bytes) in by_index {
+                *indexes.entry(id).or_insert(0) += bytes;
+            }
+        }
+        (data, indexes)
+    }
+
     pub fn partition(&self, slot: u16) -> Option<Arc<Partition>> {
         self.partitions.read().by_slot(slot).cloned()
     }

@@ -1,0 +1,131 @@
+//! The size functions tools show next to tables (psql `\dt+`, `\di+`, `\l+`, DBeaver, pgAdmin):
+//! `pg_relation_size`, `pg_table_size`, `pg_indexes_size`, `pg_total_relation_size` and
+//! `pg_database_size`.
+//!
+//! Kura keeps its data in memory, so a size is the memory a relation's rows (with their
+//! version stamps) or index entries occupy now, measured when the function runs; files on
+//! disk (log, checkpoints) are not part of any relation's size.
+//!
+//! Invariant: `pg_total_relation_size(t) = pg_table_size(t) + pg_indexes_size(t)`, and the
+//! database size is the sum of its tables' total sizes.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::ScalarUDF;
+
+use super::functions::{error, function, int_arg, oid_arg, relation_oid, text_arg};
+use super::oids::{self, Relation};
+use crate::error::{KuraError, sqlstate};
+use crate::storage::Catalog;
+
+/// What a size function measures of a table.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The relation itself: a table's rows, or one index's entries.
+    Relation,
+    /// Every index of a table.
+    Indexes,
+    /// Rows and indexes.
+    Total,
+}
+
+/// The relation an argument names: an oid, or a name as `'t'::regclass` reads it.
+fn relation_arg(catalog: &Catalog, value: &ScalarValue) -> DfResult<Option<i32>> {
+    if let Some(oid) = oid_arg(value) {
+        return Ok(Some(oid));
+    }
+    match text_arg(value) {
+        None => Ok(None),
+        Some(name) => relation_oid(catalog, &name)
+            .map(Some)
+            .ok_or_else(|| error(KuraError::undefined_table(&name))),
+    }
+}
+
+/// The bytes of `part` of relation `oid`; `None` when no relation has that oid.
+fn relation_bytes(catalog: &Catalog, oid: i32, part: Part) -> Option<i64> {
+    let bytes = match oids::decode(oid)? {
+        Relation::Table(id) => {
+            let (data, indexes) = catalog.table_by_id(id)?.memory_bytes();
+            let indexes: usize = indexes.values().sum();
+            match part {
+                Part::Relation => data,
+                Part::Indexes => indexes,
+                Part::Total => data + indexes,
+            }
+        }
+        Relation::Index(table, index) => match part {
+            Part::Relation | Part::Total => {
+                let (_, indexes) = catalog.table_by_id(table)?.memory_bytes();
+                indexes.get(&index).copied().unwrap_or(0)
+            }
+            Part::Indexes => 0,
+        },
+        Relation::Constraint(..) => return None,
+    };
+    Some(i64::try_from(bytes).unwrap_or(i64::MAX))
+}
+
+fn database_bytes(catalog: &Catalog) -> i64 {
+    let total: usize = catalog
+        .tables()
+        .iter()
+        .map(|t| {
+            let (data, indexes) = t.memory_bytes();
+            data + indexes.values().sum::<usize>()
+        })
+        .sum();
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+fn size_function(
+    name: &'static str,
+    arities: &[usize],
+    catalog: &Arc<Catalog>,
+    part: Part,
+) -> ScalarUDF {
+    let catalog = catalog.clone();
+    function(name, arities, DataType::Int64, move |a| {
+        let Some(oid) = relation_arg(&catalog, &a[0])? else {
+            return Ok(ScalarValue::Int64(None));
+        };
+        // Only the main fork holds anything; the free-space and visibility maps do not exist.
+        let fork = a.get(1).and_then(text_arg);
+        if fork.as_deref().is_some_and(|f| f != "main") {
+            return Ok(ScalarValue::Int64(Some(0)));
+        }
+        Ok(ScalarValue::Int64(relation_bytes(&catalog, oid, part)))
+    })
+}
+
+/// The size functions of a database whose catalog is `catalog`.
+pub fn functions(catalog: &Arc<Catalog>, database: &str) -> Vec<ScalarUDF> {
+    let c = catalog.clone();
+    let name = database.to_string();
+    vec![
+        size_function("pg_relation_size", &[1, 2], catalog, Part::Relation),
+        size_function("pg_table_size", &[1], catalog, Part::Relation),
+        size_function("pg_indexes_size", &[1], catalog, Part::Indexes),
+        size_function("pg_total_relation_size", &[1], catalog, Part::Total),
+        function("pg_database_size", &[1], DataType::Int64, move |a| {
+            let known = match (&a[0], int_arg(&a[0])) {
+                (_, Some(oid)) => oid == i64::from(oids::DATABASE),
+                (value, None) => match text_arg(value) {
+                    None => return Ok(ScalarValue::Int64(None)),
+                    Some(n) => n == name,
+                },
+            };
+            if !known {
+                let shown = text_arg(&a[0]).unwrap_or_default();
+                return Err(error(KuraError::new(
+                    sqlstate::INVALID_CATALOG_NAME,
+                    format!("database \"{shown}\" does not exist"),
+                )));
+            }
+            Ok(ScalarValue::Int64(Some(database_bytes(&c))))
+        }),
+    ]
+}
