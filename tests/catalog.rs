@@ -262,3 +262,82 @@ async fn queries_drivers_send_that_datafusion_plans_only_after_rewriting() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn sizes_statistics_and_the_functions_tools_call() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(&c, SCHEMA).await;
+
+    let sizes = "SELECT pg_table_size('readings'), pg_indexes_size('readings'),
+                        pg_total_relation_size('readings'), pg_relation_size('readings_ts_idx'::regclass),
+                        pg_database_size(current_database())";
+    let parse = |row: &str| -> Vec<i64> { row.split('|').map(|v| v.parse().unwrap()).collect() };
+    let empty = parse(&rows(&c, sizes).await[0]);
+    exec(
+        &c,
+        "INSERT INTO readings SELECT i % 10, to_timestamp(1704067200 + i)::timestamp, i
+         FROM generate_series(1, 5000) g(i)",
+    )
+    .await;
+    let full = parse(&rows(&c, sizes).await[0]);
+    assert!(
+        full[0] > empty[0] + 5000 * 8,
+        "rows take memory: {empty:?} -> {full:?}"
+    );
+    assert!(
+        full[1] > empty[1],
+        "index entries take memory: {empty:?} -> {full:?}"
+    );
+    assert_eq!(full[2], full[0] + full[1], "total = table + indexes");
+    assert!(
+        full[3] > 0 && full[3] < full[1],
+        "one index is part of all: {full:?}"
+    );
+    assert!(full[4] >= full[2], "the database holds the table: {full:?}");
+    let code = async |sql: &str| {
+        let e = c.simple_query(sql).await.unwrap_err();
+        sqlstate(&e).unwrap_or_default().to_string()
+    };
+    assert_eq!(code("SELECT pg_table_size('no_such_table')").await, "42P01");
+    assert_eq!(code("SELECT pg_database_size('nope')").await, "3D000");
+
+    exec(&c, "DELETE FROM readings WHERE sensor_id = 0").await;
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables ORDER BY relname"
+        )
+        .await,
+        ["readings|4500|500", "sensors|0|0"]
+    );
+
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT format('%I.%I', 'public', 'Mixed Case'), format('%L|%s|%2$s', 'it''s', NULL),
+                    format('%I.%I', 'public', 'readings')::regclass::oid = 'readings'::regclass::oid"
+        )
+        .await,
+        ["public.\"Mixed Case\"|'it''s'|||t"]
+    );
+    assert_eq!(code("SELECT format('%s %s', 1)").await, "22023");
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT word, catcode FROM pg_get_keywords() WHERE word IN ('select', 'join', 'abort')
+             ORDER BY word"
+        )
+        .await,
+        ["abort|U", "join|T", "select|R"]
+    );
+    exec(&c, "BEGIN").await;
+    let first = rows(&c, "SELECT txid_current()").await;
+    assert_eq!(
+        rows(&c, "SELECT txid_current()").await,
+        first,
+        "one id per transaction"
+    );
+    exec(&c, "COMMIT").await;
+    assert_ne!(rows(&c, "SELECT txid_current()").await, first);
+}
