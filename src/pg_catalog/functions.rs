@@ -504,6 +504,18 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
                 format_type(oid, typmod).unwrap_or_else(|| "???".into()),
             )))
         }),
+        // The type name of a value (PostgreSQL returns a regtype, which prints as this name).
+        function("pg_typeof", &[1], utf8.clone(), |a| {
+            let name = match a[0].data_type() {
+                DataType::Null => Some("unknown".to_string()),
+                // GridDB's BYTE travels as smallint.
+                DataType::Int8 => Some("smallint".to_string()),
+                t => arrow_pg::datatypes::into_pg_type(&t)
+                    .ok()
+                    .and_then(|t| format_type(t.oid() as i32, None)),
+            };
+            Ok(text(name))
+        }),
         function("pg_get_expr", &[2, 3], utf8.clone(), |a| {
             Ok(text(text_arg(&a[0])))
         }),
@@ -578,6 +590,16 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
                     .iter()
                     .find(|(n, _)| *n == o)
                     .map_or_else(|| o.to_string(), |(_, name)| name.to_string())
+            })))
+        }),
+        // A function's oid from its name (regproc columns of the static `pg_type` hold names);
+        // `-` is PostgreSQL's spelling of "no function".
+        function("__kura_regproc_in", &[1], DataType::Int32, |a| {
+            Ok(oid(text_arg(&a[0]).map(|name| {
+                static_names("pg_proc", "proname")
+                    .iter()
+                    .find(|(_, n)| *n == name)
+                    .map_or(0, |(o, _)| *o)
             })))
         }),
         function("__kura_regproc_out", &[1], utf8.clone(), |a| {

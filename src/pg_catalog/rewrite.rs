@@ -238,6 +238,30 @@ fn name_projected_reg_casts(statement: &mut Statement) {
     }
 }
 
+/// Columns of the static `pg_type` that PostgreSQL types `regproc` and the snapshot stores as
+/// function names.
+const REGPROC_COLUMNS: &[&str] = &[
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+];
+
+fn is_regproc_column(expr: &Expr) -> bool {
+    let name = match expr {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    REGPROC_COLUMNS.contains(&name.to_lowercase().as_str())
+}
+
 fn is_array_subquery(expr: &Expr) -> bool {
     matches!(expr, Expr::Function(f)
         if f.name.to_string().eq_ignore_ascii_case("array")
@@ -377,10 +401,18 @@ impl VisitorMut for Rewriter<'_> {
                 op: BinaryOperator::Eq | BinaryOperator::NotEq,
                 right,
             } => {
-                for side in [left, right] {
+                for side in [&mut *left, &mut *right] {
                     if let Some(array) = string_literal(side).and_then(array_literal) {
                         **side = array;
                     }
+                }
+                // A regproc column compared with an oid (Npgsql's `pg_proc.oid = typreceive`):
+                // the column holds the function's name, so it is looked up.
+                let lookup = |e: &Expr| function_call("__kura_regproc_in", vec![e.clone()]);
+                if is_regproc_column(left) && string_literal(right).is_none() {
+                    **left = lookup(left);
+                } else if is_regproc_column(right) && string_literal(left).is_none() {
+                    **right = lookup(right);
                 }
             }
             Expr::Subquery(query) => {
@@ -935,6 +967,10 @@ mod tests {
         assert_eq!(
             rewritten("SELECT 1 FROM pg_type WHERE typinput = 'pg_catalog.array_in'::regproc"),
             "SELECT 1 FROM pg_type WHERE typinput = 'array_in'"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_type a JOIN pg_proc ON pg_proc.oid = a.typreceive"),
+            "SELECT 1 FROM pg_type a JOIN pg_proc ON pg_proc.oid = __kura_regproc_in(a.typreceive)"
         );
         assert!(
             rewritten("SELECT x::regtype::text FROM pg_type")

@@ -23,7 +23,6 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{LogicalPlanBuilder, col};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use parking_lot::Mutex;
 
 use super::context::StatementContext;
@@ -273,10 +272,9 @@ impl Database {
         // `::regclass`, `::oid` and `pg_catalog.int4`-style type names plan as integers and
         // builtins.
         let base = SessionStateBuilder::new_from_existing(ctx.state())
-            .with_type_planner(Arc::new(PgOidTypePlanner))
+            .with_type_planner(Arc::new(super::type_planner::KuraTypePlanner::default()))
+            .with_analyzer_rules(analyzer_rules())
             .build();
-        let mut base = base;
-        base.add_analyzer_rule(Arc::new(super::zone_casts::SessionZoneCasts));
         let _ = planner.set(base.clone());
         Arc::new(Database {
             name: name.to_string(),
@@ -437,4 +435,14 @@ impl Database {
             }
         })
     }
+}
+
+/// DataFusion's analyzer rules with Kura's around them: PostgreSQL's reading of quoted
+/// literals before type coercion, the session time zone after it.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(super::literal_coercion::UnknownLiterals)];
+    rules.extend(datafusion::optimizer::Analyzer::new().rules);
+    rules.push(Arc::new(super::zone_casts::SessionZoneCasts));
+    rules
 }

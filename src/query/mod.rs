@@ -10,6 +10,7 @@ pub mod database;
 pub mod functions;
 pub mod gap_fill;
 pub mod interruptible;
+pub mod literal_coercion;
 pub mod meta_tables;
 pub mod pg_format;
 pub mod provider;
@@ -19,6 +20,7 @@ pub mod scan_filter;
 pub mod series;
 pub mod time_functions;
 pub mod timeseries_functions;
+pub mod type_planner;
 pub mod zone_casts;
 
 pub use context::StatementContext;

@@ -4,7 +4,10 @@
 //! (`FROM generate_series(1, 3) g` has a column `g`), which DataFusion does not do. A scalar
 //! function in FROM is a relation of one row (`FROM string_to_array(x, ',') s`, as Grafana
 //! writes it); DataFusion only knows table functions there, so the call becomes
-//! `(SELECT f(...) AS s) s`.
+//! `(SELECT f(...) AS s) s`. A `generate_series(...)` in a select list returns one row per
+//! value, as a set-returning function does in PostgreSQL (DataFusion's scalar
+//! `generate_series` returns one list): it becomes `unnest(generate_series(...))`, still named
+//! `generate_series`.
 //!
 //! Parameters in the arguments of a table function (`FROM generate_series(1, $1)`):
 //! DataFusion builds a table function's rows while planning, from literal arguments, so a
@@ -20,9 +23,9 @@ use std::ops::ControlFlow;
 use datafusion::arrow;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Ident, SelectItem, Statement,
-    TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
-    visit_expressions, visit_expressions_mut,
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, Ident, Query, SelectItem, SetExpr,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor,
+    VisitorMut, visit_expressions, visit_expressions_mut,
 };
 
 use super::template::{function_call, parse_query, select_mut};
@@ -38,6 +41,10 @@ pub fn normalize_calls(statement: &mut Statement, is_scalar: &dyn Fn(&str) -> bo
     struct Calls<'f>(&'f dyn Fn(&str) -> bool);
     impl VisitorMut for Calls<'_> {
         type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            expand_series_in_select_lists(query.body.as_mut());
+            ControlFlow::Continue(())
+        }
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
             match factor {
                 TableFactor::Table {
@@ -77,6 +84,44 @@ pub fn normalize_calls(statement: &mut Statement, is_scalar: &dyn Fn(&str) -> bo
         }
     }
     let _ = VisitMut::visit(statement, &mut Calls(is_scalar));
+}
+
+/// `SELECT generate_series(a, b) [AS x]` becomes `SELECT unnest(generate_series(a, b)) AS x`,
+/// `x` defaulting to `generate_series`, in every SELECT of a set operation.
+fn expand_series_in_select_lists(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                let (expr, alias) = match item {
+                    SelectItem::UnnamedExpr(expr) => (expr, None),
+                    SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+                    _ => continue,
+                };
+                let Expr::Function(function) = &*expr else {
+                    continue;
+                };
+                let is_series = function
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"));
+                if !is_series {
+                    continue;
+                }
+                let expanded = function_call("unnest", vec![expr.clone()]);
+                *item = SelectItem::ExprWithAlias {
+                    expr: expanded,
+                    alias: alias.unwrap_or_else(|| Ident::new("generate_series")),
+                };
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            expand_series_in_select_lists(left);
+            expand_series_in_select_lists(right);
+        }
+        _ => {}
+    }
 }
 
 /// `f(...) a` without a column list gets `a(a)`.
