@@ -592,13 +592,15 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
                     .map_or_else(|| o.to_string(), |(_, name)| name.to_string())
             })))
         }),
-        // A function's oid from its name (regproc columns of the static `pg_type` hold names);
-        // `-` is PostgreSQL's spelling of "no function".
+        // A function's oid from its name (regproc columns of the static `pg_type` and
+        // `pg_aggregate` hold names, which lose which overload they meant: the first is
+        // taken); `-` is PostgreSQL's spelling of "no function", oid 0.
         function("__kura_regproc_in", &[1], DataType::Int32, |a| {
             Ok(oid(text_arg(&a[0]).map(|name| {
+                let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
                 static_names("pg_proc", "proname")
                     .iter()
-                    .find(|(_, n)| *n == name)
+                    .find(|(_, n)| n == name)
                     .map_or(0, |(o, _)| *o)
             })))
         }),
@@ -614,6 +616,11 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
             Ok(text(
                 oid_arg(&a[0]).and_then(function_signature).map(|s| s.1),
             ))
+        }),
+        // Kura does not count scans per relation yet (the statistics work): the count is
+        // unknown, NULL, as the scan counters of pg_stat_user_tables are.
+        function("pg_stat_get_numscans", &[1], DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(None))
         }),
         // No COMMENT ON in Kura: no object has a description.
         function("obj_description", &[1, 2], utf8.clone(), |_| Ok(text(None))),

@@ -23,6 +23,7 @@ pub mod sizes;
 pub mod statics;
 pub mod statistics;
 pub mod table;
+pub mod time_zones;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::oids::{self, PgType, types};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
-use super::{server_views, statistics};
+use super::{server_views, statistics, time_zones};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -138,6 +138,18 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         name: "pg_stat_all_tables",
         layout: statistics::STAT_TABLES,
         build: statistics::stat_tables,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_timezone_names",
+        layout: time_zones::NAMES,
+        build: time_zones::names,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_timezone_abbrevs",
+        layout: time_zones::ABBREVS,
+        build: time_zones::abbrevs,
         needs_views: false,
     },
     RelationSpec {

@@ -238,8 +238,8 @@ fn name_projected_reg_casts(statement: &mut Statement) {
     }
 }
 
-/// Columns of the static `pg_type` that PostgreSQL types `regproc` and the snapshot stores as
-/// function names.
+/// Columns of the static `pg_type` and `pg_aggregate` that PostgreSQL types `regproc` and
+/// the snapshot stores as function names.
 const REGPROC_COLUMNS: &[&str] = &[
     "typinput",
     "typoutput",
@@ -248,6 +248,15 @@ const REGPROC_COLUMNS: &[&str] = &[
     "typmodin",
     "typmodout",
     "typanalyze",
+    "aggfnoid",
+    "aggtransfn",
+    "aggfinalfn",
+    "aggcombinefn",
+    "aggserialfn",
+    "aggdeserialfn",
+    "aggmtransfn",
+    "aggminvtransfn",
+    "aggmfinalfn",
 ];
 
 fn is_regproc_column(expr: &Expr) -> bool {

@@ -14,8 +14,10 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListBuilder,
     RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
-use datafusion::arrow::array::{Int16Builder, Int32Builder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::array::{Int16Builder, Int32Builder, IntervalMonthDayNanoArray};
+use datafusion::arrow::datatypes::{
+    DataType, Field, IntervalMonthDayNano, IntervalUnit, Schema, SchemaRef, TimeUnit,
+};
 use datafusion::catalog::Session;
 use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -49,6 +51,8 @@ pub enum Kind {
     OidVector,
     TextArray,
     Timestamptz,
+    /// `interval`, from [`V::Micros`].
+    Interval,
 }
 
 impl Kind {
@@ -65,6 +69,7 @@ impl Kind {
             Kind::OidArray | Kind::OidVector => list(DataType::Int32),
             Kind::TextArray => list(DataType::Utf8),
             Kind::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         }
     }
 }
@@ -225,6 +230,14 @@ fn array<'a>(kind: Kind, values: impl Iterator<Item = &'a V>) -> ArrayRef {
                     _ => None,
                 })
                 .collect::<StringArray>(),
+        ),
+        Kind::Interval => Arc::new(
+            values
+                .map(|v| match v {
+                    V::Micros(m) => Some(IntervalMonthDayNano::new(0, 0, m.saturating_mul(1_000))),
+                    _ => None,
+                })
+                .collect::<IntervalMonthDayNanoArray>(),
         ),
         Kind::Timestamptz => Arc::new(
             values
