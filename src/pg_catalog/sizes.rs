@@ -19,7 +19,7 @@ use datafusion::logical_expr::ScalarUDF;
 use super::functions::{error, function, int_arg, oid_arg, relation_oid, text_arg};
 use super::oids::{self, Relation};
 use crate::error::{KuraError, sqlstate};
-use crate::storage::Catalog;
+use crate::storage::{Catalog, Table};
 
 /// What a size function measures of a table.
 #[derive(Clone, Copy)]
@@ -45,22 +45,21 @@ fn relation_arg(catalog: &Catalog, value: &ScalarValue) -> DfResult<Option<i32>>
     }
 }
 
-/// The bytes of `part` of relation `oid`; `None` when no relation has that oid.
+/// The bytes of `part` of relation `oid`; `None` when no relation has that oid. Only what
+/// `part` needs is measured: index sizes walk every entry.
 fn relation_bytes(catalog: &Catalog, oid: i32, part: Part) -> Option<i64> {
     let bytes = match oids::decode(oid)? {
         Relation::Table(id) => {
-            let (data, indexes) = catalog.table_by_id(id)?.memory_bytes();
-            let indexes: usize = indexes.values().sum();
+            let table = catalog.table_by_id(id)?;
             match part {
-                Part::Relation => data,
-                Part::Indexes => indexes,
-                Part::Total => data + indexes,
+                Part::Relation => table.data_bytes(),
+                Part::Indexes => table.index_bytes(|_| true),
+                Part::Total => table_bytes(&table),
             }
         }
         Relation::Index(table, index) => match part {
             Part::Relation | Part::Total => {
-                let (_, indexes) = catalog.table_by_id(table)?.memory_bytes();
-                indexes.get(&index).copied().unwrap_or(0)
+                catalog.table_by_id(table)?.index_bytes(|id| id == index)
             }
             Part::Indexes => 0,
         },
@@ -69,15 +68,13 @@ fn relation_bytes(catalog: &Catalog, oid: i32, part: Part) -> Option<i64> {
     Some(i64::try_from(bytes).unwrap_or(i64::MAX))
 }
 
+/// A table's rows and indexes.
+fn table_bytes(table: &Table) -> usize {
+    table.data_bytes() + table.index_bytes(|_| true)
+}
+
 fn database_bytes(catalog: &Catalog) -> i64 {
-    let total: usize = catalog
-        .tables()
-        .iter()
-        .map(|t| {
-            let (data, indexes) = t.memory_bytes();
-            data + indexes.values().sum::<usize>()
-        })
-        .sum();
+    let total: usize = catalog.tables().iter().map(|t| table_bytes(t)).sum();
     i64::try_from(total).unwrap_or(i64::MAX)
 }
 

@@ -41,7 +41,7 @@ use datafusion::optimizer::AnalyzerRule;
 use crate::error::{KuraError, Result};
 
 /// The Arrow label of stored `timestamptz` columns.
-pub const STORED_ZONE: &str = "UTC";
+pub const STORED_ZONE: &str = crate::types::UTC;
 
 /// The session zone a statement runs in, as an Arrow time-zone label.
 pub fn statement_zone(config: &ConfigOptions) -> &str {
@@ -110,8 +110,8 @@ fn recast(expr: Expr, field: FieldRef, try_cast: bool) -> Expr {
 fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> DfResult<Transformed<Expr>> {
     let utc = is_utc(zone);
     let (inner, field, try_cast) = match &expr {
-        Expr::Cast(Cast { expr, field }) => (expr.as_ref().clone(), field.clone(), false),
-        Expr::TryCast(TryCast { expr, field }) => (expr.as_ref().clone(), field.clone(), true),
+        Expr::Cast(Cast { expr, field }) => (expr.as_ref(), field, false),
+        Expr::TryCast(TryCast { expr, field }) => (expr.as_ref(), field, true),
         Expr::ScalarFunction(call) if !utc && zone_sensitive(call.func.name()) => {
             return function_in_zone(expr, schema, zone);
         }
@@ -120,37 +120,43 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> DfResult<T
     let Ok(from) = inner.get_type(schema) else {
         return Ok(Transformed::no(expr));
     };
+    // The operand is copied only by a rewrite.
+    let inner_owned = || inner.clone();
+    let field = field.clone();
     let zoned = |unit: TimeUnit| DataType::Timestamp(unit, Some(zone.clone()));
-    if let DataType::Timestamp(unit, label) = &from
-        && is_text(field.data_type())
-    {
-        let shown = match label {
-            Some(_) => relabel(inner, *unit, zone),
-            None => inner,
-        };
-        let text = ScalarUDF::from(TimestampText::new()).call(vec![shown]);
-        return Ok(Transformed::yes(recast(text, field, try_cast)));
-    }
-    if utc {
-        return Ok(Transformed::no(expr));
-    }
     let rewritten = match (&from, field.data_type()) {
+        (DataType::Timestamp(unit, label), to) if is_text(to) => {
+            let shown = match label {
+                Some(_) => relabel(inner_owned(), *unit, zone),
+                None => inner_owned(),
+            };
+            let text = ScalarUDF::from(TimestampText::new()).call(vec![shown]);
+            recast(text, field, try_cast)
+        }
+        _ if utc => return Ok(Transformed::no(expr)),
         (source, DataType::Timestamp(unit, Some(label)))
             if (is_text(source) || matches!(source, DataType::Timestamp(_, None)))
                 && label != zone =>
         {
-            let local = recast(inner, zoned(*unit).into_nullable_field_ref(), try_cast);
+            let local = recast(
+                inner_owned(),
+                zoned(*unit).into_nullable_field_ref(),
+                try_cast,
+            );
             Expr::Cast(Cast::new_from_field(Box::new(local), field))
         }
         (DataType::Timestamp(unit, Some(_)), DataType::Timestamp(_, None)) => {
-            let local = datafusion::functions::datetime::to_local_time()
-                .call(vec![relabel(inner, *unit, zone)]);
+            let local = datafusion::functions::datetime::to_local_time().call(vec![relabel(
+                inner_owned(),
+                *unit,
+                zone,
+            )]);
             recast(local, field, try_cast)
         }
         (
             DataType::Timestamp(unit, Some(label)),
             DataType::Date32 | DataType::Date64 | DataType::Time32(_) | DataType::Time64(_),
-        ) if label != zone => recast(relabel(inner, *unit, zone), field, try_cast),
+        ) if label != zone => recast(relabel(inner_owned(), *unit, zone), field, try_cast),
         _ => return Ok(Transformed::no(expr)),
     };
     Ok(Transformed::yes(rewritten))

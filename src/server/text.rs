@@ -1,6 +1,7 @@
 //! PostgreSQL's text output for the types whose text form the generic encoder gets wrong:
 //! timestamps (PostgreSQL prints only the fractional digits a value needs, and a `timestamptz`
-//! in the session time zone with its offset, `+09`) and floating-point numbers (shortest round-trip digits, exponent from 1e15 on).
+//! in the session time zone with its offset, `+09`) and floating-point numbers (shortest
+//! round-trip digits, exponent from 1e15 on).
 //!
 //! Two rewrites apply to both formats: `BYTE` (Int8) columns are widened to `smallint`, the
 //! type they are described as, and `char(n)` columns (marked with [`BPCHAR_LENGTH`] metadata)
@@ -123,7 +124,8 @@ fn vector_column(column: &ArrayRef) -> StringArray {
         .collect()
 }
 
-fn pad_column(column: &ArrayRef, n: usize) -> StringArray {
+/// A `char(n)` column's values with their trailing blanks back (NULL for non-text columns).
+pub fn pad_column(column: &ArrayRef, n: usize) -> StringArray {
     match column.as_string_opt::<i32>() {
         Some(strings) => strings
             .iter()

@@ -33,7 +33,7 @@ use crate::copy::format::{
 };
 pub use crate::copy::options::CopyOptions;
 use crate::error::{KuraError, Result, sqlstate};
-use crate::server::text::{BPCHAR_LENGTH, text_values};
+use crate::server::text::{BPCHAR_LENGTH, pad_column, text_values};
 use crate::sql::exec::Exec;
 use crate::storage::{Table, TableDef};
 use crate::txn::Transaction;
@@ -463,7 +463,7 @@ pub fn encode_rows(
     zone: Tz,
 ) -> Result<(CopyStart, CopyOutStream)> {
     if options.is_binary() {
-        return encode_binary_rows(schema, stream, options, zone);
+        return encode_binary_rows(schema, stream, options);
     }
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let pads = bpchar_pads(&schema);
@@ -521,7 +521,6 @@ fn encode_binary_rows(
     schema: SchemaRef,
     stream: SendableRecordBatchStream,
     options: &CopyOptions,
-    zone: Tz,
 ) -> Result<(CopyStart, CopyOutStream)> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let encoder = CopyEncoder::new(options, &names)?;
@@ -550,11 +549,7 @@ fn encode_binary_rows(
                 .zip(&pads)
                 .map(|(column, pad)| -> Result<ArrayRef> {
                     Ok(match pad {
-                        Some(_) => Arc::new(
-                            text_values(column, *pad, &zone)?
-                                .into_iter()
-                                .collect::<StringArray>(),
-                        ),
+                        Some(n) => Arc::new(pad_column(column, *n)),
                         None => column.clone(),
                     })
                 })

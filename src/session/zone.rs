@@ -66,10 +66,11 @@ impl SessionZone {
         }
     }
 
-    /// The zone as an Arrow timestamp time-zone label (`UTC`, `+09:00`, `Asia/Tokyo`).
+    /// The zone as an Arrow timestamp time-zone label (`+00:00`, the label of stored columns,
+    /// for UTC; `+09:00`; `Asia/Tokyo`).
     pub fn arrow_label(&self) -> String {
         match self {
-            SessionZone::Utc => "UTC".into(),
+            SessionZone::Utc => crate::types::UTC.into(),
             SessionZone::Fixed(seconds) => {
                 let sign = if *seconds < 0 { '-' } else { '+' };
                 let abs = seconds.unsigned_abs();

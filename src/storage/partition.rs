@@ -170,21 +170,26 @@ impl Partition {
         }
     }
 
-    /// Bytes of row data in memory, and of each index by index id.
-    pub fn memory_bytes(&self) -> (usize, Vec<(u32, usize)>) {
+    /// Bytes of row data (with version stamps) in memory.
+    pub fn data_bytes(&self) -> usize {
         let inner = self.inner.read();
-        let data = inner
+        inner
             .sealed
             .iter()
             .chain(std::iter::once(&inner.open))
             .map(|c| c.memory_bytes())
-            .sum();
-        let indexes = inner
+            .sum()
+    }
+
+    /// Bytes of the entries of the indexes `wanted` selects by index id.
+    pub fn index_bytes(&self, wanted: impl Fn(u32) -> bool) -> usize {
+        let inner = self.inner.read();
+        inner
             .indexes
             .iter()
-            .map(|(id, index)| (*id, index.memory_bytes()))
-            .collect();
-        (data, indexes)
+            .filter(|(id, _)| wanted(**id))
+            .map(|(_, index)| index.memory_bytes())
+            .sum()
     }
 
     /// Row versions matching `range` in index `index_id`, with the snapshot they refer to.

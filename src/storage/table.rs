@@ -153,19 +153,17 @@ impl Table {
     }
 
     /// The partition row ids with slot `slot` refer to, if it still exists.
-    /// Bytes the table occupies in memory: its row data, and each index by index id (summed
-    /// over the data partitions).
-    pub fn memory_bytes(&self) -> (usize, std::collections::BTreeMap<u32, usize>) {
-        let mut data = 0;
-        let mut indexes = std::collections::BTreeMap::new();
-        for partition in self.partitions().iter() {
-            let (bytes, by_index) = partition.memory_bytes();
-            data += bytes;
-            for (id, bytes) in by_index {
-                *indexes.entry(id).or_insert(0) += bytes;
-            }
-        }
-        (data, indexes)
+    /// Bytes the table's row data occupies in memory, over its data partitions.
+    pub fn data_bytes(&self) -> usize {
+        self.partitions().iter().map(|p| p.data_bytes()).sum()
+    }
+
+    /// Bytes the entries of the indexes `wanted` selects occupy, over the data partitions.
+    pub fn index_bytes(&self, wanted: impl Fn(u32) -> bool) -> usize {
+        self.partitions()
+            .iter()
+            .map(|p| p.index_bytes(&wanted))
+            .sum()
     }
 
     pub fn partition(&self, slot: u16) -> Option<Arc<Partition>> {
