@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::query::Database;
+use crate::query::Engine;
 use crate::storage::partition::Partition;
 use crate::storage::{PartitionKey, TableId};
 use crate::wal::CatalogChange;
 
 /// Releases up to `limit` expired partitions now; returns how many were released.
-pub async fn release_expired(db: &Database, limit: usize) -> Result<usize> {
+pub async fn release_expired(db: &Engine, limit: usize) -> Result<usize> {
     let now = db.txns.clock.now_millis();
     let mut released = 0;
     let mut freed = Vec::new();
-    for table in db.catalog.tables() {
+    for table in db.tables() {
         if released >= limit {
             break;
         }
@@ -94,7 +94,7 @@ async fn free_and_return_memory(partitions: Vec<Arc<Partition>>) {
 }
 
 /// Runs [`release_expired`] every `interval` until the runtime shuts down.
-pub async fn run(db: Arc<Database>, interval: Duration, limit: usize) {
+pub async fn run(db: Arc<Engine>, interval: Duration, limit: usize) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

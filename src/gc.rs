@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::query::Database;
+use crate::query::Engine;
 use crate::storage::partition::CompactionStats;
 
-/// One pass over every table of the database.
-pub fn collect_garbage(db: &Database) -> Result<CompactionStats> {
-    let horizon = db.txns.gc_horizon();
+/// One pass over every table of every database.
+pub fn collect_garbage(engine: &Engine) -> Result<CompactionStats> {
+    let horizon = engine.txns.gc_horizon();
     let mut total = CompactionStats::default();
-    for table in db.catalog.tables() {
+    for table in engine.tables() {
         let def = table.def();
         for partition in table.partitions().iter() {
             let stats = partition.compact(&def, horizon)?;
@@ -28,13 +28,13 @@ pub fn collect_garbage(db: &Database) -> Result<CompactionStats> {
 }
 
 /// Runs [`collect_garbage`] every `interval` until the runtime shuts down.
-pub async fn run(db: Arc<Database>, interval: Duration) {
+pub async fn run(engine: Arc<Engine>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let db = db.clone();
-        match tokio::task::spawn_blocking(move || collect_garbage(&db)).await {
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || collect_garbage(&engine)).await {
             Ok(Ok(stats)) if stats.versions_removed > 0 => {
                 tracing::debug!(
                     chunks = stats.chunks_rewritten,

@@ -5,6 +5,7 @@
 //! (snapshots, locks, commit pipeline) → `storage` (MVCC column chunks and indexes).
 //! Durability: `wal` (transaction log, group commit), `checkpoint` (consistent snapshots on
 //! disk), `recovery` (checkpoint + log replay at start, the data-directory lock).
+//! `security`: users, privileges and authentication.
 //! See docs/ARCHITECTURE.md for the flow of a query.
 
 pub mod check;
@@ -20,6 +21,7 @@ pub mod memory;
 pub mod pg_catalog;
 pub mod query;
 pub mod recovery;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -19,7 +19,7 @@ use crate::checkpoint::manifest::{Manifest, list_manifests};
 use crate::checkpoint::{CheckpointOptions, Checkpointer, DATA_DIR};
 use crate::config::{Config, StoreCompressionMode};
 use crate::error::{KuraError, Result, sqlstate};
-use crate::query::{Database, DatabaseOptions};
+use crate::query::{DatabaseOptions, Engine};
 use crate::storage::PartitionKey;
 use crate::storage::chunk::Serial;
 use crate::storage::partition::Persisted;
@@ -81,7 +81,7 @@ impl DataDirLock {
 /// A recovered, running storage engine.
 #[derive(Debug)]
 pub struct Recovered {
-    pub db: Arc<Database>,
+    pub engine: Arc<Engine>,
     pub checkpointer: Arc<Checkpointer>,
     pub lock: DataDirLock,
     pub report: RecoveryReport,
@@ -103,10 +103,7 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     let lock = DataDirLock::acquire(data_dir)?;
     let started = Instant::now();
     tracing::info!(data_dir = %data_dir.display(), "recovery begin");
-    let db = Database::new(
-        crate::server::DEFAULT_DATABASE,
-        DatabaseOptions::from_config(config, target_partitions),
-    );
+    let db = Engine::new(DatabaseOptions::from_config(config, target_partitions));
     let checkpoint_dir = data_dir.join(CHECKPOINT_DIR);
     remove_temporaries(&checkpoint_dir)?;
     remove_temporaries(&checkpoint_dir.join(DATA_DIR))?;
@@ -148,7 +145,7 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
         "recovery complete"
     );
     Ok(Recovered {
-        db,
+        engine: db,
         checkpointer,
         lock,
         report,
@@ -177,7 +174,7 @@ struct LoadedPartition {
 
 /// Loads the newest checkpoint whose manifest and files are all intact into `db`; older
 /// ones are tried when a newer one is damaged.
-fn load_newest_checkpoint(db: &Database, dir: &Path) -> Result<Option<Lsn>> {
+fn load_newest_checkpoint(db: &Engine, dir: &Path) -> Result<Option<Lsn>> {
     for (lsn, path) in list_manifests(dir)? {
         match read_checkpoint(dir, &path) {
             Ok((manifest, partitions)) => {
@@ -214,18 +211,34 @@ fn read_checkpoint(dir: &Path, path: &Path) -> Result<(Manifest, Vec<LoadedParti
     Ok((manifest, partitions))
 }
 
-fn install(db: &Database, manifest: &Manifest, partitions: Vec<LoadedPartition>) -> Result<()> {
+fn install(db: &Engine, manifest: &Manifest, partitions: Vec<LoadedPartition>) -> Result<()> {
+    let security = &manifest.security;
+    for stored in &security.databases {
+        if db.database(&stored.name).is_none() {
+            db.install_database(stored);
+        }
+    }
+    for user in &security.users {
+        db.directory.put_user(user)?;
+    }
+    for grant in &security.grants {
+        db.directory
+            .set_grant(&grant.user, &grant.database, Some(grant.privilege));
+    }
     for stored in &manifest.tables {
+        let database = db.existing_database(&stored.database)?;
         let def = stored.to_def()?;
-        let defaults = db.plan_defaults(&def.columns)?;
-        db.catalog.create_table(def, defaults)?;
+        let defaults = database.plan_defaults(&def.columns)?;
+        database.catalog.create_table(def, defaults)?;
     }
     for view in &manifest.views {
-        db.catalog.create_view(view.to_def(), false)?;
+        db.existing_database(&view.database)?
+            .catalog
+            .create_view(view.to_def(), false)?;
     }
-    db.catalog.reserve_table_ids(manifest.next_table_id);
+    db.reserve_table_ids(manifest.next_table_id);
     for loaded in partitions {
-        let table = db.catalog.table_by_id(loaded.table).ok_or_else(|| {
+        let table = db.table_by_id(loaded.table).ok_or_else(|| {
             KuraError::internal(format!(
                 "checkpoint {} has data for unknown table {}",
                 manifest.lsn, loaded.table
@@ -258,7 +271,7 @@ fn install(db: &Database, manifest: &Manifest, partitions: Vec<LoadedPartition>)
 }
 
 /// Replays every log record after the loaded checkpoint and cuts off a torn tail.
-fn replay_log(db: &Database, dir: &Path) -> Result<RecoveryReport> {
+fn replay_log(db: &Engine, dir: &Path) -> Result<RecoveryReport> {
     let segments = list_segments(dir)?;
     let mut report = RecoveryReport {
         last_lsn: db.txns.next_lsn() - 1,
@@ -300,7 +313,8 @@ fn replay_log(db: &Database, dir: &Path) -> Result<RecoveryReport> {
             }
             match &record.body {
                 RecordBody::Commit(changes) => {
-                    db.txns.replay_commit(record.lsn, changes, &db.catalog)?
+                    db.txns
+                        .replay_commit(record.lsn, changes, |id| db.table_by_id(id))?
                 }
                 RecordBody::Catalog(change) => {
                     db.apply_catalog_change(change, record.lsn)?;

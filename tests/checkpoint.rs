@@ -29,7 +29,7 @@ fn open(dir: &Path) -> Recovered {
 
 fn session(recovered: &Recovered) -> Session {
     Session::new(
-        recovered.db.clone(),
+        recovered.engine.clone(),
         SessionLimits {
             transaction_timeout: Duration::from_secs(300),
             default_isolation: Isolation::ReadCommitted,
@@ -81,7 +81,7 @@ fn files(dir: &Path) -> Vec<String> {
 async fn only_changed_partitions_are_rewritten_and_old_checkpoints_go() {
     let dir = tempfile::tempdir().expect("temp dir");
     let recovered = open(dir.path());
-    let db = recovered.db.clone();
+    let db = recovered.engine.clone();
     let mut s = session(&recovered);
     run(&mut s, "CREATE TABLE a (id bigint PRIMARY KEY, n bigint)").await;
     run(&mut s, "CREATE TABLE b (id bigint PRIMARY KEY, n bigint)").await;
@@ -158,7 +158,7 @@ async fn only_changed_partitions_are_rewritten_and_old_checkpoints_go() {
 async fn deletes_after_a_checkpoint_of_compacted_chunks_replay_exactly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let recovered = open(dir.path());
-    let db = recovered.db.clone();
+    let db = recovered.engine.clone();
     let mut s = session(&recovered);
     run(&mut s, "CREATE TABLE t (id bigint PRIMARY KEY, n bigint)").await;
     run(

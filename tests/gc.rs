@@ -5,7 +5,7 @@
 
 use datafusion::common::ParamValues;
 use kura::gc::collect_garbage;
-use kura::query::{Database, DatabaseOptions};
+use kura::query::{Database, DatabaseOptions, Engine};
 use kura::session::{Session, SessionLimits};
 use kura::sql::{Outcome, parse_sql};
 use kura::txn::Isolation;
@@ -53,8 +53,9 @@ fn stored_versions(db: &Database, table: &str) -> usize {
 
 #[tokio::test]
 async fn versions_stay_bounded_under_updates() {
-    let db = Database::new("public", small_chunks());
-    let mut session = Session::new(db.clone(), limits());
+    let engine = Engine::new(small_chunks());
+    let db = engine.public();
+    let mut session = Session::new(engine.clone(), limits());
     run(
         &mut session,
         "CREATE TABLE counters (id bigint PRIMARY KEY, n bigint NOT NULL)",
@@ -68,7 +69,7 @@ async fn versions_stay_bounded_under_updates() {
     let mut peak = 0;
     for round in 1..=40 {
         run(&mut session, "UPDATE counters SET n = n + 1").await;
-        collect_garbage(&db).expect("gc runs");
+        collect_garbage(&engine).expect("gc runs");
         peak = peak.max(stored_versions(&db, "counters"));
         assert_eq!(
             single_value(&mut session, "SELECT count(*) FROM counters").await,
@@ -86,9 +87,10 @@ async fn versions_stay_bounded_under_updates() {
 
 #[tokio::test]
 async fn an_open_snapshot_keeps_the_versions_it_can_see() {
-    let db = Database::new("public", small_chunks());
-    let mut writer = Session::new(db.clone(), limits());
-    let mut reader = Session::new(db.clone(), limits());
+    let engine = Engine::new(small_chunks());
+    let db = engine.public();
+    let mut writer = Session::new(engine.clone(), limits());
+    let mut reader = Session::new(engine.clone(), limits());
     run(
         &mut writer,
         "CREATE TABLE t (id bigint PRIMARY KEY, n bigint)",
@@ -103,7 +105,7 @@ async fn an_open_snapshot_keeps_the_versions_it_can_see() {
     assert_eq!(single_value(&mut reader, "SELECT sum(n) FROM t").await, 0);
     for _ in 0..5 {
         run(&mut writer, "UPDATE t SET n = n + 1").await;
-        collect_garbage(&db).expect("gc runs");
+        collect_garbage(&engine).expect("gc runs");
     }
     // The repeatable-read snapshot still sees the original versions after collection.
     assert_eq!(single_value(&mut reader, "SELECT sum(n) FROM t").await, 0);
@@ -116,7 +118,7 @@ async fn an_open_snapshot_keeps_the_versions_it_can_see() {
         single_value(&mut reader, "SELECT sum(n) FROM t").await,
         5 * 3000
     );
-    collect_garbage(&db).expect("gc runs");
+    collect_garbage(&engine).expect("gc runs");
     let stored = stored_versions(&db, "t");
     assert!(
         stored < 3000 * 2,

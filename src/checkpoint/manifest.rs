@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
+use crate::security::{StoredGrant, StoredUser};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
 use crate::storage::{PartitionKey, TableId};
+use crate::wal::StoredDatabase;
 use crate::wal::record::{FORMAT_VERSION, Lsn};
 use crate::wal::segment::io_error;
 use crate::wal::sync_dir;
@@ -44,7 +46,19 @@ pub struct Manifest {
     pub next_table_id: TableId,
     pub tables: Vec<StoredTable>,
     pub views: Vec<StoredView>,
+    /// Databases, general users and grants; checkpoints written before they existed have
+    /// none, which means only `public`.
+    #[serde(default)]
+    pub security: SecurityImage,
     pub partitions: Vec<PartitionEntry>,
+}
+
+/// The logged security catalog at the checkpoint's LSN.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityImage {
+    pub databases: Vec<StoredDatabase>,
+    pub users: Vec<StoredUser>,
+    pub grants: Vec<StoredGrant>,
 }
 
 pub fn manifest_name(lsn: Lsn) -> String {

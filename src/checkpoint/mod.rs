@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::query::Database;
+use crate::query::Engine;
 use crate::storage::partition::Persisted;
 use crate::storage::stored::{StoredTable, StoredView};
+use crate::wal::StoredDatabase;
 use crate::wal::record::{FORMAT_VERSION, Lsn};
 use crate::wal::segment::io_error;
 use crate::wal::{dir_entries, sync_dir};
-use manifest::{Manifest, PartitionEntry, list_manifests, temporary_name};
+use manifest::{Manifest, PartitionEntry, SecurityImage, list_manifests, temporary_name};
 
 pub const DATA_DIR: &str = "data";
 
@@ -74,31 +75,45 @@ impl Checkpointer {
         &self.options
     }
 
-    /// Takes a checkpoint of `db` now (blocking: run it off the async runtime).
-    pub fn run(&self, db: &Database) -> Result<CheckpointStats> {
+    /// Takes a checkpoint of every database now (blocking: run it off the async runtime).
+    pub fn run(&self, engine: &Engine) -> Result<CheckpointStats> {
         let mut last = self.running.lock();
         let started = Instant::now();
-        let log = db.txns.log().cloned();
-        let (snapshot, captured) = db.txns.consistent_snapshot(|applied| {
-            let tables: Vec<_> = db
-                .catalog
-                .tables()
-                .into_iter()
-                .map(|t| {
+        let log = engine.txns.log().cloned();
+        let (snapshot, captured) = engine.txns.consistent_snapshot(|applied| {
+            let mut tables = Vec::new();
+            let mut views = Vec::new();
+            let mut databases = Vec::new();
+            for db in engine.databases() {
+                for t in db.catalog.tables() {
                     let partitions = t.partitions();
                     let serials: Vec<_> = partitions.iter().map(|p| p.next_serial()).collect();
-                    (partitions, t.def(), serials)
-                })
-                .collect();
-            let views = db.catalog.views();
-            let next_table_id = db.catalog.next_table_id();
+                    tables.push((db.name.clone(), partitions, t.def(), serials));
+                }
+                views.extend(
+                    db.catalog
+                        .views()
+                        .iter()
+                        .map(|v| StoredView::from_def(v, &db.name)),
+                );
+                databases.push(StoredDatabase {
+                    name: db.name.clone(),
+                    id: db.id,
+                });
+            }
+            let security = SecurityImage {
+                databases,
+                users: engine.directory.stored_users(),
+                grants: engine.directory.grants(),
+            };
+            let next_table_id = engine.next_table_id();
             let rotated = match &log {
                 Some(log) if *last != Some(applied) => log.rotate(applied + 1),
                 _ => Ok(()),
             };
-            (tables, views, next_table_id, rotated)
+            (tables, views, security, next_table_id, rotated)
         });
-        let (tables, views, next_table_id, rotated) = captured;
+        let (tables, views, security, next_table_id, rotated) = captured;
         rotated?;
         let lsn = snapshot.ts();
         let mut stats = CheckpointStats {
@@ -116,8 +131,8 @@ impl Checkpointer {
         std::fs::create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
         let mut entries = Vec::new();
         let mut stored_tables = Vec::with_capacity(tables.len());
-        for (partitions, def, next_serials) in &tables {
-            stored_tables.push(StoredTable::from_def(def)?);
+        for (database, partitions, def, next_serials) in &tables {
+            stored_tables.push(StoredTable::from_def(def, database)?);
             for (partition, next_serial) in partitions.iter().zip(next_serials) {
                 let persisted = match partition.unchanged_file() {
                     Some(persisted) if data_dir.join(&persisted.file).exists() => {
@@ -171,7 +186,8 @@ impl Checkpointer {
             created: chrono::Utc::now().to_rfc3339(),
             next_table_id,
             tables: stored_tables,
-            views: views.iter().map(|v| StoredView::from_def(v)).collect(),
+            views,
+            security,
             partitions: entries.iter().map(|(_, e, _)| e.clone()).collect(),
         };
         manifest.write(&self.options.dir)?;
@@ -225,14 +241,14 @@ impl Checkpointer {
     }
 
     /// Takes a checkpoint every `interval` until the runtime stops.
-    pub async fn run_periodically(self: Arc<Self>, db: Arc<Database>, interval: Duration) {
+    pub async fn run_periodically(self: Arc<Self>, engine: Arc<Engine>, interval: Duration) {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let checkpointer = self.clone();
-            let db = db.clone();
-            match tokio::task::spawn_blocking(move || checkpointer.run(&db)).await {
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || checkpointer.run(&engine)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!("checkpoint failed: {e}"),
                 Err(e) => tracing::error!("checkpoint task failed: {e}"),

@@ -26,7 +26,7 @@ pub mod table;
 pub mod time_zones;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -35,7 +35,7 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionState;
 
-use crate::query::StatementContext;
+use crate::query::{Engine, StatementContext};
 use crate::session::view::SessionView;
 use crate::storage::Catalog;
 use crate::storage::catalog::ViewDef;
@@ -50,6 +50,8 @@ pub struct Source<'a> {
     pub snapshot: Option<crate::storage::chunk::Ts>,
     /// Each view with its output columns, when the relation needs them.
     pub views: Vec<(Arc<ViewDef>, Option<SchemaRef>)>,
+    /// The server's databases and users (absent while the engine shuts down).
+    pub engine: Option<Arc<Engine>>,
 }
 
 impl Source<'_> {
@@ -65,6 +67,7 @@ pub struct SourceHandles {
     pub catalog: Arc<Catalog>,
     /// Plans stored views, to learn their columns.
     pub planner: Arc<OnceLock<SessionState>>,
+    pub engine: Weak<Engine>,
 }
 
 impl SourceHandles {
@@ -93,6 +96,7 @@ impl SourceHandles {
             session: context.and_then(|c| c.session.as_deref()),
             snapshot: context.map(|c| c.snapshot.ts()),
             views,
+            engine: self.engine.upgrade(),
         }
     }
 }

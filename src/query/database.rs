@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
@@ -26,17 +26,18 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::Mutex;
 
 use super::context::StatementContext;
+use super::engine::Engine;
 use super::meta_tables::{self, MetaSource, meta_table};
 use super::provider::KuraTable;
-use crate::checkpoint::{CheckpointStats, Checkpointer};
-use crate::clock::Clock;
+use crate::checkpoint::CheckpointStats;
 use crate::error::{KuraError, Result};
 use crate::pg_catalog::{CatalogSchema, SourceHandles};
 use crate::storage::Ts;
+use crate::storage::stored::StoredTable;
 use crate::storage::table::{ColumnDefaults, TableLimits};
 use crate::storage::{Catalog, ColumnDef, Table};
-use crate::txn::{CommitWait, TxnManager};
-use crate::wal::CatalogChange;
+use crate::txn::TxnManager;
+use crate::wal::{CatalogChange, StoredDatabase};
 
 pub const TEMP_PREFIX: &str = "__kura_tmp_";
 pub const SCHEMA_NAME: &str = "public";
@@ -205,25 +206,35 @@ impl DatabaseOptions {
 #[derive(Debug)]
 pub struct Database {
     pub name: String,
+    /// The number behind the database's oid (`public` is 0).
+    pub id: u32,
     pub options: DatabaseOptions,
     pub catalog: Arc<Catalog>,
+    /// The server's transaction manager, shared by every database.
     pub txns: Arc<TxnManager>,
     pub temps: Arc<TempRelations>,
     base: SessionState,
-    checkpointer: OnceLock<Arc<Checkpointer>>,
+    engine: Weak<Engine>,
 }
 
 impl Database {
-    pub fn new(name: &str, options: DatabaseOptions) -> Arc<Database> {
-        let catalog = Arc::new(Catalog::new(options.limits));
-        let clock = Arc::new(Clock::new(options.adjustable_clock));
-        let txns = TxnManager::with_clock(clock);
+    /// A database of `engine` (see [`Engine::install_database`]).
+    pub(super) fn new(
+        stored: &StoredDatabase,
+        options: &DatabaseOptions,
+        txns: Arc<TxnManager>,
+        table_ids: Arc<AtomicU64>,
+        engine: Weak<Engine>,
+    ) -> Arc<Database> {
+        let name = stored.name.as_str();
+        let catalog = Arc::new(Catalog::sharing_ids(options.limits, table_ids));
         let temps = Arc::new(TempRelations::default());
         let planner = Arc::new(OnceLock::new());
         let handles = SourceHandles {
             database: name.to_string(),
             catalog: catalog.clone(),
             planner: planner.clone(),
+            engine: engine.clone(),
         };
         let system = Arc::new(CatalogSchema::pg_catalog(handles.clone()));
         let schema = Arc::new(KuraSchema {
@@ -278,33 +289,26 @@ impl Database {
         let _ = planner.set(base.clone());
         Arc::new(Database {
             name: name.to_string(),
-            options,
+            id: stored.id,
+            options: options.clone(),
             catalog,
             txns,
             temps,
             base,
-            checkpointer: OnceLock::new(),
+            engine,
         })
     }
 
-    /// Sets the checkpointer `CHECKPOINT` uses (once, after recovery).
-    pub fn attach_checkpointer(&self, checkpointer: Arc<Checkpointer>) {
-        let _ = self.checkpointer.set(checkpointer);
+    /// The engine holding this database.
+    pub fn engine(&self) -> Result<Arc<Engine>> {
+        self.engine
+            .upgrade()
+            .ok_or_else(|| KuraError::internal("the engine is shutting down"))
     }
 
-    pub fn checkpointer(&self) -> Option<&Arc<Checkpointer>> {
-        self.checkpointer.get()
-    }
-
-    /// Takes a checkpoint now, off the async runtime's worker threads.
-    pub async fn checkpoint(self: &Arc<Self>) -> Result<CheckpointStats> {
-        let checkpointer = self.checkpointer.get().cloned().ok_or_else(|| {
-            KuraError::unsupported("CHECKPOINT needs a server started on a data directory")
-        })?;
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || checkpointer.run(&db))
-            .await
-            .map_err(|e| KuraError::internal(format!("checkpoint task failed: {e}")))?
+    /// Takes a checkpoint of the whole server now.
+    pub async fn checkpoint(&self) -> Result<CheckpointStats> {
+        self.engine()?.checkpoint().await
     }
 
     /// Plans each column's DEFAULT expression, cast to the column type.
@@ -332,68 +336,56 @@ impl Database {
         Ok(out)
     }
 
-    /// Runs one DDL step through the log: `prepare` validates (with commits and other DDL
-    /// paused) and names the change; it is logged, applied, and durable when this returns.
+    /// Runs one DDL step of this database through the log (see [`Engine::change_catalog`]);
+    /// fails with 3D000 once the database has been dropped.
     pub async fn change_catalog(
         &self,
         prepare: impl FnOnce() -> Result<CatalogChange>,
     ) -> Result<()> {
-        self.txns
-            .change_catalog(CommitWait::Flush, prepare, |change, ts| {
-                self.apply_catalog_change(change, ts)
+        let engine = self.engine()?;
+        engine
+            .change_catalog(|| {
+                let current = engine.database(&self.name);
+                if !current.is_some_and(|db| std::ptr::eq(db.as_ref(), self)) {
+                    return Err(KuraError::new(
+                        crate::error::sqlstate::INVALID_CATALOG_NAME,
+                        format!("database \"{}\" does not exist", self.name),
+                    ));
+                }
+                prepare()
             })
             .await
     }
 
-    /// Makes a logged catalog change (logged at `ts`); shared by DDL and log replay.
-    pub fn apply_catalog_change(&self, change: &CatalogChange, ts: Ts) -> Result<()> {
-        match change {
-            CatalogChange::PutTable(stored) => {
-                let def = stored.to_def()?;
-                let defaults = self.plan_defaults(&def.columns)?;
-                match self.catalog.table_by_id(def.id) {
-                    Some(table) => {
-                        let old = table.def();
-                        for index in &def.indexes {
-                            if !old.indexes.iter().any(|i| i.id == index.id) {
-                                for partition in table.partitions().iter() {
-                                    partition.build_index(index, &def)?;
-                                }
-                            }
-                        }
-                        for index in &old.indexes {
-                            if !def.indexes.iter().any(|i| i.id == index.id) {
-                                for partition in table.partitions().iter() {
-                                    partition.drop_index(index.id);
-                                }
-                            }
-                        }
-                        let dropped = &def.placement.dropped_intervals;
-                        if *dropped != old.placement.dropped_intervals {
-                            table.remove_partitions(ts, |key| dropped.contains(&key.interval));
-                        }
-                        table.set_def(def);
-                        table.set_defaults(defaults);
-                    }
-                    None => {
-                        self.catalog.create_table(def, defaults)?;
-                    }
+    /// Creates or redefines a table from its logged definition (logged at `ts`).
+    pub(super) fn put_table(&self, stored: &StoredTable, ts: Ts) -> Result<()> {
+        let def = stored.to_def()?;
+        let defaults = self.plan_defaults(&def.columns)?;
+        let Some(table) = self.catalog.table_by_id(def.id) else {
+            self.catalog.create_table(def, defaults)?;
+            return Ok(());
+        };
+        let old = table.def();
+        for index in &def.indexes {
+            if !old.indexes.iter().any(|i| i.id == index.id) {
+                for partition in table.partitions().iter() {
+                    partition.build_index(index, &def)?;
                 }
             }
-            CatalogChange::DropTable { id, .. } => {
-                // Not here: this runs with commits and other DDL paused.
-                crate::memory::free_in_background(self.catalog.drop_table_by_id(*id)?);
-            }
-            CatalogChange::PutView(view) => self.catalog.create_view(view.to_def(), true)?,
-            CatalogChange::DropView { name } => self.catalog.drop_view(name)?,
-            CatalogChange::ReleasePartitions { table, partitions } => {
-                let table = self.catalog.table_by_id(*table).ok_or_else(|| {
-                    KuraError::internal(format!("partitions released from unknown table {table}"))
-                })?;
-                let released: std::collections::BTreeSet<_> = partitions.iter().collect();
-                table.remove_partitions(ts, |key| released.contains(key));
+        }
+        for index in &old.indexes {
+            if !def.indexes.iter().any(|i| i.id == index.id) {
+                for partition in table.partitions().iter() {
+                    partition.drop_index(index.id);
+                }
             }
         }
+        let dropped = &def.placement.dropped_intervals;
+        if *dropped != old.placement.dropped_intervals {
+            table.remove_partitions(ts, |key| dropped.contains(&key.interval));
+        }
+        table.set_def(def);
+        table.set_defaults(defaults);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod context;
 pub mod database;
+pub mod engine;
 pub mod functions;
 pub mod gap_fill;
 pub mod interruptible;
@@ -25,3 +26,4 @@ pub mod zone_casts;
 
 pub use context::StatementContext;
 pub use database::{Database, DatabaseOptions};
+pub use engine::Engine;

@@ -23,19 +23,16 @@ use crate::checkpoint::Checkpointer;
 use crate::config::{Config, IsolationLevelSetting};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::interrupt::Interrupt;
-use crate::query::Database;
+use crate::query::Engine;
 use crate::recovery::DataDirLock;
 use crate::session::backends::Backends;
 use crate::session::{Session, SessionLimits};
 use crate::txn::Isolation;
 use handler::{ConnectionHandlers, KuraHandler};
 
-/// The database every connection uses until databases arrive with the security work.
-pub const DEFAULT_DATABASE: &str = "public";
-
 pub struct Server {
     listener: TcpListener,
-    db: Arc<Database>,
+    engine: Arc<Engine>,
     checkpointer: Arc<Checkpointer>,
     config: Arc<Config>,
     connections: Arc<AtomicUsize>,
@@ -71,7 +68,7 @@ impl Server {
         })?;
         Ok(Server {
             listener,
-            db: recovered.db,
+            engine: recovered.engine,
             checkpointer: recovered.checkpointer,
             config: Arc::new(config),
             connections: Arc::new(AtomicUsize::new(0)),
@@ -86,8 +83,8 @@ impl Server {
             .map_err(|e| KuraError::internal(format!("listener has no address: {e}")))
     }
 
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     fn limits(&self) -> SessionLimits {
@@ -107,16 +104,16 @@ impl Server {
     pub async fn run(&self) -> Result<()> {
         crate::memory::start_background_purge();
         tokio::spawn(crate::gc::run(
-            self.db.clone(),
+            self.engine.clone(),
             self.config.data_store.gc_interval.get(),
         ));
         tokio::spawn(crate::expiry::run(
-            self.db.clone(),
+            self.engine.clone(),
             std::time::Duration::from_secs(1),
             self.config.data_store.batch_scan_num as usize,
         ));
         tokio::spawn(self.checkpointer.clone().run_periodically(
-            self.db.clone(),
+            self.engine.clone(),
             self.config.checkpoint.checkpoint_interval.get(),
         ));
         let limit = self.config.transaction.connection_limit as usize;
@@ -132,7 +129,7 @@ impl Server {
             let count = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
             let slot = ConnectionSlot(self.connections.clone());
             let over_limit = count > limit;
-            let session = Session::new(self.db.clone(), self.limits());
+            let session = Session::new(self.engine.clone(), self.limits());
             let interrupt = session.interrupt.clone();
             let handler = Arc::new(KuraHandler::new(session, self.backends.clone(), over_limit));
             tokio::spawn(async move {
@@ -194,7 +191,7 @@ impl Server {
     /// flight finish, a checkpoint is written and the log is closed.
     pub async fn shutdown(self) -> Result<()> {
         tracing::info!("shutdown: writing a final checkpoint");
-        let db = self.db.clone();
+        let db = self.engine.clone();
         let checkpointer = self.checkpointer.clone();
         tokio::task::spawn_blocking(move || {
             let log = db.txns.log().cloned();

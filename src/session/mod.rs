@@ -37,7 +37,7 @@ pub use settings::Settings;
 
 use crate::error::{KuraError, Result, sqlstate};
 use crate::interrupt::Interrupt;
-use crate::query::Database;
+use crate::query::{Database, Engine};
 use crate::sql::exec::RESTART_STATEMENT;
 use crate::sql::{Exec, Outcome};
 use crate::txn::{Isolation, Transaction, timed_out};
@@ -109,6 +109,8 @@ pub struct SessionLimits {
 }
 
 pub struct Session {
+    engine: Arc<Engine>,
+    /// The database the connection chose at startup (`public` until then).
     db: Arc<Database>,
     limits: SessionLimits,
     block: Option<Block>,
@@ -144,14 +146,15 @@ impl Session {
         })
     }
 
-    pub fn new(db: Arc<Database>, limits: SessionLimits) -> Session {
+    pub fn new(engine: Arc<Engine>, limits: SessionLimits) -> Session {
         let settings = Arc::new(Settings::new(
             limits.default_isolation.name(),
             limits.lock_timeout,
             limits.synchronous_commit,
         ));
         Session {
-            db,
+            db: engine.public(),
+            engine,
             limits,
             block: None,
             next_isolation: None,
@@ -170,6 +173,15 @@ impl Session {
 
     pub fn database(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Chooses the connection's database (startup only: statements are bound to it).
+    pub fn use_database(&mut self, db: Arc<Database>) {
+        self.db = db;
     }
 
     /// Joins the server's list of connections; returns this connection's process id.

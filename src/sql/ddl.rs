@@ -181,7 +181,10 @@ impl Exec<'_> {
         self.db
             .change_catalog(|| {
                 catalog.check_new_table(def)?;
-                Ok(CatalogChange::PutTable(StoredTable::from_def(def)?))
+                Ok(CatalogChange::PutTable(Box::new(StoredTable::from_def(
+                    def,
+                    &self.db.name,
+                )?)))
             })
             .await?;
         catalog
@@ -201,7 +204,10 @@ impl Exec<'_> {
                     return Err(KuraError::undefined_table(&table.def().name));
                 }
                 let def = change(&table.def())?;
-                Ok(CatalogChange::PutTable(StoredTable::from_def(&def)?))
+                Ok(CatalogChange::PutTable(Box::new(StoredTable::from_def(
+                    &def,
+                    &self.db.name,
+                )?)))
             })
             .await
     }
@@ -470,7 +476,10 @@ impl Exec<'_> {
         self.db
             .change_catalog(|| {
                 catalog.check_new_view(&view.name, create.or_replace)?;
-                Ok(CatalogChange::PutView(StoredView::from_def(&view)))
+                Ok(CatalogChange::PutView(StoredView::from_def(
+                    &view,
+                    &self.db.name,
+                )))
             })
             .await?;
         Ok(Outcome::done("CREATE VIEW"))
@@ -505,6 +514,7 @@ impl Exec<'_> {
                     self.db
                         .change_catalog(|| {
                             Ok(CatalogChange::DropView {
+                                database: self.db.name.clone(),
                                 name: catalog.view_key(&relation)?,
                             })
                         })

@@ -365,7 +365,10 @@ impl Exec<'_> {
                 }
                 let mut current = (*table.def()).clone();
                 current.placement.dropped_intervals.insert(interval);
-                Ok(CatalogChange::PutTable(StoredTable::from_def(&current)?))
+                Ok(CatalogChange::PutTable(Box::new(StoredTable::from_def(
+                    &current,
+                    &self.db.name,
+                )?)))
             })
             .await
     }

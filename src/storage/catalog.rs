@@ -2,7 +2,8 @@
 //!
 //! Invariants: names are unique ignoring ASCII case across tables and views (GridDB's rule);
 //! a lookup matches the exact name first, then the one name equal ignoring case. Index names
-//! are unique within the database, as in PostgreSQL.
+//! are unique within the database, as in PostgreSQL. Table ids come from an allocator the
+//! server's databases share, so an id names one table in the whole server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ struct Inner {
 #[derive(Debug)]
 pub struct Catalog {
     inner: RwLock<Inner>,
-    next_table_id: AtomicU64,
+    next_table_id: Arc<AtomicU64>,
     limits: TableLimits,
 }
 
@@ -47,12 +48,25 @@ fn find<'a, V>(map: &'a BTreeMap<String, V>, name: &str) -> Option<(&'a String, 
 }
 
 impl Catalog {
+    /// A catalog of its own (tests); the server's databases share one allocator
+    /// ([`Catalog::sharing_ids`]).
     pub fn new(limits: TableLimits) -> Catalog {
+        Catalog::sharing_ids(limits, Arc::new(AtomicU64::new(1)))
+    }
+
+    /// A catalog whose table ids come from `ids`, which other catalogs draw from too.
+    pub fn sharing_ids(limits: TableLimits, ids: Arc<AtomicU64>) -> Catalog {
         Catalog {
             inner: RwLock::new(Inner::default()),
-            next_table_id: AtomicU64::new(1),
+            next_table_id: ids,
             limits,
         }
+    }
+
+    /// True when the database holds no table and no view.
+    pub fn is_empty(&self) -> bool {
+        let inner = self.inner.read();
+        inner.tables.is_empty() && inner.views.is_empty()
     }
 
     pub fn limits(&self) -> TableLimits {

@@ -127,6 +127,13 @@ pub struct StoredColumn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredTable {
     pub id: TableId,
+    /// The database holding the table; files written before databases existed say nothing,
+    /// which means `public`.
+    #[serde(
+        default = "public_database",
+        skip_serializing_if = "is_public_database"
+    )]
+    pub database: String,
     pub name: String,
     pub columns: Vec<StoredColumn>,
     pub primary_key: Vec<usize>,
@@ -144,13 +151,29 @@ pub struct StoredTable {
 /// A view definition as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredView {
+    #[serde(
+        default = "public_database",
+        skip_serializing_if = "is_public_database"
+    )]
+    pub database: String,
     pub name: String,
     pub sql: String,
     pub columns: Vec<String>,
 }
 
+/// The database every server has; stored definitions without a database belong to it.
+pub const PUBLIC_DATABASE: &str = "public";
+
+pub fn public_database() -> String {
+    PUBLIC_DATABASE.to_string()
+}
+
+fn is_public_database(name: &str) -> bool {
+    name == PUBLIC_DATABASE
+}
+
 impl StoredTable {
-    pub fn from_def(def: &TableDef) -> Result<StoredTable> {
+    pub fn from_def(def: &TableDef, database: &str) -> Result<StoredTable> {
         let columns = def
             .columns
             .iter()
@@ -166,6 +189,7 @@ impl StoredTable {
             .collect::<Result<_>>()?;
         Ok(StoredTable {
             id: def.id,
+            database: database.to_string(),
             name: def.name.clone(),
             columns,
             primary_key: def.primary_key.clone(),
@@ -223,8 +247,9 @@ impl StoredTable {
 }
 
 impl StoredView {
-    pub fn from_def(view: &ViewDef) -> StoredView {
+    pub fn from_def(view: &ViewDef, database: &str) -> StoredView {
         StoredView {
+            database: database.to_string(),
             name: view.name.clone(),
             sql: view.sql.clone(),
             columns: view.columns.clone(),

@@ -36,7 +36,7 @@ use crate::storage::index::KeyRange;
 use crate::storage::partition::Partition;
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
-use crate::storage::{Catalog, PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
+use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::record::{encode_batches, encode_catalog, encode_commit};
 use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
 
@@ -479,11 +479,11 @@ impl TxnManager {
         &self,
         lsn: Lsn,
         changes: &[PartitionChange],
-        catalog: &Catalog,
+        table_by_id: impl Fn(TableId) -> Option<Arc<Table>>,
     ) -> Result<()> {
         let mut last = self.commit_lock.lock();
         for change in changes {
-            let table = catalog.table_by_id(change.table).ok_or_else(|| {
+            let table = table_by_id(change.table).ok_or_else(|| {
                 KuraError::internal(format!(
                     "log record {lsn} changes table {} which does not exist",
                     change.table

@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use crate::error::{KuraError, Result, sqlstate};
-pub use record::{CatalogChange, LogRecord, Lsn, PartitionChange, RecordBody};
+pub use record::{CatalogChange, LogRecord, Lsn, PartitionChange, RecordBody, StoredDatabase};
 use segment::{header_bytes, io_error, list_segments, segment_name};
 
 /// How the log is opened.
@@ -444,6 +444,7 @@ mod tests {
         LogRecord {
             lsn,
             body: RecordBody::Catalog(CatalogChange::DropView {
+                database: "public".into(),
                 name: format!("view number {lsn}"),
             }),
         }

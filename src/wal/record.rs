@@ -18,6 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KuraError, Result};
+use crate::security::{Privilege, StoredUser};
 use crate::storage::chunk::Serial;
 use crate::storage::stored::{StoredTable, StoredView};
 use crate::storage::{PartitionKey, TableId};
@@ -76,13 +77,15 @@ impl PartitionChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CatalogChange {
-    PutTable(StoredTable),
+    PutTable(Box<StoredTable>),
     DropTable {
         id: TableId,
         name: String,
     },
     PutView(StoredView),
     DropView {
+        #[serde(default = "crate::storage::stored::public_database")]
+        database: String,
         name: String,
     },
     /// Expired data partitions released by the background reaper.
@@ -90,6 +93,30 @@ pub enum CatalogChange {
         table: TableId,
         partitions: Vec<PartitionKey>,
     },
+    /// CREATE DATABASE.
+    PutDatabase(StoredDatabase),
+    /// DROP DATABASE (of an empty database).
+    DropDatabase {
+        name: String,
+    },
+    /// CREATE USER, or a user's new password: the whole entry.
+    PutUser(StoredUser),
+    DropUser {
+        name: String,
+    },
+    /// GRANT (`privilege` set) or REVOKE (`None`) on one database.
+    SetGrant {
+        user: String,
+        database: String,
+        privilege: Option<Privilege>,
+    },
+}
+
+/// A database as logged: its name and the number behind its oid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDatabase {
+    pub name: String,
+    pub id: u32,
 }
 
 fn corrupt(what: impl Into<String>) -> KuraError {
@@ -417,12 +444,21 @@ mod tests {
     fn catalog_records_round_trip() {
         let record = LogRecord {
             lsn: 9,
-            body: RecordBody::Catalog(CatalogChange::DropView { name: "v".into() }),
+            body: RecordBody::Catalog(CatalogChange::DropView {
+                database: "public".into(),
+                name: "v".into(),
+            }),
         };
         let decoded = decode_frame(&record.encode(true).unwrap()).unwrap();
         let RecordBody::Catalog(change) = decoded.body else {
             panic!("not a catalog record")
         };
-        assert_eq!(change, CatalogChange::DropView { name: "v".into() });
+        assert_eq!(
+            change,
+            CatalogChange::DropView {
+                database: "public".into(),
+                name: "v".into()
+            }
+        );
     }
 }

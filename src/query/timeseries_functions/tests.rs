@@ -8,15 +8,14 @@ use datafusion::common::ParamValues;
 use futures::StreamExt;
 
 use crate::error::{KuraError, sqlstate};
-use crate::query::{Database, DatabaseOptions};
+use crate::query::{DatabaseOptions, Engine};
 use crate::session::{Session, SessionLimits};
 use crate::sql::{Outcome, parse_sql};
 use crate::txn::Isolation;
 
 fn session() -> Session {
-    let db = Database::new("ts_test", DatabaseOptions::default());
     Session::new(
-        db,
+        Engine::new(DatabaseOptions::default()),
         SessionLimits {
             transaction_timeout: Duration::from_secs(300),
             default_isolation: Isolation::ReadCommitted,

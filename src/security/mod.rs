@@ -1,0 +1,16 @@
+//! Users, databases' privileges and authentication.
+//!
+//! Two kinds of users, as in GridDB: *administrators*, kept in a file beside the server
+//! (`admins`), who may do everything; and *general users*, created with SQL and logged like
+//! any catalog change, who reach `public` and the databases granted to them (`directory`).
+//! Passwords are kept only as salted verifiers (`verifier`); `scram` runs the
+//! SCRAM-SHA-256 exchange against them and `names` holds the naming rules.
+//!
+//! Invariants: no plaintext password is ever stored or logged; a user holds at most one
+//! privilege per database; user names are unique ignoring ASCII case.
+
+pub mod directory;
+pub mod names;
+pub mod verifier;
+
+pub use directory::{Directory, Privilege, StoredGrant, StoredUser};
