@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use sections::{
-    CheckpointConfig, DataStoreConfig, IsolationLevelSetting, SqlConfig, StoreCompressionMode,
-    SystemConfig, TransactionConfig,
+    AuthMethod, CheckpointConfig, DataStoreConfig, IsolationLevelSetting, PasswordEncryption,
+    SecurityConfig, SqlConfig, SslMode, StoreCompressionMode, SystemConfig, TlsVersion,
+    TransactionConfig,
 };
 pub use units::{ByteSize, ConfigDuration, UnitError};
 
@@ -61,6 +62,7 @@ pub struct Config {
     pub data_store: DataStoreConfig,
     pub checkpoint: CheckpointConfig,
     pub sql: SqlConfig,
+    pub security: SecurityConfig,
 }
 
 impl Config {
@@ -87,7 +89,13 @@ impl Config {
         self.transaction.validate()?;
         self.data_store.validate()?;
         self.checkpoint.validate()?;
-        self.sql.validate()
+        self.sql.validate()?;
+        self.security.validate(&self.system)
+    }
+
+    /// The administrators' file, resolved against the data directory.
+    pub fn password_file(&self) -> PathBuf {
+        self.system.data_dir.join(&self.security.password_file)
     }
 
     /// The address to listen on, `host:port`; IPv6 literals are bracketed (`[::1]:5433`).

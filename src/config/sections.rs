@@ -33,6 +33,13 @@ pub struct SystemConfig {
     pub data_dir: PathBuf,
     /// Event log directory; a relative path is resolved against `data_dir`.
     pub event_log_path: PathBuf,
+    /// Whether clients may, or must, use TLS.
+    pub server_ssl_mode: SslMode,
+    /// Newest TLS version offered.
+    pub ssl_protocol_max_version: TlsVersion,
+    /// Directory of `gs_node.crt` and `gs_node.key` (and `ca.crt` for client certificates);
+    /// a relative path is resolved against `data_dir`.
+    pub security_path: PathBuf,
     /// Lets `SET kura.test_clock` move the server clock. Never read from a file: only the
     /// hidden `kura serve --test-clock` flag sets it, for tests.
     #[serde(skip)]
@@ -46,6 +53,9 @@ impl Default for SystemConfig {
             service_port: 5433,
             data_dir: PathBuf::from("./kura-data"),
             event_log_path: PathBuf::from("log"),
+            server_ssl_mode: SslMode::Disabled,
+            ssl_protocol_max_version: TlsVersion::TlsV1_2,
+            security_path: PathBuf::from("security"),
             test_clock: false,
         }
     }
@@ -55,6 +65,11 @@ impl SystemConfig {
     /// The event log directory with a relative `event_log_path` resolved against `data_dir`.
     pub fn event_log_dir(&self) -> PathBuf {
         self.data_dir.join(&self.event_log_path)
+    }
+
+    /// The certificate directory with a relative `security_path` resolved against `data_dir`.
+    pub fn security_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.security_path)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -72,6 +87,100 @@ impl SystemConfig {
             !is_empty_path(&self.event_log_path),
             "/system/eventLogPath",
             "must not be empty",
+        )?;
+        require(
+            !is_empty_path(&self.security_path),
+            "/system/securityPath",
+            "must not be empty",
+        )
+    }
+}
+
+/// `/system/serverSslMode`: GridDB's three TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SslMode {
+    /// Plaintext only; a client asking for TLS is told no.
+    #[default]
+    Disabled,
+    /// TLS for clients that ask; plaintext for the others.
+    Preferred,
+    /// TLS only; a plaintext connection is refused with SQLSTATE 28000.
+    Required,
+}
+
+/// `/system/sslProtocolMaxVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "TLSv1.2")]
+    TlsV1_2,
+    #[serde(rename = "TLSv1.3")]
+    TlsV1_3,
+}
+
+/// `/security/authMethod`: how clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256 (RFC 7677), PostgreSQL's default.
+    #[default]
+    ScramSha256,
+    /// PostgreSQL's md5 challenge for users whose verifier is md5; SCRAM for the others.
+    Md5,
+    /// The password in cleartext, over TLS only.
+    Password,
+}
+
+/// `/security/passwordEncryption`: how new passwords are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PasswordEncryption {
+    #[default]
+    ScramSha256,
+    Md5,
+}
+
+/// `/security`: users and authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SecurityConfig {
+    /// The administrators' file (`kura user add|del|passwd`); a relative path is resolved
+    /// against `/system/dataDir`.
+    pub password_file: PathBuf,
+    pub auth_method: AuthMethod,
+    pub password_encryption: PasswordEncryption,
+    /// Wait before answering a failed login, which slows down password guessing.
+    pub login_failure_delay: ConfigDuration,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            password_file: PathBuf::from("conf/password"),
+            auth_method: AuthMethod::ScramSha256,
+            password_encryption: PasswordEncryption::ScramSha256,
+            login_failure_delay: ConfigDuration::from_secs(1),
+        }
+    }
+}
+
+impl SecurityConfig {
+    pub(super) fn validate(&self, system: &SystemConfig) -> Result<(), ConfigError> {
+        require(
+            !is_empty_path(&self.password_file),
+            "/security/passwordFile",
+            "must not be empty",
+        )?;
+        require(
+            self.auth_method != AuthMethod::Password || system.server_ssl_mode == SslMode::Required,
+            "/security/authMethod",
+            "PASSWORD sends passwords in cleartext: it needs /system/serverSslMode REQUIRED",
+        )?;
+        require(
+            self.login_failure_delay.get() <= std::time::Duration::from_secs(10),
+            "/security/loginFailureDelay",
+            "must be at most 10s",
         )
     }
 }

@@ -9,8 +9,10 @@
 //! Invariants: no plaintext password is ever stored or logged; a user holds at most one
 //! privilege per database; user names are unique ignoring ASCII case.
 
+pub mod admins;
 pub mod directory;
 pub mod names;
+pub mod scram;
 pub mod verifier;
 
 pub use directory::{Directory, Privilege, StoredGrant, StoredUser};

@@ -42,6 +42,12 @@ pub struct ScramVerifier {
     pub server_key: [u8; KEY_LEN],
 }
 
+impl std::fmt::Debug for ScramVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScramVerifier")
+    }
+}
+
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Verifiers are secrets too: debug output never carries one.
