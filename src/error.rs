@@ -51,6 +51,8 @@ pub mod sqlstate {
     pub const SYNTAX_ERROR: &str = "42601";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const RESERVED_NAME: &str = "42939";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+    pub const INVALID_GRANT_OPERATION: &str = "0LP01";
     pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";

@@ -169,6 +169,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot handle SIGXFSZ: {e}"))?;
         let server = Server::bind(config).await.map_err(describe)?;
         let address = server.local_addr().map_err(describe)?;
+        if let Some(password) = server.generated_admin_password() {
+            // Shown once, on the terminal only: never in the event log.
+            println!(
+                "kura: created administrator \"{}\" with password {password} (set {} before the first start to choose it)",
+                kura::security::admins::DEFAULT_ADMIN,
+                kura::security::admins::PASSWORD_ENV
+            );
+        }
         println!("kura {} listening on {address}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
         let mut terminate =

@@ -35,6 +35,7 @@ fn session(recovered: &Recovered) -> Session {
             default_isolation: Isolation::ReadCommitted,
             lock_timeout: Duration::ZERO,
             synchronous_commit: true,
+            password_encryption: kura::config::PasswordEncryption::ScramSha256,
         },
     )
 }

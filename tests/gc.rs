@@ -17,6 +17,7 @@ fn limits() -> SessionLimits {
         default_isolation: Isolation::ReadCommitted,
         lock_timeout: Duration::ZERO,
         synchronous_commit: false,
+        password_encryption: kura::config::PasswordEncryption::ScramSha256,
     }
 }
 

@@ -177,8 +177,8 @@ impl RawClient {
         let mut body = Vec::new();
         body.extend_from_slice(&196608i32.to_be_bytes());
         for (k, v) in [
-            ("user", "kura"),
-            ("database", "kura"),
+            ("user", "admin"),
+            ("database", "public"),
             ("application_name", "raw"),
         ] {
             body.extend_from_slice(k.as_bytes());
@@ -190,8 +190,37 @@ impl RawClient {
         let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         packet.extend_from_slice(&body);
         client.stream.write_all(&packet).await.unwrap();
+        client.log_in(common::ADMIN_PASSWORD).await;
         let reply = client.read_until_ready().await;
         (client, reply)
+    }
+
+    /// Answers the server's SCRAM-SHA-256 exchange (postgres-protocol plays the client).
+    async fn log_in(&mut self, password: &str) {
+        use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+        let auth_code = |msg: &Msg| i32::from_be_bytes(msg.body[..4].try_into().unwrap());
+        let request = self.read_msg().await;
+        assert_eq!(
+            (request.tag, auth_code(&request)),
+            (b'R', 10),
+            "SASL request"
+        );
+        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        let mut initial = SCRAM_SHA_256.as_bytes().to_vec();
+        initial.push(0);
+        initial.extend_from_slice(&(scram.message().len() as i32).to_be_bytes());
+        initial.extend_from_slice(scram.message());
+        self.send(b'p', &initial).await;
+        let server_first = self.read_msg().await;
+        assert_eq!((server_first.tag, auth_code(&server_first)), (b'R', 11));
+        scram.update(&server_first.body[4..]).expect("server-first");
+        let client_final = scram.message().to_vec();
+        self.send(b'p', &client_final).await;
+        let server_final = self.read_msg().await;
+        assert_eq!((server_final.tag, auth_code(&server_final)), (b'R', 12));
+        scram
+            .finish(&server_final.body[4..])
+            .expect("server signature");
     }
 
     async fn read_msg(&mut self) -> Msg {

@@ -51,10 +51,10 @@ fn find_psql() -> PathBuf {
 fn run_psql(psql: &Path, port: u16, script: &Path) -> Output {
     let child = Command::new(psql)
         .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-U", "kura", "-d", "kura", "-f"])
+        .args(["-p", &port.to_string(), "-U", "admin", "-d", "public", "-f"])
         .arg(script)
         .env("PGCONNECT_TIMEOUT", "30")
-        .env_remove("PGPASSWORD")
+        .env("PGPASSWORD", common::ADMIN_PASSWORD)
         .env_remove("PGSERVICE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

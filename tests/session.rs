@@ -167,7 +167,7 @@ async fn set_config_and_current_setting() {
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "ISO, MDY");
     assert_eq!(row.columns()[0].name(), "current_setting");
-    assert_eq!(row.get::<_, String>(1), "kura");
+    assert_eq!(row.get::<_, String>(1), "admin");
     assert_eq!(row.columns()[1].name(), "current_user");
 }
 

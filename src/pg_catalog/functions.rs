@@ -7,7 +7,7 @@
 //! for the same objects; a lookup of something that does not exist gives NULL (the `to_reg*`
 //! family) or PostgreSQL's error (the casts).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use datafusion::arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -23,6 +23,7 @@ use super::oids::{self, Relation};
 use super::relations::{SCHEMAS, constraint_definition, index_definition, quote_ident};
 use super::statics;
 use crate::error::{KuraError, sqlstate};
+use crate::query::Engine;
 use crate::storage::Catalog;
 
 type Eval = dyn Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync;
@@ -472,12 +473,12 @@ fn start_time() -> i64 {
 }
 
 /// Registers the catalog functions of a database whose catalog is `catalog`.
-pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>, database: &str) {
+pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>, engine: Weak<Engine>) {
     start_time();
     for udf in all(catalog) {
         ctx.register_udf(udf);
     }
-    for udf in super::sizes::functions(catalog, database) {
+    for udf in super::sizes::functions(catalog, engine) {
         ctx.register_udf(udf);
     }
     super::keywords::register(ctx);

@@ -58,6 +58,52 @@ impl Source<'_> {
     pub fn user(&self) -> &str {
         self.session.map_or("kura", |s| s.user.as_str())
     }
+
+    /// The databases the session's user may connect to, by name, with their oid numbers:
+    /// administrators see all, general users `public` and the ones granted to them.
+    pub fn visible_databases(&self) -> Vec<(String, u32)> {
+        let Some(engine) = &self.engine else {
+            return vec![(self.database.to_string(), 0)];
+        };
+        let admin = self.session.is_none_or(|s| s.admin);
+        engine
+            .databases()
+            .iter()
+            .filter(|db| {
+                admin
+                    || db.name == crate::storage::stored::PUBLIC_DATABASE
+                    || engine.directory.privilege(self.user(), &db.name).is_some()
+            })
+            .map(|db| (db.name.clone(), db.id))
+            .collect()
+    }
+
+    /// Every role: administrators first, then general users, each with whether it is an
+    /// administrator.
+    pub fn roles(&self) -> Vec<(String, bool)> {
+        let Some(engine) = &self.engine else {
+            return vec![(self.user().to_string(), true)];
+        };
+        let mut roles: Vec<(String, bool)> = engine
+            .admin_names()
+            .into_iter()
+            .map(|n| (n, true))
+            .collect();
+        roles.extend(
+            engine
+                .directory
+                .users()
+                .into_iter()
+                .map(|u| (u.name, false)),
+        );
+        if !roles.iter().any(|(name, _)| name == self.user()) {
+            roles.push((
+                self.user().to_string(),
+                self.session.is_none_or(|s| s.admin),
+            ));
+        }
+        roles
+    }
 }
 
 /// What a catalog relation keeps to build its rows at scan time.

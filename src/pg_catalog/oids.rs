@@ -17,6 +17,20 @@ pub const INFORMATION_SCHEMA_NAMESPACE: i32 = 13283;
 /// The role every object belongs to: PostgreSQL's bootstrap superuser oid.
 pub const OWNER_ROLE: i32 = 10;
 pub const DATABASE: i32 = 16384;
+
+/// A database's oid: `public` keeps [`DATABASE`], the others follow it by their number.
+pub fn database(id: u32) -> i32 {
+    DATABASE + id as i32
+}
+
+/// A role's oid: the session's own user is [`OWNER_ROLE`] (the owner every object reports);
+/// the others get a number derived from their name, stable across restarts.
+pub fn role(name: &str, session_user: &str) -> i32 {
+    if name == session_user {
+        return OWNER_ROLE;
+    }
+    20_000 + (crc32c::crc32c(name.to_ascii_lowercase().as_bytes()) % 1_000_000_000) as i32
+}
 pub const HEAP_AM: i32 = 2;
 pub const BTREE_AM: i32 = 403;
 pub const DEFAULT_TABLESPACE: i32 = 1663;

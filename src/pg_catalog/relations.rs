@@ -633,9 +633,16 @@ pub const UTF8_ENCODING: i32 = 6;
 
 fn databases(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(DATABASE);
-    rows.push(vec![
-        ("oid", oids::DATABASE.into()),
-        ("datname", source.database.into()),
+    for (name, id) in source.visible_databases() {
+        rows.push(database_row(name, id));
+    }
+    Ok(rows)
+}
+
+fn database_row(name: String, id: u32) -> Vec<(&'static str, V)> {
+    vec![
+        ("oid", oids::database(id).into()),
+        ("datname", name.into()),
         ("datdba", oids::OWNER_ROLE.into()),
         ("encoding", UTF8_ENCODING.into()),
         ("datlocprovider", "c".into()),
@@ -650,8 +657,7 @@ fn databases(source: &Source) -> Result<Rows> {
             crate::session::settings::DATABASE_LOCALE.into(),
         ),
         ("datctype", crate::session::settings::DATABASE_LOCALE.into()),
-    ]);
-    Ok(rows)
+    ]
 }
 
 const TABLES: &[(&str, Kind)] = &[

@@ -2,9 +2,9 @@
 //! `pg_authid`, `pg_user`, `pg_auth_members`), settings (`pg_settings`), connections
 //! (`pg_stat_activity`) and the session's open cursors (`pg_cursors`).
 //!
-//! Invariant: until Kura has its own users (see the security work), the one role is the
-//! session's user, with oid [`oids::OWNER_ROLE`], owner of every object; `pg_settings`
-//! shows the scanning session's own values.
+//! Invariants: the roles are the administrators and the general users; the session's own
+//! user has oid [`oids::OWNER_ROLE`], owner of every object; `pg_settings` shows the scanning
+//! session's own values.
 
 use super::Source;
 use super::oids;
@@ -30,25 +30,28 @@ pub const ROLES: &[(&str, Kind)] = &[
     ("oid", Oid),
 ];
 
-fn role_row(source: &Source, password: &'static str) -> Vec<(&'static str, V)> {
+fn role_row(source: &Source, name: &str, admin: bool) -> Vec<(&'static str, V)> {
     vec![
-        ("oid", oids::OWNER_ROLE.into()),
-        ("rolname", source.user().into()),
-        ("rolsuper", true.into()),
+        ("oid", oids::role(name, source.user()).into()),
+        ("rolname", name.into()),
+        ("rolsuper", admin.into()),
         ("rolinherit", true.into()),
-        ("rolcreaterole", true.into()),
-        ("rolcreatedb", true.into()),
+        ("rolcreaterole", admin.into()),
+        ("rolcreatedb", admin.into()),
         ("rolcanlogin", true.into()),
-        ("rolreplication", true.into()),
+        ("rolreplication", admin.into()),
         ("rolconnlimit", (-1).into()),
-        ("rolpassword", password.into()),
-        ("rolbypassrls", true.into()),
+        ("rolbypassrls", admin.into()),
     ]
 }
 
 pub fn roles(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(ROLES);
-    rows.push(role_row(source, "********"));
+    for (name, admin) in source.roles() {
+        let mut row = role_row(source, &name, admin);
+        row.push(("rolpassword", "********".into()));
+        rows.push(row);
+    }
     Ok(rows)
 }
 
@@ -67,12 +70,12 @@ pub const AUTHID: &[(&str, Kind)] = &[
     ("rolvaliduntil", Timestamptz),
 ];
 
+/// pg_authid holds the verifier itself in PostgreSQL; Kura never shows one.
 pub fn authid(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(AUTHID);
-    let mut row = role_row(source, "");
-    // pg_authid holds the verifier itself; Kura never shows one.
-    row.retain(|(name, _)| *name != "rolpassword");
-    rows.push(row);
+    for (name, admin) in source.roles() {
+        rows.push(role_row(source, &name, admin));
+    }
     Ok(rows)
 }
 
@@ -90,15 +93,17 @@ pub const USER: &[(&str, Kind)] = &[
 
 pub fn users(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(USER);
-    rows.push(vec![
-        ("usename", source.user().into()),
-        ("usesysid", oids::OWNER_ROLE.into()),
-        ("usecreatedb", true.into()),
-        ("usesuper", true.into()),
-        ("userepl", true.into()),
-        ("usebypassrls", true.into()),
-        ("passwd", "********".into()),
-    ]);
+    for (name, admin) in source.roles() {
+        rows.push(vec![
+            ("usesysid", oids::role(&name, source.user()).into()),
+            ("usename", name.into()),
+            ("usecreatedb", admin.into()),
+            ("usesuper", admin.into()),
+            ("userepl", admin.into()),
+            ("usebypassrls", admin.into()),
+            ("passwd", "********".into()),
+        ]);
+    }
     Ok(rows)
 }
 
@@ -213,6 +218,14 @@ pub const STAT_ACTIVITY: &[(&str, Kind)] = &[
     ("backend_type", Text),
 ];
 
+fn database_oid(source: &Source, name: &str) -> i32 {
+    source
+        .engine
+        .as_ref()
+        .and_then(|e| e.database(name))
+        .map_or(oids::DATABASE, |db| oids::database(db.id))
+}
+
 pub fn stat_activity(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_ACTIVITY);
     let Some(session) = source.session else {
@@ -221,10 +234,10 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
     let micros = |t: chrono::DateTime<chrono::Utc>| V::Micros(t.timestamp_micros());
     for activity in session.activities() {
         rows.push(vec![
-            ("datid", oids::DATABASE.into()),
+            ("datid", database_oid(source, &activity.database).into()),
+            ("usesysid", oids::role(&activity.user, source.user()).into()),
             ("datname", activity.database.into()),
             ("pid", activity.pid.into()),
-            ("usesysid", oids::OWNER_ROLE.into()),
             ("usename", activity.user.into()),
             ("application_name", activity.application_name.into()),
             (

@@ -9,7 +9,7 @@
 //! Invariant: `pg_total_relation_size(t) = pg_table_size(t) + pg_indexes_size(t)`, and the
 //! database size is the sum of its tables' total sizes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -19,6 +19,7 @@ use datafusion::logical_expr::ScalarUDF;
 use super::functions::{error, function, int_arg, oid_arg, relation_oid, text_arg};
 use super::oids::{self, Relation};
 use crate::error::{KuraError, sqlstate};
+use crate::query::Engine;
 use crate::storage::{Catalog, Table};
 
 /// What a size function measures of a table.
@@ -98,31 +99,36 @@ fn size_function(
     })
 }
 
-/// The size functions of a database whose catalog is `catalog`.
-pub fn functions(catalog: &Arc<Catalog>, database: &str) -> Vec<ScalarUDF> {
-    let c = catalog.clone();
-    let name = database.to_string();
+/// The size functions of a database whose catalog is `catalog`; `pg_database_size` also
+/// measures the server's other databases through `engine`.
+pub fn functions(catalog: &Arc<Catalog>, engine: Weak<Engine>) -> Vec<ScalarUDF> {
     vec![
         size_function("pg_relation_size", &[1, 2], catalog, Part::Relation),
         size_function("pg_table_size", &[1], catalog, Part::Relation),
         size_function("pg_indexes_size", &[1], catalog, Part::Indexes),
         size_function("pg_total_relation_size", &[1], catalog, Part::Total),
         function("pg_database_size", &[1], DataType::Int64, move |a| {
-            let known = match (&a[0], int_arg(&a[0])) {
-                (_, Some(oid)) => oid == i64::from(oids::DATABASE),
+            let engine = engine
+                .upgrade()
+                .ok_or_else(|| error(KuraError::internal("the engine is shutting down")))?;
+            let found = match (&a[0], int_arg(&a[0])) {
+                (_, Some(oid)) => engine
+                    .databases()
+                    .into_iter()
+                    .find(|db| i64::from(oids::database(db.id)) == oid),
                 (value, None) => match text_arg(value) {
                     None => return Ok(ScalarValue::Int64(None)),
-                    Some(n) => n == name,
+                    Some(name) => engine.database(&name),
                 },
             };
-            if !known {
+            let db = found.ok_or_else(|| {
                 let shown = text_arg(&a[0]).unwrap_or_default();
-                return Err(error(KuraError::new(
+                error(KuraError::new(
                     sqlstate::INVALID_CATALOG_NAME,
                     format!("database \"{shown}\" does not exist"),
-                )));
-            }
-            Ok(ScalarValue::Int64(Some(database_bytes(&c))))
+                ))
+            })?;
+            Ok(ScalarValue::Int64(Some(database_bytes(&db.catalog))))
         }),
     ]
 }

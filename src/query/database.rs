@@ -272,7 +272,7 @@ impl Database {
         }
         super::timeseries_functions::register(&ctx, &catalog);
         super::series::register(&ctx);
-        crate::pg_catalog::functions::register(&ctx, &catalog, name);
+        crate::pg_catalog::functions::register(&ctx, &catalog, engine.clone());
         ctx.register_catalog(
             name,
             Arc::new(KuraCatalog {

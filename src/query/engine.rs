@@ -19,6 +19,7 @@ use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::clock::Clock;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::security::Directory;
+use crate::security::admins::Admins;
 use crate::storage::stored::PUBLIC_DATABASE;
 use crate::storage::{Table, TableId, Ts};
 use crate::txn::{CommitWait, TxnManager};
@@ -33,6 +34,8 @@ pub struct Engine {
     /// By name as created.
     databases: RwLock<BTreeMap<String, Arc<Database>>>,
     checkpointer: OnceLock<Arc<Checkpointer>>,
+    /// The administrators (absent for engines made inside the library).
+    admins: OnceLock<Arc<Admins>>,
     me: Weak<Engine>,
 }
 
@@ -67,6 +70,7 @@ impl Engine {
                 table_ids,
                 databases: RwLock::new(BTreeMap::from([(PUBLIC_DATABASE.to_string(), public)])),
                 checkpointer: OnceLock::new(),
+                admins: OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -137,6 +141,16 @@ impl Engine {
             .map(|db| db.id + 1)
             .max()
             .unwrap_or(1)
+    }
+
+    /// Sets the administrators' file the server authenticates with (once, at start).
+    pub fn attach_admins(&self, admins: Arc<Admins>) {
+        let _ = self.admins.set(admins);
+    }
+
+    /// Every administrator's name.
+    pub fn admin_names(&self) -> Vec<String> {
+        self.admins.get().map(|a| a.names()).unwrap_or_default()
     }
 
     /// Sets the checkpointer `CHECKPOINT` uses (once, after recovery).

@@ -16,3 +16,11 @@ pub mod scram;
 pub mod verifier;
 
 pub use directory::{Directory, Privilege, StoredGrant, StoredUser};
+
+/// Who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The name as stored (names are matched ignoring case).
+    pub user: String,
+    pub admin: bool,
+}

@@ -1,4 +1,4 @@
-//! The pgwire handlers of one connection: startup (trust authentication for now), the simple
+//! The pgwire handlers of one connection: startup and authentication (`auth.rs`), the simple
 //! query protocol (several statements per message, executed and answered one at a time), and
 //! the extended protocol (Parse/Bind/Describe/Execute/Sync with named statements and portals).
 //!
@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
@@ -41,14 +42,17 @@ use pgwire::messages::extendedquery::{
 };
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
-use pgwire::messages::startup::SecretKey;
+use pgwire::messages::startup::{ParameterStatus, PasswordMessageFamily, SecretKey, Startup};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
-use super::wire::{error_info, fields, respond, to_pgwire};
+use super::auth::{Authenticator, Pending, Progress};
+use super::wire::{error_info, fatal_info, fields, respond, to_pgwire};
+use crate::config::SslMode;
 use crate::error::KuraError;
-use crate::session::backends::{Activity, Backends, random_bytes};
+use crate::security::Login;
+use crate::security::verifier::random_bytes;
+use crate::session::backends::{Activity, Backends};
 use crate::session::settings::REPORTED;
 use crate::session::{Session, TxnStatus};
 use crate::sql::{Outcome, parse_sql};
@@ -67,12 +71,23 @@ pub struct KuraHandler {
     session: Arc<Mutex<Session>>,
     parser: Arc<KuraParser>,
     backends: Arc<Backends>,
+    auth: Arc<Authenticator>,
     /// Set when the connection exceeds `/transaction/connectionLimit`: startup is refused.
     over_limit: bool,
+    /// The startup message's parameters, kept until authentication ends.
+    startup: parking_lot::Mutex<Option<BTreeMap<String, String>>>,
+    /// The authentication exchange in progress.
+    pending: parking_lot::Mutex<Option<Pending>>,
+    authenticated: AtomicBool,
 }
 
 impl KuraHandler {
-    pub fn new(session: Session, backends: Arc<Backends>, over_limit: bool) -> KuraHandler {
+    pub fn new(
+        session: Session,
+        backends: Arc<Backends>,
+        auth: Arc<Authenticator>,
+        over_limit: bool,
+    ) -> KuraHandler {
         let session = Arc::new(Mutex::new(session));
         KuraHandler {
             parser: Arc::new(KuraParser {
@@ -80,7 +95,11 @@ impl KuraHandler {
             }),
             session,
             backends,
+            auth,
             over_limit,
+            startup: parking_lot::Mutex::new(None),
+            pending: parking_lot::Mutex::new(None),
+            authenticated: AtomicBool::new(false),
         }
     }
 }
@@ -142,6 +161,11 @@ impl ServerParameterProvider for SessionParameters {
     }
 }
 
+/// A startup error: always FATAL, then pgwire closes the connection.
+fn startup_error(e: &KuraError) -> PgWireError {
+    PgWireError::UserError(Box::new(fatal_info(e)))
+}
+
 #[async_trait]
 impl StartupHandler for KuraHandler {
     async fn on_startup<C>(
@@ -154,26 +178,127 @@ impl StartupHandler for KuraHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(startup) = message else {
-            return Ok(());
-        };
+        match message {
+            PgWireFrontendMessage::Startup(startup) => self.start(client, startup).await,
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                self.authenticate(client, message).await
+            }
+            _ => Err(startup_error(&KuraError::new(
+                crate::error::sqlstate::PROTOCOL_VIOLATION,
+                "expected a startup or password message",
+            ))),
+        }
+    }
+}
+
+impl KuraHandler {
+    /// The startup message: refuses what must be refused, then asks for the password.
+    async fn start<C>(&self, client: &mut C, startup: Startup) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         if self.over_limit {
-            let info = pgwire::error::ErrorInfo::new(
-                "FATAL".to_string(),
-                crate::error::sqlstate::TOO_MANY_CONNECTIONS.to_string(),
-                "sorry, too many clients already".to_string(),
-            );
-            return Err(PgWireError::UserError(Box::new(info)));
+            return Err(startup_error(&KuraError::new(
+                crate::error::sqlstate::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            )));
+        }
+        if self.auth.ssl_mode == SslMode::Required && !client.is_secure() {
+            return Err(startup_error(
+                &KuraError::new(
+                    crate::error::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                    "this server accepts TLS connections only",
+                )
+                .with_hint("connect with sslmode=require (or verify-ca, verify-full)"),
+            ));
         }
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
+        let Some(user) = startup.parameters.get("user").filter(|u| !u.is_empty()) else {
+            return Err(startup_error(&KuraError::new(
+                crate::error::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "no user name specified in the startup message",
+            )));
+        };
+        let (request, pending) = self.auth.begin(user);
+        *self.startup.lock() = Some(startup.parameters.clone());
+        *self.pending.lock() = Some(pending);
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        client
+            .send(PgWireBackendMessage::Authentication(request))
+            .await?;
+        Ok(())
+    }
+
+    /// A password message: the next step of the exchange, and the session once it succeeds.
+    async fn authenticate<C>(
+        &self,
+        client: &mut C,
+        message: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(pending) = self.pending.lock().take() else {
+            return Err(startup_error(&KuraError::new(
+                crate::error::sqlstate::PROTOCOL_VIOLATION,
+                "unexpected password message",
+            )));
+        };
+        match self.auth.step(pending, message) {
+            Ok(Progress::Continue(request, pending)) => {
+                *self.pending.lock() = Some(pending);
+                client
+                    .send(PgWireBackendMessage::Authentication(request))
+                    .await?;
+                Ok(())
+            }
+            Ok(Progress::Done(last, login)) => {
+                if let Some(last) = last {
+                    client
+                        .feed(PgWireBackendMessage::Authentication(last))
+                        .await?;
+                }
+                self.open_session(client, login).await
+            }
+            Err(e) => {
+                if e.code == crate::error::sqlstate::INVALID_PASSWORD {
+                    tracing::warn!(
+                        client = %client.socket_addr(),
+                        user = client.metadata().get("user").map_or("", |u| u.as_str()),
+                        "login failed"
+                    );
+                    tokio::time::sleep(self.auth.failure_delay).await;
+                }
+                Err(startup_error(&e))
+            }
+        }
+    }
+
+    /// After authentication: the database, the settings from the startup message, and the
+    /// connection's entry among the server's backends.
+    async fn open_session<C>(&self, client: &mut C, login: Login) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let parameters = self.startup.lock().take().unwrap_or_default();
         let mut session = self.session.lock().await;
-        let user = startup
-            .parameters
-            .get("user")
-            .cloned()
-            .unwrap_or_else(|| "kura".to_string());
-        for (name, value) in &startup.parameters {
+        let database = parameters
+            .get("database")
+            .filter(|d| !d.is_empty())
+            .map_or(crate::storage::stored::PUBLIC_DATABASE, |d| d.as_str());
+        let db = session
+            .engine()
+            .existing_database(database)
+            .map_err(|e| startup_error(&e))?;
+        session.log_in(&login, db).map_err(|e| startup_error(&e))?;
+        for (name, value) in &parameters {
             let settable = !matches!(
                 name.as_str(),
                 "user" | "database" | "options" | "replication"
@@ -184,9 +309,8 @@ impl StartupHandler for KuraHandler {
                 let _ = Arc::make_mut(&mut session.settings).set(name, value);
             }
         }
-        session.identity.user = user.clone();
         let settings = Arc::make_mut(&mut session.settings);
-        settings.set_session_user(&user);
+        settings.set_session_user(&login.user);
         settings.seal_startup();
         let secret = match client.protocol_version() {
             ProtocolVersion::PROTOCOL3_0 => {
@@ -197,7 +321,7 @@ impl StartupHandler for KuraHandler {
         };
         let activity = Activity {
             pid: 0,
-            user,
+            user: login.user.clone(),
             database: session.database().name.clone(),
             application_name: session
                 .settings
@@ -213,7 +337,14 @@ impl StartupHandler for KuraHandler {
         let pid = session.attach(self.backends.clone(), secret.to_bytes().to_vec(), activity);
         client.set_pid_and_secret_key(pid, secret);
         let reported = reported(&session).into_iter().collect();
+        self.authenticated.store(true, Ordering::Release);
+        tracing::debug!(user = %login.user, database = %session.database().name, "connected");
         finish_authentication(client, &SessionParameters(reported)).await
+    }
+
+    /// True once the client has logged in (the authentication timeout no longer applies).
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Acquire)
     }
 }
 

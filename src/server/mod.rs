@@ -4,6 +4,7 @@
 //! Invariant: nothing a client sends can stop the accept loop; a failing connection only ends
 //! itself.
 
+pub mod auth;
 pub mod described;
 pub mod handler;
 pub mod params;
@@ -25,9 +26,11 @@ use crate::error::{KuraError, Result, sqlstate};
 use crate::interrupt::Interrupt;
 use crate::query::Engine;
 use crate::recovery::DataDirLock;
+use crate::security::admins::{self, Admins, FirstStart};
 use crate::session::backends::Backends;
 use crate::session::{Session, SessionLimits};
 use crate::txn::Isolation;
+use auth::Authenticator;
 use handler::{ConnectionHandlers, KuraHandler};
 
 pub struct Server {
@@ -37,6 +40,8 @@ pub struct Server {
     config: Arc<Config>,
     connections: Arc<AtomicUsize>,
     backends: Arc<Backends>,
+    auth: Arc<Authenticator>,
+    first_start: FirstStart,
     _lock: DataDirLock,
 }
 
@@ -59,6 +64,16 @@ impl Server {
         })
         .await
         .map_err(|e| KuraError::internal(format!("recovery task failed: {e}")))??;
+        let password_file = config.password_file();
+        let first_start =
+            admins::ensure_file(&password_file, std::env::var(admins::PASSWORD_ENV).ok())?;
+        let admins = Arc::new(Admins::open(password_file)?);
+        recovered.engine.attach_admins(admins.clone());
+        let auth = Arc::new(Authenticator::new(
+            recovered.engine.clone(),
+            admins,
+            &config,
+        ));
         let address = config.listen_addr();
         let listener = TcpListener::bind(&address).await.map_err(|e| {
             KuraError::new(
@@ -73,6 +88,8 @@ impl Server {
             config: Arc::new(config),
             connections: Arc::new(AtomicUsize::new(0)),
             backends: Arc::new(Backends::default()),
+            auth,
+            first_start,
             _lock: recovered.lock,
         })
     }
@@ -87,6 +104,14 @@ impl Server {
         &self.engine
     }
 
+    /// The default administrator's password when this start generated it (shown once).
+    pub fn generated_admin_password(&self) -> Option<&str> {
+        match &self.first_start {
+            FirstStart::Generated(password) => Some(password),
+            _ => None,
+        }
+    }
+
     fn limits(&self) -> SessionLimits {
         let t = &self.config.transaction;
         SessionLimits {
@@ -97,6 +122,7 @@ impl Server {
             },
             lock_timeout: t.lock_timeout.get(),
             synchronous_commit: self.config.data_store.log_write_mode == 0,
+            password_encryption: self.config.security.password_encryption,
         }
     }
 
@@ -131,26 +157,47 @@ impl Server {
             let over_limit = count > limit;
             let session = Session::new(self.engine.clone(), self.limits());
             let interrupt = session.interrupt.clone();
-            let handler = Arc::new(KuraHandler::new(session, self.backends.clone(), over_limit));
+            let auth_timeout = self
+                .config
+                .transaction
+                .authentication_timeout_interval
+                .get();
+            let handler = Arc::new(KuraHandler::new(
+                session,
+                self.backends.clone(),
+                self.auth.clone(),
+                over_limit,
+            ));
             tokio::spawn(async move {
                 let _slot = slot;
-                serve_connection(socket, peer, handler, interrupt).await;
+                serve_connection(socket, peer, handler, interrupt, auth_timeout).await;
             });
         }
     }
 }
 
-/// Runs one connection until it ends, or until its interrupt ends it while it is idle
-/// (`pg_terminate_backend`, `idle_in_transaction_session_timeout`). In that case the client
-/// gets PostgreSQL's FATAL message before the socket closes, written through a second handle
-/// on the socket because pgwire owns the first; dropping the handler then rolls back the
-/// session's open transaction.
+/// Runs one connection until it ends, until it has not logged in within
+/// `/transaction/authenticationTimeoutInterval`, or until its interrupt ends it while it is
+/// idle (`pg_terminate_backend`, `idle_in_transaction_session_timeout`). In the last two cases
+/// the client gets PostgreSQL's FATAL message before the socket closes, written through a
+/// second handle on the socket because pgwire owns the first; dropping the handler then rolls
+/// back the session's open transaction.
 async fn serve_connection(
     socket: TcpStream,
     peer: SocketAddr,
     handler: Arc<KuraHandler>,
     interrupt: Arc<Interrupt>,
+    auth_timeout: std::time::Duration,
 ) {
+    let login_deadline = {
+        let handler = handler.clone();
+        async move {
+            tokio::time::sleep(auth_timeout).await;
+            if handler.is_authenticated() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     let second_handle = socket
         .as_fd()
         .try_clone_to_owned()
@@ -168,6 +215,16 @@ async fn serve_connection(
                 send_fatal_and_close(stream, &reason.error()).await;
             }
         }
+        () = login_deadline => {
+            tracing::info!("closing the connection from {peer}: authentication timed out");
+            if let Some(stream) = second_handle {
+                let error = KuraError::new(
+                    sqlstate::QUERY_CANCELED,
+                    "canceling authentication due to timeout",
+                );
+                send_fatal_and_close(stream, &error).await;
+            }
+        }
     }
 }
 
@@ -175,7 +232,7 @@ async fn send_fatal_and_close(stream: std::net::TcpStream, error: &KuraError) {
     use pgwire::messages::Message;
     use tokio::io::AsyncWriteExt;
     let mut bytes = bytes::BytesMut::new();
-    let message = pgwire::messages::response::ErrorResponse::from(wire::error_info(error));
+    let message = pgwire::messages::response::ErrorResponse::from(wire::fatal_info(error));
     if message.encode(&mut bytes).is_err() {
         return;
     }

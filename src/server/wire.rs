@@ -28,6 +28,13 @@ pub fn error_info(e: &KuraError) -> ErrorInfo {
     info
 }
 
+/// `e` sent with severity FATAL: the connection ends after it.
+pub fn fatal_info(e: &KuraError) -> ErrorInfo {
+    let mut info = error_info(e);
+    info.severity = "FATAL".to_string();
+    info
+}
+
 pub fn to_pgwire(e: KuraError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(&e)))
 }

@@ -7,8 +7,7 @@
 //! shown to other sessions.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -72,22 +71,6 @@ impl BackendGuard {
     pub fn pid(&self) -> i32 {
         self.pid
     }
-}
-
-/// `len` unpredictable bytes for a cancel key: the standard library's per-process random
-/// hash keys, mixed with a counter.
-pub fn random_bytes(len: usize) -> Vec<u8> {
-    let state = RandomState::new();
-    let mut out = Vec::with_capacity(len + 8);
-    let mut counter = 0u64;
-    while out.len() < len {
-        let mut hasher = state.build_hasher();
-        hasher.write_u64(counter);
-        out.extend_from_slice(&hasher.finish().to_le_bytes());
-        counter += 1;
-    }
-    out.truncate(len);
-    out
 }
 
 impl Backends {
@@ -191,11 +174,5 @@ mod tests {
             !backends.signal(pid, true),
             "the entry left with its connection"
         );
-    }
-
-    #[test]
-    fn random_bytes_differ() {
-        assert_ne!(random_bytes(16), random_bytes(16));
-        assert_eq!(random_bytes(5).len(), 5);
     }
 }

@@ -15,6 +15,7 @@ pub mod backends;
 pub mod copy;
 pub mod cursors;
 pub mod functions;
+mod security;
 pub mod settings;
 pub mod view;
 pub mod zone;
@@ -89,6 +90,20 @@ impl Block {
 pub struct Identity {
     pub backend_pid: i32,
     pub user: String,
+    /// Administrators may do everything (see `security.rs`).
+    pub admin: bool,
+}
+
+impl Identity {
+    /// Sessions made inside the library (tests, tools) act as an administrator until a login
+    /// replaces the identity.
+    fn internal() -> Identity {
+        Identity {
+            backend_pid: 0,
+            user: "kura".to_string(),
+            admin: true,
+        }
+    }
 }
 
 /// A statement prepared with SQL `PREPARE`.
@@ -106,6 +121,8 @@ pub struct SessionLimits {
     pub lock_timeout: Duration,
     /// Default of `synchronous_commit`: on under SYNC (`logWriteMode` 0), off otherwise.
     pub synchronous_commit: bool,
+    /// How new passwords are stored.
+    pub password_encryption: crate::config::PasswordEncryption,
 }
 
 pub struct Session {
@@ -140,6 +157,7 @@ impl Session {
     fn view(&self) -> Arc<view::SessionView> {
         Arc::new(view::SessionView {
             user: self.identity.user.clone(),
+            admin: self.identity.admin,
             settings: self.settings.clone(),
             backends: self.backends.clone(),
             cursors: self.cursors.infos(),
@@ -159,7 +177,7 @@ impl Session {
             block: None,
             next_isolation: None,
             settings,
-            identity: Identity::default(),
+            identity: Identity::internal(),
             sql_prepared: HashMap::new(),
             statement_epoch: 0,
             stream_failed: Arc::new(AtomicBool::new(false)),
@@ -276,6 +294,12 @@ impl Session {
                 sqlstate::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
+        }
+        if let Err(e) = self.check_allowed(statement) {
+            return self.failing(Err(e));
+        }
+        if let Some(result) = self.execute_security(statement).await {
+            return self.failing(result);
         }
         match statement {
             Statement::StartTransaction { modes, .. } => self.begin(modes),

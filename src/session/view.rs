@@ -14,6 +14,8 @@ use super::cursors::CursorInfo;
 #[derive(Debug)]
 pub struct SessionView {
     pub user: String,
+    /// The user is an administrator (sees every database).
+    pub admin: bool,
     pub settings: Arc<Settings>,
     pub backends: Option<Arc<Backends>>,
     pub cursors: Vec<CursorInfo>,

@@ -100,7 +100,8 @@ impl Dialect for KuraDialect {
         self.pg.prec_value(prec)
     }
 
-    /// GridDB's table clauses (`table_syntax.rs`); `REPLACE INTO t ...`, the same as
+    /// GridDB's table clauses (`table_syntax.rs`); CREATE USER and SET PASSWORD
+    /// (`user_syntax.rs`); `REPLACE INTO t ...`, the same as
     /// `INSERT OR REPLACE INTO t ...`; PostgreSQL's `FETCH` and `MOVE` (`cursor_syntax.rs`); and
     /// PostgreSQL's `CHECKPOINT`, which sqlparser has no node for: it becomes the node of
     /// MySQL's `FLUSH TABLES` (write every table to disk), which PostgreSQL does not have.
@@ -122,6 +123,12 @@ impl Dialect for KuraDialect {
             return Some(statement);
         }
         if let Some(statement) = super::table_syntax::parse_drop_partition(parser) {
+            return Some(statement);
+        }
+        if let Some(statement) = super::user_syntax::parse_create_user(parser) {
+            return Some(statement);
+        }
+        if let Some(statement) = super::user_syntax::parse_set_password(parser) {
             return Some(statement);
         }
         if !parser.peek_keyword(Keyword::REPLACE) {

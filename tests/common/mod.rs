@@ -19,6 +19,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The marker the server prints on stdout once it accepts connections.
 const READY_MARKER: &str = "listening on 127.0.0.1:";
 
+/// The default administrator's password in every test server (set through
+/// `KURA_ADMIN_PASSWORD` before its first start).
+#[allow(dead_code)]
+pub const ADMIN_PASSWORD: &str = "kura-test-secret";
+
 /// A `kura serve` child process, with its own temporary data directory (removed when it is
 /// dropped) or on a directory the test owns ([`TestServer::start_in`]).
 /// Dropping it kills the server.
@@ -71,6 +76,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
+            .env("KURA_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -175,9 +181,20 @@ impl TestServer {
         }
     }
 
-    /// libpq-style connection string for this server.
+    /// libpq-style connection string for this server: the default administrator on `public`.
     pub fn conn_string(&self) -> String {
-        format!("host=127.0.0.1 port={} user=kura dbname=kura", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=admin password={ADMIN_PASSWORD} dbname=public",
+            self.port
+        )
+    }
+
+    /// Connection string for `user` with `password` on `database`.
+    pub fn conn_string_as(&self, user: &str, password: &str, database: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname={database}",
+            self.port
+        )
     }
 
     /// The server's data directory.

@@ -21,6 +21,7 @@ fn session() -> Session {
             default_isolation: Isolation::ReadCommitted,
             lock_timeout: Duration::ZERO,
             synchronous_commit: false,
+            password_encryption: crate::config::PasswordEncryption::ScramSha256,
         },
     )
 }
