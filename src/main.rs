@@ -1,5 +1,5 @@
-//! The `kura` command: `kura serve` runs the server; later subcommands (backup, restore, user)
-//! join it here.
+//! The `kura` command: `kura serve` runs the server, `kura check` verifies, `kura user`
+//! manages administrators; later subcommands (backup, restore) join it here.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +39,35 @@ enum Command {
         #[arg(long, requires = "data_dir")]
         repair: bool,
     },
+    /// Manage administrators (the administrators' file, `/security/passwordFile`). The
+    /// password is read from standard input (prompted for, without echo, on a terminal).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add an administrator (named gs#NAME, or admin/system).
+    Add { name: String },
+    /// Remove an administrator.
+    Del { name: String },
+    /// Change an administrator's password.
+    Passwd { name: String },
+}
+
+/// Where the server's files are: a definition file and/or a data directory.
+#[derive(clap::Args)]
+struct Location {
+    /// Data directory (default: the definition file's, else ./kura-data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// JSON definition file.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +98,7 @@ fn main() -> ExitCode {
             Some(dir) => check_data_dir(&dir, repair),
             None => config.map_or(Ok(()), |config| check(&config)),
         },
+        Command::User { action, location } => manage_admins(action, location),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,6 +221,98 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = std::io::stdout().flush();
         server.shutdown().await.map_err(describe)
     })
+}
+
+fn manage_admins(action: UserAction, location: Location) -> Result<(), String> {
+    use kura::security::admins;
+    let mut config = load_config(location.config.as_ref())?;
+    if let Some(dir) = location.data_dir {
+        config.system.data_dir = dir;
+    }
+    let path = config.password_file();
+    let encryption = match config.security.password_encryption {
+        kura::config::PasswordEncryption::ScramSha256 => {
+            kura::security::verifier::Encryption::ScramSha256
+        }
+        kura::config::PasswordEncryption::Md5 => kura::security::verifier::Encryption::Md5,
+    };
+    let (done, name) = match action {
+        UserAction::Add { name } => {
+            kura::security::names::check_admin_name(&name).map_err(describe)?;
+            let password = read_new_password()?;
+            admins::add(&path, &name, &password, encryption).map_err(describe)?;
+            ("added", name)
+        }
+        UserAction::Del { name } => {
+            admins::delete(&path, &name).map_err(describe)?;
+            ("removed", name)
+        }
+        UserAction::Passwd { name } => {
+            let password = read_new_password()?;
+            admins::set_password(&path, &name, &password, encryption).map_err(describe)?;
+            ("changed the password of", name)
+        }
+    };
+    println!(
+        "kura: {done} administrator \"{name}\" in {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// A new password: asked twice without echo on a terminal, else the first line of stdin.
+fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            return Err("no password on standard input".into());
+        }
+        return Ok(password);
+    }
+    let first = prompt_hidden("New password: ")?;
+    let second = prompt_hidden("Repeat it: ")?;
+    if first != second {
+        return Err("the passwords differ".into());
+    }
+    if first.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(first)
+}
+
+/// Reads one line from the terminal with echo off.
+fn prompt_hidden(prompt: &str) -> Result<String, String> {
+    use std::io::BufRead;
+    use std::os::fd::AsRawFd;
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    let fd = std::io::stdin().as_raw_fd();
+    // SAFETY: termios is plain data, filled by tcgetattr before use.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is this process's stdin and saved points to a termios.
+    let have_terminal = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+    if have_terminal {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: as above; quiet is a valid termios copied from the current one.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if have_terminal {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    }
+    println!();
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// An error with its hint, for the terminal.

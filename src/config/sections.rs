@@ -125,6 +125,7 @@ pub enum TlsVersion {
 pub enum AuthMethod {
     /// SCRAM-SHA-256 (RFC 7677), PostgreSQL's default.
     #[default]
+    #[serde(rename = "SCRAM_SHA_256")]
     ScramSha256,
     /// PostgreSQL's md5 challenge for users whose verifier is md5; SCRAM for the others.
     Md5,
@@ -137,6 +138,7 @@ pub enum AuthMethod {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PasswordEncryption {
     #[default]
+    #[serde(rename = "SCRAM_SHA_256")]
     ScramSha256,
     Md5,
 }

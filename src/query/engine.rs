@@ -148,6 +148,11 @@ impl Engine {
         let _ = self.admins.set(admins);
     }
 
+    /// Whether `name` is (still) an administrator; `None` for an engine without the file.
+    pub fn admin_exists(&self, name: &str) -> Option<bool> {
+        self.admins.get().map(|a| a.get(name).is_some())
+    }
+
     /// Every administrator's name.
     pub fn admin_names(&self) -> Vec<String> {
         self.admins.get().map(|a| a.names()).unwrap_or_default()

@@ -134,15 +134,20 @@ impl Session {
 
     /// What the session's user holds on the session's database.
     fn database_privilege(&self) -> Result<Privilege> {
-        if self.identity.admin || self.db.name == PUBLIC_DATABASE {
-            return Ok(Privilege::All);
-        }
         let directory = &self.engine.directory;
-        if directory.user(&self.identity.user).is_none() {
+        let exists = if self.identity.admin {
+            self.engine.admin_exists(&self.identity.user) != Some(false)
+        } else {
+            directory.user(&self.identity.user).is_some()
+        };
+        if !exists {
             return Err(KuraError::new(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 format!("user \"{}\" no longer exists", self.identity.user),
             ));
+        }
+        if self.identity.admin || self.db.name == PUBLIC_DATABASE {
+            return Ok(Privilege::All);
         }
         directory
             .privilege(&self.identity.user, &self.db.name)
@@ -166,10 +171,10 @@ impl Session {
             }
             other => other,
         };
+        let privilege = self.database_privilege()?;
         if self.identity.admin {
             return Ok(());
         }
-        let privilege = self.database_privilege()?;
         match need(statement) {
             Need::Admin(what) => Err(denied(format!(
                 "permission denied: only administrators may {what}"

@@ -192,7 +192,7 @@ impl TestServer {
     /// Connection string for `user` with `password` on `database`.
     pub fn conn_string_as(&self, user: &str, password: &str, database: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={user} password={password} dbname={database}",
+            "host=127.0.0.1 port={} user='{user}' password='{password}' dbname='{database}'",
             self.port
         )
     }

@@ -22,7 +22,8 @@
 # Environment:
 #   COMPAT_TARGET=HOST:PORT   test a server that is already running (e.g. PostgreSQL 15, see
 #                             pg_reference.sh) instead of starting Kura; the Kura-only checks of
-#                             the basic suite are skipped. It must accept user kura, database kura.
+#                             the basic suite are skipped. It must accept user kura, database kura
+#                             (with the password in PGPASSWORD, if it asks for one).
 #   KURA_BIN=PATH             the Kura binary to start (default: build with cargo, then
 #                             target/debug/kura)
 #   COMPAT_SUITES="psql jdbc" run only these suites (default: all)
@@ -175,9 +176,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Every client logs in with this password: Kura's administrator `admin` and the general user
+# `kura` (owner of database kura) share it; PostgreSQL's trust authentication ignores it.
+export PGPASSWORD=${PGPASSWORD:-kura-compat}
+
 start_kura() {
     : >"$log"
-    "$kura_bin" serve --listen 127.0.0.1:0 --data-dir "$data_dir" >"$log" 2>&1 &
+    KURA_ADMIN_PASSWORD=$PGPASSWORD "$kura_bin" serve --listen 127.0.0.1:0 --data-dir "$data_dir" >"$log" 2>&1 &
     server=$!
     port=""
     for _ in $(seq 1 600); do
@@ -207,6 +212,11 @@ else
     fi
     data_dir=$(mktemp -d)
     start_kura || exit 1
+    # The clients' database and user, as pg_reference.sh makes them on PostgreSQL.
+    psql -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U admin -d public \
+        -c "CREATE DATABASE kura" \
+        -c "CREATE USER kura IDENTIFIED BY '$PGPASSWORD'" \
+        -c "GRANT ALL ON DATABASE kura TO kura" || exit 1
     echo "== target: Kura ($kura_bin) on $host:$port; expected failures: $expected_file (${#expected_order[@]})"
 fi
 
@@ -382,7 +392,7 @@ basic_suite() {
         check "psql runs sql/quickstart.sql" $psql_c -q -v ON_ERROR_STOP=1 -f sql/quickstart.sql -o /dev/null
         check "psql reruns sql/quickstart.sql" $psql_c -q -v ON_ERROR_STOP=1 -f sql/quickstart.sql -o /dev/null
         check "psql sees the quickstart data" bash -c "[ \"\$($psql_c -At -c 'SELECT count(*) FROM readings')\" = 6 ]"
-        check "psql runs CHECKPOINT" bash -c "[ \"\$($psql_c -c 'CHECKPOINT' 2>&1)\" = CHECKPOINT ]"
+        check "psql runs CHECKPOINT" bash -c "[ \"\$(psql -X -h $host -p $port -U admin -d public -c 'CHECKPOINT' 2>&1)\" = CHECKPOINT ]"
     else
         # sql/quickstart.sql ends with GridDB syntax that only Kura accepts.
         check "psql runs fixtures/schema.sql" $psql_c -q -v ON_ERROR_STOP=1 -f $compat/fixtures/schema.sql -o /dev/null

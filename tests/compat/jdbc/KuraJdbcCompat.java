@@ -5,7 +5,7 @@
 //
 //   java -cp /usr/share/java/postgresql.jar tests/compat/jdbc/KuraJdbcCompat.java HOST PORT
 //
-// Connects as user kura to database kura. Creates its own tables (compat_jdbc_<pid>_*) and drops
+// Connects as user kura (password from PGPASSWORD) to database kura. Creates its own tables (compat_jdbc_<pid>_*) and drops
 // them. Prints "ok   name" or "FAIL name: reason" per check, then "jdbc: N passed, N failed", and
 // exits 1 if anything failed. Every check must pass against PostgreSQL 15
 // (tests/compat/run.sh with COMPAT_TARGET=host:port).
@@ -134,6 +134,7 @@ public class KuraJdbcCompat {
     static Connection connect(String extra) throws SQLException {
         Properties p = new Properties();
         p.setProperty("user", "kura");
+        p.setProperty("password", System.getenv().getOrDefault("PGPASSWORD", ""));
         p.setProperty("connectTimeout", "10");
         String url = "jdbc:postgresql://" + host + ":" + port + "/kura" + (extra.isEmpty() ? "" : "?" + extra);
         return DriverManager.getConnection(url, p);

@@ -23,7 +23,7 @@ from compat_check import LONG_QUERY, Checks, check, eq, parse_args
 
 HOST, PORT = parse_args("odbc_compat.py")
 CONN_STR = (f"Driver={{PostgreSQL Unicode}};Server={HOST};Port={PORT};Database=kura;Uid=kura;"
-            f"Pwd=;")
+            f"Pwd={{{os.environ.get('PGPASSWORD', '')}}};")
 PREFIX = f"compat_odbc_{os.getpid()}"
 T = f"{PREFIX}_types"
 T2 = f"{PREFIX}_pk2"
