@@ -17,7 +17,9 @@ async fn try_connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgre
 
 /// The SQLSTATE and message of a failed login.
 async fn login_error(conn: &str) -> (String, String) {
-    let e = try_connect(conn).await.err().expect("the login fails");
+    let Err(e) = try_connect(conn).await else {
+        panic!("the login as {conn} should fail");
+    };
     let db = e.as_db_error().expect("a server error");
     (db.code().code().to_string(), db.message().to_string())
 }
