@@ -39,6 +39,17 @@ enum Command {
         #[arg(long, requires = "data_dir")]
         repair: bool,
     },
+    /// Make a development CA and a server certificate signed by it: ca.crt, ca.key,
+    /// gs_node.crt, gs_node.key (put the last two in `/system/securityPath`).
+    Cert {
+        /// Directory to write the files to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Extra host names or addresses the server certificate is valid for (besides
+        /// localhost, 127.0.0.1 and ::1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
     /// Manage administrators (the administrators' file, `/security/passwordFile`). The
     /// password is read from standard input (prompted for, without echo, on a terminal).
     User {
@@ -99,6 +110,15 @@ fn main() -> ExitCode {
             None => config.map_or(Ok(()), |config| check(&config)),
         },
         Command::User { action, location } => manage_admins(action, location),
+        Command::Cert { out, hosts } => {
+            kura::server::tls::make_development_certificates(&out, &hosts)
+                .map(|written| {
+                    for file in written.files {
+                        println!("kura: wrote {}", file.display());
+                    }
+                })
+                .map_err(describe)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -81,12 +81,15 @@ pub const STAT_SSL: &[(&str, Kind)] = &[
     ("issuer_dn", Text),
 ];
 
-/// One row per connection; no connection uses TLS until the server offers it.
+/// One row per connection: whether it uses TLS (the protocol details are not tracked).
 pub fn stat_ssl(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_SSL);
     if let Some(session) = source.session {
         for activity in session.activities() {
-            rows.push(vec![("pid", activity.pid.into()), ("ssl", false.into())]);
+            rows.push(vec![
+                ("pid", activity.pid.into()),
+                ("ssl", activity.ssl.into()),
+            ]);
         }
     }
     Ok(rows)

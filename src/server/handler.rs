@@ -79,6 +79,8 @@ pub struct KuraHandler {
     /// The authentication exchange in progress.
     pending: parking_lot::Mutex<Option<Pending>>,
     authenticated: AtomicBool,
+    /// The client negotiated TLS.
+    secure: AtomicBool,
 }
 
 impl KuraHandler {
@@ -100,6 +102,7 @@ impl KuraHandler {
             startup: parking_lot::Mutex::new(None),
             pending: parking_lot::Mutex::new(None),
             authenticated: AtomicBool::new(false),
+            secure: AtomicBool::new(false),
         }
     }
 }
@@ -205,6 +208,7 @@ impl KuraHandler {
                 "sorry, too many clients already",
             )));
         }
+        self.secure.store(client.is_secure(), Ordering::Release);
         if self.auth.ssl_mode == SslMode::Required && !client.is_secure() {
             return Err(startup_error(
                 &KuraError::new(
@@ -329,6 +333,7 @@ impl KuraHandler {
                 .unwrap_or_default()
                 .to_string(),
             client_addr: Some(client.socket_addr()),
+            ssl: client.is_secure(),
             backend_start: chrono::Utc::now(),
             query_start: None,
             state: "idle",
@@ -340,6 +345,11 @@ impl KuraHandler {
         self.authenticated.store(true, Ordering::Release);
         tracing::debug!(user = %login.user, database = %session.database().name, "connected");
         finish_authentication(client, &SessionParameters(reported)).await
+    }
+
+    /// True when the connection uses TLS (known once the startup message arrived).
+    pub fn is_secure(&self) -> bool {
+        self.secure.load(Ordering::Acquire)
     }
 
     /// True once the client has logged in (the authentication timeout no longer applies).

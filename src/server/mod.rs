@@ -9,6 +9,7 @@ pub mod described;
 pub mod handler;
 pub mod params;
 pub mod text;
+pub mod tls;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub struct Server {
     connections: Arc<AtomicUsize>,
     backends: Arc<Backends>,
     auth: Arc<Authenticator>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     first_start: FirstStart,
     _lock: DataDirLock,
 }
@@ -74,6 +76,7 @@ impl Server {
             admins,
             &config,
         ));
+        let tls = tls::acceptor(&config)?;
         let address = config.listen_addr();
         let listener = TcpListener::bind(&address).await.map_err(|e| {
             KuraError::new(
@@ -89,6 +92,7 @@ impl Server {
             connections: Arc::new(AtomicUsize::new(0)),
             backends: Arc::new(Backends::default()),
             auth,
+            tls,
             first_start,
             _lock: recovered.lock,
         })
@@ -162,6 +166,7 @@ impl Server {
                 .transaction
                 .authentication_timeout_interval
                 .get();
+            let tls = self.tls.clone();
             let handler = Arc::new(KuraHandler::new(
                 session,
                 self.backends.clone(),
@@ -170,7 +175,7 @@ impl Server {
             ));
             tokio::spawn(async move {
                 let _slot = slot;
-                serve_connection(socket, peer, handler, interrupt, auth_timeout).await;
+                serve_connection(socket, peer, tls, handler, interrupt, auth_timeout).await;
             });
         }
     }
@@ -185,6 +190,7 @@ impl Server {
 async fn serve_connection(
     socket: TcpStream,
     peer: SocketAddr,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     handler: Arc<KuraHandler>,
     interrupt: Arc<Interrupt>,
     auth_timeout: std::time::Duration,
@@ -203,21 +209,23 @@ async fn serve_connection(
         .try_clone_to_owned()
         .ok()
         .map(std::net::TcpStream::from);
+    // A TLS connection cannot take a plaintext message: it is only closed.
+    let plaintext = |stream: Option<std::net::TcpStream>| stream.filter(|_| !handler.is_secure());
     tokio::select! {
-        ended = process_socket(socket, None, ConnectionHandlers(handler)) => {
+        ended = process_socket(socket, tls, ConnectionHandlers(handler.clone())) => {
             if let Err(e) = ended {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
         }
         reason = interrupt.watch() => {
             tracing::info!("closing the connection from {peer}: {}", reason.error());
-            if let Some(stream) = second_handle {
+            if let Some(stream) = plaintext(second_handle) {
                 send_fatal_and_close(stream, &reason.error()).await;
             }
         }
         () = login_deadline => {
             tracing::info!("closing the connection from {peer}: authentication timed out");
-            if let Some(stream) = second_handle {
+            if let Some(stream) = plaintext(second_handle) {
                 let error = KuraError::new(
                     sqlstate::QUERY_CANCELED,
                     "canceling authentication due to timeout",

@@ -24,6 +24,8 @@ pub struct Activity {
     pub database: String,
     pub application_name: String,
     pub client_addr: Option<SocketAddr>,
+    /// The connection uses TLS.
+    pub ssl: bool,
     pub backend_start: chrono::DateTime<chrono::Utc>,
     pub query_start: Option<chrono::DateTime<chrono::Utc>>,
     pub state: &'static str,
@@ -146,6 +148,7 @@ mod tests {
 
     fn activity() -> Activity {
         Activity {
+            ssl: false,
             pid: 0,
             user: "u".into(),
             database: "d".into(),
