@@ -2,8 +2,9 @@
 //! one administrator per line, `NAME,VERIFIER`, managed with `kura user add|del|passwd`.
 //! Lines starting with `#` and blank lines are ignored.
 //!
-//! The server reads the file again whenever it changes on disk, so an administrator added
-//! while the server runs can log in at once (GridDB needs a restart).
+//! The server reads the file again when it changes on disk (looking at most once a second),
+//! so an administrator added while the server runs can log in a moment later (GridDB needs
+//! a restart).
 //!
 //! Invariants: the file only ever holds verifiers; it is replaced atomically (written beside,
 //! synced, renamed) with mode 0600; names are unique ignoring ASCII case.
@@ -11,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -210,18 +211,29 @@ pub fn set_password(path: &Path, name: &str, password: &str, encryption: Encrypt
     write(path, &admins)
 }
 
+/// How often the server looks at the file's modification time: every statement checks that
+/// its administrator still exists, and a `stat` per statement is not free.
+const RECHECK: Duration = Duration::from_secs(1);
+
 /// The running server's view of the file, read again when it changes.
 #[derive(Debug)]
 pub struct Admins {
     path: PathBuf,
-    cached: Mutex<(Option<SystemTime>, BTreeMap<String, Admin>)>,
+    cached: Mutex<Cached>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    modified: Option<SystemTime>,
+    checked: Option<Instant>,
+    admins: BTreeMap<String, Admin>,
 }
 
 impl Admins {
     pub fn open(path: PathBuf) -> Result<Admins> {
         let admins = Admins {
             path,
-            cached: Mutex::new((None, BTreeMap::new())),
+            cached: Mutex::new(Cached::default()),
         };
         admins.refresh()?;
         Ok(admins)
@@ -231,33 +243,53 @@ impl Admins {
     pub fn none() -> Admins {
         Admins {
             path: PathBuf::new(),
-            cached: Mutex::new((None, BTreeMap::new())),
+            cached: Mutex::new(Cached::default()),
         }
     }
 
     fn refresh(&self) -> Result<()> {
+        self.refresh_within(RECHECK)
+    }
+
+    /// Reads the file again if it changed, unless it was looked at less than `age` ago.
+    fn refresh_within(&self, age: Duration) -> Result<()> {
         if self.path.as_os_str().is_empty() {
             return Ok(());
         }
+        let mut cached = self.cached.lock();
+        if cached.checked.is_some_and(|at| at.elapsed() < age) {
+            return Ok(());
+        }
+        cached.checked = Some(Instant::now());
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .map_err(|e| io(&self.path, e))?;
-        let mut cached = self.cached.lock();
-        if cached.0 != Some(modified) {
-            *cached = (Some(modified), read(&self.path)?);
+        if cached.modified != Some(modified) {
+            cached.admins = read(&self.path)?;
+            cached.modified = Some(modified);
         }
         Ok(())
     }
 
-    /// The administrator called `name` (ignoring case). A file that cannot be read now keeps
-    /// the last good copy, logged once per failure.
+    /// The administrator called `name` as the file says now (logins).
+    pub fn get_now(&self, name: &str) -> Option<Admin> {
+        self.lookup(name, Duration::ZERO)
+    }
+
+    /// The administrator called `name` as the file said at most a second ago (the check before
+    /// each statement).
     pub fn get(&self, name: &str) -> Option<Admin> {
-        if let Err(e) = self.refresh() {
+        self.lookup(name, RECHECK)
+    }
+
+    /// A file that cannot be read keeps the last good copy (the failure is logged).
+    fn lookup(&self, name: &str, age: Duration) -> Option<Admin> {
+        if let Err(e) = self.refresh_within(age) {
             tracing::warn!("keeping the administrators read before: {e}");
         }
         self.cached
             .lock()
-            .1
+            .admins
             .get(&name.to_ascii_lowercase())
             .cloned()
     }
@@ -267,7 +299,7 @@ impl Admins {
         let _ = self.refresh();
         self.cached
             .lock()
-            .1
+            .admins
             .values()
             .map(|a| a.name.clone())
             .collect()

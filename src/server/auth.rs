@@ -72,7 +72,7 @@ impl Authenticator {
     }
 
     fn candidate(&self, user: &str) -> Candidate {
-        let found = match self.admins.get(user) {
+        let found = match self.admins.get_now(user) {
             Some(admin) => Some((
                 Login {
                     user: admin.name,
