@@ -402,3 +402,25 @@ async fn malformed_startup_messages_end_only_their_connection() {
         vec!["still serving"]
     );
 }
+
+#[tokio::test]
+async fn md5_logins_when_configured() {
+    let tmp = common::temp_dir();
+    let config = tmp.path().join("kura.json");
+    std::fs::write(
+        &config,
+        r#"{"security": {"authMethod": "MD5", "passwordEncryption": "MD5"}}"#,
+    )
+    .unwrap();
+    let server = TestServer::start_with_args(&["--config", config.to_str().unwrap()]);
+    // The administrator's verifier is SCRAM: it still logs in with SCRAM.
+    let admin = server.connect().await;
+    exec(&admin, "CREATE USER old_client IDENTIFIED BY 'md5 pw'").await;
+    let client = connect_to(&server.conn_string_as("old_client", "md5 pw", "public")).await;
+    assert_eq!(
+        text_rows(&client, "SELECT current_user").await,
+        vec!["old_client"]
+    );
+    let (code, _) = login_error(&server.conn_string_as("old_client", "wrong", "public")).await;
+    assert_eq!(code, "28P01");
+}

@@ -168,3 +168,31 @@ async fn direct_tls_with_alpn_postgresql() {
     assert_eq!(head[0], b'R');
     assert_eq!(i32::from_be_bytes(head[5..9].try_into().unwrap()), 10);
 }
+
+#[test]
+fn cleartext_passwords_only_over_tls() {
+    let (tmp, data, _) = node("REQUIRED");
+    let config = tmp.path().join("cleartext.json");
+    std::fs::write(
+        &config,
+        r#"{"system": {"serverSslMode": "REQUIRED"}, "security": {"authMethod": "PASSWORD"}}"#,
+    )
+    .unwrap();
+    let server = start(&data, &config);
+    let conn = format!(
+        "host=127.0.0.1 port={} user=admin dbname=public sslmode=require",
+        server.port
+    );
+    let (ok, text) = psql(&conn, "SELECT 'cleartext over tls'");
+    assert!(ok && text == "cleartext over tls", "{text}");
+    // The configuration refuses PASSWORD without TLS required.
+    let plain = tmp.path().join("plain.json");
+    std::fs::write(&plain, r#"{"security": {"authMethod": "PASSWORD"}}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["check", "--config"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/security/authMethod"));
+}
