@@ -36,6 +36,7 @@ fn session(recovered: &Recovered) -> Session {
             lock_timeout: Duration::ZERO,
             synchronous_commit: true,
             password_encryption: kura::config::PasswordEncryption::ScramSha256,
+            slow_statement: Duration::from_secs(300),
         },
     )
 }

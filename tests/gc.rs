@@ -18,6 +18,7 @@ fn limits() -> SessionLimits {
         lock_timeout: Duration::ZERO,
         synchronous_commit: false,
         password_encryption: kura::config::PasswordEncryption::ScramSha256,
+        slow_statement: Duration::from_secs(300),
     }
 }
 

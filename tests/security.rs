@@ -424,3 +424,35 @@ async fn md5_logins_when_configured() {
     let (code, _) = login_error(&server.conn_string_as("old_client", "wrong", "public")).await;
     assert_eq!(code, "28P01");
 }
+
+#[tokio::test]
+async fn slow_statements_are_logged_with_passwords_masked() {
+    let tmp = common::temp_dir();
+    let config = tmp.path().join("kura.json");
+    // 0s: every request counts as slow.
+    std::fs::write(&config, r#"{"sql": {"traceLimitExecutionTime": "0s"}}"#).unwrap();
+    let server = TestServer::start_with_args(&["--config", config.to_str().unwrap()]);
+    let admin = server.connect().await;
+    exec(&admin, "CREATE USER logged IDENTIFIED BY 'must-not-appear'").await;
+    exec(&admin, "SET PASSWORD FOR logged = 'nor-this-one'").await;
+    // The extended protocol too: the request ends at Sync, after the rows were sent.
+    admin
+        .query("SELECT $1::int + 1 AS two", &[&1i32])
+        .await
+        .unwrap();
+    let mut log = String::new();
+    for entry in std::fs::read_dir(server.data_dir().join("log")).unwrap() {
+        log.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    assert!(log.contains("slow statement"), "{log}");
+    assert!(
+        log.contains("CREATE ROLE logged LOGIN PASSWORD '********'"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ALTER ROLE logged WITH PASSWORD '********'"),
+        "{log}"
+    );
+    assert!(log.contains("AS two"), "{log}");
+    assert!(!log.contains("must-not-appear") && !log.contains("nor-this-one"));
+}

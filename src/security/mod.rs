@@ -11,6 +11,7 @@
 
 pub mod admins;
 pub mod directory;
+pub mod masking;
 pub mod names;
 pub mod scram;
 pub mod verifier;

@@ -127,6 +127,7 @@ impl Server {
             lock_timeout: t.lock_timeout.get(),
             synchronous_commit: self.config.data_store.log_write_mode == 0,
             password_encryption: self.config.security.password_encryption,
+            slow_statement: self.config.sql.trace_limit_execution_time.get(),
         }
     }
 

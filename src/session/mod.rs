@@ -17,6 +17,7 @@ pub mod cursors;
 pub mod functions;
 mod security;
 pub mod settings;
+mod slow_log;
 pub mod view;
 pub mod zone;
 
@@ -123,6 +124,8 @@ pub struct SessionLimits {
     pub synchronous_commit: bool,
     /// How new passwords are stored.
     pub password_encryption: crate::config::PasswordEncryption,
+    /// Requests taking at least this long go to the event log (`/sql/traceLimitExecutionTime`).
+    pub slow_statement: Duration,
 }
 
 pub struct Session {
@@ -150,6 +153,7 @@ pub struct Session {
     /// The COPY FROM STDIN waiting for data.
     copy_in: Option<copy::CopyIn>,
     cursors: cursors::Cursors,
+    slow_log: slow_log::SlowLog,
 }
 
 impl Session {
@@ -186,6 +190,7 @@ impl Session {
             backend: None,
             copy_in: None,
             cursors: cursors::Cursors::default(),
+            slow_log: slow_log::SlowLog::new(limits.slow_statement),
         }
     }
 
@@ -215,6 +220,7 @@ impl Session {
     /// Marks the start of a client request (a simple query, or the first Execute after a
     /// Sync): arms `statement_timeout`.
     pub fn begin_request(&mut self) {
+        self.slow_log.begin();
         if self.interrupt.is_running() {
             return;
         }
@@ -225,6 +231,7 @@ impl Session {
     /// The request is answered (ReadyForQuery): arms `idle_in_transaction_session_timeout`
     /// when the session waits inside a transaction block.
     pub fn end_request(&mut self) {
+        self.slow_log.end(&self.identity.user, &self.db.name);
         let idle = match self.block {
             Some(_) => self
                 .settings
@@ -295,6 +302,7 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
+        self.slow_log.record(statement);
         if let Err(e) = self.check_allowed(statement) {
             return self.failing(Err(e));
         }

@@ -22,6 +22,7 @@ fn session() -> Session {
             lock_timeout: Duration::ZERO,
             synchronous_commit: false,
             password_encryption: crate::config::PasswordEncryption::ScramSha256,
+            slow_statement: Duration::from_secs(300),
         },
     )
 }
