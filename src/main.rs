@@ -250,12 +250,7 @@ fn manage_admins(action: UserAction, location: Location) -> Result<(), String> {
         config.system.data_dir = dir;
     }
     let path = config.password_file();
-    let encryption = match config.security.password_encryption {
-        kura::config::PasswordEncryption::ScramSha256 => {
-            kura::security::verifier::Encryption::ScramSha256
-        }
-        kura::config::PasswordEncryption::Md5 => kura::security::verifier::Encryption::Md5,
-    };
+    let encryption = config.security.password_encryption.into();
     let (done, name) = match action {
         UserAction::Add { name } => {
             kura::security::names::check_admin_name(&name).map_err(describe)?;

@@ -118,8 +118,9 @@ impl Engine {
     }
 
     pub fn table_by_id(&self, id: TableId) -> Option<Arc<Table>> {
-        self.databases()
-            .iter()
+        self.databases
+            .read()
+            .values()
             .find_map(|db| db.catalog.table_by_id(id))
     }
 
@@ -208,13 +209,15 @@ impl Engine {
                 self.existing_database(database)?.catalog.drop_view(name)
             }
             CatalogChange::DropTable { id, .. } => {
-                let db = self
-                    .databases()
-                    .into_iter()
+                let dropped = self
+                    .databases
+                    .read()
+                    .values()
                     .find(|db| db.catalog.table_by_id(*id).is_some())
-                    .ok_or_else(|| KuraError::internal(format!("table {id} does not exist")))?;
+                    .map(|db| db.catalog.drop_table_by_id(*id))
+                    .ok_or_else(|| KuraError::internal(format!("table {id} does not exist")))??;
                 // Not here: this runs with commits and other DDL paused.
-                crate::memory::free_in_background(db.catalog.drop_table_by_id(*id)?);
+                crate::memory::free_in_background(dropped);
                 Ok(())
             }
             CatalogChange::ReleasePartitions { table, partitions } => {

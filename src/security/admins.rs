@@ -10,7 +10,6 @@
 //! synced, renamed) with mode 0600; names are unique ignoring ASCII case.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,7 +80,6 @@ fn read(path: &Path) -> Result<BTreeMap<String, Admin>> {
 }
 
 fn write(path: &Path, admins: &BTreeMap<String, Admin>) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
@@ -90,16 +88,7 @@ fn write(path: &Path, admins: &BTreeMap<String, Admin>) -> Result<()> {
         text.push_str(&format!("{},{}\n", admin.name, admin.verifier.to_text()));
     }
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io(&tmp, e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io(&tmp, e))?;
+    super::write_file(&tmp, &text, 0o600)?;
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
     if let Some(dir) = path.parent() {
         crate::wal::sync_dir(dir)?;
@@ -162,12 +151,7 @@ pub fn add(path: &Path, name: &str, password: &str, encryption: Encryption) -> R
             format!("administrator \"{name}\" already exists"),
         ));
     }
-    if admins.len() >= names::MAX_USERS {
-        return Err(KuraError::new(
-            sqlstate::PROGRAM_LIMIT_EXCEEDED,
-            format!("at most {} administrators", names::MAX_USERS),
-        ));
-    }
+    names::check_count(admins.len(), names::MAX_USERS, "administrators")?;
     let verifier = Verifier::for_password(password, name, encryption)?;
     admins.insert(
         key,

@@ -155,18 +155,6 @@ impl Directory {
         let database = key(database);
         self.state.write().grants.retain(|(_, d), _| *d != database);
     }
-
-    /// The users holding a privilege on `database`.
-    pub fn grantees(&self, database: &str) -> Vec<(String, Privilege)> {
-        let state = self.state.read();
-        let database = key(database);
-        state
-            .grants
-            .iter()
-            .filter(|((_, d), _)| *d == database)
-            .filter_map(|((u, _), (_, p))| state.users.get(u).map(|u| (u.name.clone(), *p)))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,25 @@ pub mod names;
 pub mod scram;
 pub mod verifier;
 
+/// Writes `text` to `path` with permission bits `mode` (0600 for secrets) and syncs it.
+pub fn write_file(path: &std::path::Path, text: &str, mode: u32) -> crate::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        crate::KuraError::io(format!("cannot write {}: {e}", path.display()), &e)
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(failed)
+}
+
 pub use directory::{Directory, Privilege, StoredGrant, StoredUser};
 
 /// Who logged in.

@@ -18,6 +18,17 @@ pub const BUILTIN_ADMINS: [&str; 2] = ["admin", "system"];
 pub const ADMIN_PREFIX: &str = "gs#";
 pub const RESERVED_DATABASES: [&str; 2] = ["public", "information_schema"];
 
+/// Fails with 54000 when `count` objects already reach the limit `max` of `what`.
+pub fn check_count(count: usize, max: usize, what: &str) -> Result<()> {
+    if count >= max {
+        return Err(KuraError::new(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            format!("at most {max} {what}"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(what: &str, name: &str, rule: &str) -> KuraError {
     KuraError::new(
         sqlstate::INVALID_PARAMETER_VALUE,

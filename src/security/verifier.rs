@@ -26,6 +26,15 @@ pub enum Encryption {
     Md5,
 }
 
+impl From<crate::config::PasswordEncryption> for Encryption {
+    fn from(setting: crate::config::PasswordEncryption) -> Encryption {
+        match setting {
+            crate::config::PasswordEncryption::ScramSha256 => Encryption::ScramSha256,
+            crate::config::PasswordEncryption::Md5 => Encryption::Md5,
+        }
+    }
+}
+
 /// A stored password verifier.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Verifier {

@@ -49,7 +49,7 @@ use tokio::sync::Mutex;
 use super::auth::{Authenticator, Pending, Progress};
 use super::wire::{error_info, fatal_info, fields, respond, to_pgwire};
 use crate::config::SslMode;
-use crate::error::KuraError;
+use crate::error::{KuraError, sqlstate};
 use crate::security::Login;
 use crate::security::verifier::random_bytes;
 use crate::session::backends::{Activity, Backends};
@@ -61,6 +61,8 @@ use crate::sql::{Outcome, parse_sql};
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub statement: Statement,
+    /// The text it was parsed from (for the slow-statement log).
+    pub sql: Arc<str>,
     pub param_types: Vec<Option<DataType>>,
     pub result: Option<SchemaRef>,
     /// The session's statement epoch at Parse: DEALLOCATE ALL / DISCARD ALL end it.
@@ -187,7 +189,7 @@ impl StartupHandler for KuraHandler {
                 self.authenticate(client, message).await
             }
             _ => Err(startup_error(&KuraError::new(
-                crate::error::sqlstate::PROTOCOL_VIOLATION,
+                sqlstate::PROTOCOL_VIOLATION,
                 "expected a startup or password message",
             ))),
         }
@@ -204,7 +206,7 @@ impl KuraHandler {
     {
         if self.over_limit {
             return Err(startup_error(&KuraError::new(
-                crate::error::sqlstate::TOO_MANY_CONNECTIONS,
+                sqlstate::TOO_MANY_CONNECTIONS,
                 "sorry, too many clients already",
             )));
         }
@@ -212,7 +214,7 @@ impl KuraHandler {
         if self.auth.ssl_mode == SslMode::Required && !client.is_secure() {
             return Err(startup_error(
                 &KuraError::new(
-                    crate::error::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                     "this server accepts TLS connections only",
                 )
                 .with_hint("connect with sslmode=require (or verify-ca, verify-full)"),
@@ -222,7 +224,7 @@ impl KuraHandler {
         save_startup_parameters_to_metadata(client, &startup);
         let Some(user) = startup.parameters.get("user").filter(|u| !u.is_empty()) else {
             return Err(startup_error(&KuraError::new(
-                crate::error::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 "no user name specified in the startup message",
             )));
         };
@@ -249,7 +251,7 @@ impl KuraHandler {
     {
         let Some(pending) = self.pending.lock().take() else {
             return Err(startup_error(&KuraError::new(
-                crate::error::sqlstate::PROTOCOL_VIOLATION,
+                sqlstate::PROTOCOL_VIOLATION,
                 "unexpected password message",
             )));
         };
@@ -270,7 +272,7 @@ impl KuraHandler {
                 self.open_session(client, login).await
             }
             Err(e) => {
-                if e.code == crate::error::sqlstate::INVALID_PASSWORD {
+                if e.code == sqlstate::INVALID_PASSWORD {
                     tracing::warn!(
                         client = %client.socket_addr(),
                         user = client.metadata().get("user").map_or("", |u| u.as_str()),
@@ -374,6 +376,7 @@ impl SimpleQueryHandler for KuraHandler {
         let mut session = self.session.lock().await;
         session.begin_request();
         let sql = query.query;
+        session.record_request_sql(Arc::from(sql.as_str()));
         match parse_sql(&sql) {
             Err(e) => {
                 session.fail_block();
@@ -557,7 +560,7 @@ where
 fn parameter_error(e: PgWireError) -> PgWireError {
     match e {
         PgWireError::UserError(mut info) if info.message.contains("out of range") => {
-            info.code = crate::error::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE.to_string();
+            info.code = sqlstate::NUMERIC_VALUE_OUT_OF_RANGE.to_string();
             PgWireError::UserError(info)
         }
         other => other,
@@ -650,7 +653,7 @@ impl CopyHandler for KuraHandler {
 
 fn discarded(name: &str) -> KuraError {
     KuraError::new(
-        crate::error::sqlstate::INVALID_SQL_STATEMENT_NAME,
+        sqlstate::INVALID_SQL_STATEMENT_NAME,
         format!("prepared statement \"{name}\" does not exist"),
     )
     .with_detail("It was deallocated by DEALLOCATE ALL or DISCARD ALL.")
@@ -697,6 +700,7 @@ impl QueryParser for KuraParser {
         };
         Ok(Some(Arc::new(Prepared {
             statement,
+            sql: Arc::from(sql),
             param_types,
             result,
             epoch: session.statement_epoch(),
@@ -751,6 +755,7 @@ impl ExtendedQueryHandler for KuraHandler {
         let prepared = &portal.statement.statement;
         let mut session = self.session.lock().await;
         session.begin_request();
+        session.record_request_sql(prepared.sql.clone());
         if prepared.epoch < session.statement_epoch() {
             session.fail_block();
             return Err(to_pgwire(discarded(&portal.statement.id)));

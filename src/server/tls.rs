@@ -77,20 +77,6 @@ pub struct Written {
     pub files: Vec<PathBuf>,
 }
 
-fn write_file(path: &Path, text: &str, private: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(path)
-        .map_err(|e| KuraError::io(format!("cannot write {}: {e}", path.display()), &e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| KuraError::io(format!("cannot write {}: {e}", path.display()), &e))
-}
-
 /// `kura cert --out DIR`: a CA (`ca.crt`, `ca.key`) and a server certificate signed by it
 /// (`gs_node.crt`, `gs_node.key`) for `localhost`, 127.0.0.1, ::1 and `hosts`.
 pub fn make_development_certificates(dir: &Path, hosts: &[String]) -> Result<Written> {
@@ -128,15 +114,15 @@ pub fn make_development_certificates(dir: &Path, hosts: &[String]) -> Result<Wri
         .signed_by(&server_key, &issuer)
         .map_err(failed)?;
     let files = [
-        (CA_CERT_FILE, ca_cert.pem(), false),
-        (CA_KEY_FILE, ca_key.serialize_pem(), true),
-        (CERT_FILE, server_cert.pem(), false),
-        (KEY_FILE, server_key.serialize_pem(), true),
+        (CA_CERT_FILE, ca_cert.pem(), 0o644),
+        (CA_KEY_FILE, ca_key.serialize_pem(), 0o600),
+        (CERT_FILE, server_cert.pem(), 0o644),
+        (KEY_FILE, server_key.serialize_pem(), 0o600),
     ];
     let mut written = Vec::new();
-    for (name, text, private) in files {
+    for (name, text, mode) in files {
         let path = dir.join(name);
-        write_file(&path, &text, private)?;
+        crate::security::write_file(&path, &text, mode)?;
         written.push(path);
     }
     Ok(Written { files: written })

@@ -228,6 +228,11 @@ impl Session {
             .begin_statement(self.settings.duration("statement_timeout"));
     }
 
+    /// SQL the current request runs, for the slow-statement log.
+    pub fn record_request_sql(&mut self, sql: Arc<str>) {
+        self.slow_log.record(sql);
+    }
+
     /// The request is answered (ReadyForQuery): arms `idle_in_transaction_session_timeout`
     /// when the session waits inside a transaction block.
     pub fn end_request(&mut self) {
@@ -302,7 +307,6 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        self.slow_log.record(statement);
         if let Err(e) = self.check_allowed(statement) {
             return self.failing(Err(e));
         }

@@ -18,7 +18,6 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::Session;
-use crate::config::PasswordEncryption;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::Database;
 use crate::security::names::{self, MAX_DATABASES, MAX_USERS};
@@ -75,13 +74,6 @@ fn need(statement: &Statement) -> Need {
             ..
         } => need(statement),
         _ => Need::Read,
-    }
-}
-
-fn encryption(setting: PasswordEncryption) -> Encryption {
-    match setting {
-        PasswordEncryption::ScramSha256 => Encryption::ScramSha256,
-        PasswordEncryption::Md5 => Encryption::Md5,
     }
 }
 
@@ -193,11 +185,9 @@ impl Session {
         statement: &Statement,
     ) -> Option<Result<Outcome>> {
         let result = match statement {
-            Statement::CreateDatabase {
-                db_name,
-                if_not_exists,
-                ..
-            } => self.create_database(db_name, *if_not_exists).await,
+            // GridDB's CREATE DATABASE does nothing for an existing database, so IF NOT EXISTS
+            // changes nothing.
+            Statement::CreateDatabase { db_name, .. } => self.create_database(db_name).await,
             Statement::Drop {
                 object_type: ObjectType::Database,
                 if_exists,
@@ -213,26 +203,19 @@ impl Session {
             Statement::CreateRole(create) => self.create_users(create).await,
             Statement::AlterRole { name, operation } => match operation {
                 AlterRoleOperation::WithOptions { options } => match options.as_slice() {
-                    [RoleOption::Password(password)] => {
-                        self.change_password(&normalize(name), password).await
-                    }
+                    [RoleOption::Password(password)] => match password_text(password) {
+                        Ok(text) => self.change_password(&normalize(name), &text).await,
+                        Err(e) => Err(e),
+                    },
                     _ => Err(KuraError::unsupported("ALTER USER supports PASSWORD only")),
                 },
                 _ => Err(KuraError::unsupported("ALTER USER supports PASSWORD only")),
             },
-            Statement::AlterUser(alter) => match &alter.password {
-                Some(change) => match &change.password {
-                    Some(text) => {
-                        let password = Password::Password(Expr::Value(
-                            Value::SingleQuotedString(text.clone()).into(),
-                        ));
-                        self.change_password(&normalize(&alter.name), &password)
-                            .await
-                    }
-                    None => Err(KuraError::unsupported(
-                        "users without a password are not supported",
-                    )),
-                },
+            Statement::AlterUser(alter) => match alter.password.as_ref().map(|p| &p.password) {
+                Some(Some(text)) => self.change_password(&normalize(&alter.name), text).await,
+                Some(None) => Err(KuraError::unsupported(
+                    "users without a password are not supported",
+                )),
                 None => Err(KuraError::unsupported("ALTER USER supports PASSWORD only")),
             },
             Statement::Grant(grant) => {
@@ -272,13 +255,11 @@ impl Session {
         Ok(())
     }
 
-    async fn create_database(&mut self, name: &ObjectName, if_not_exists: bool) -> Result<Outcome> {
+    async fn create_database(&mut self, name: &ObjectName) -> Result<Outcome> {
         self.outside_block("CREATE DATABASE")?;
         let name = single_name(name, "database")?;
         let engine = self.engine.clone();
         if let Some(existing) = engine.database(&name) {
-            // GridDB's CREATE DATABASE does nothing for an existing database.
-            let _ = if_not_exists;
             return Ok(Outcome::done("CREATE DATABASE").with_notice(format!(
                 "database \"{}\" already exists, skipping",
                 existing.name
@@ -293,12 +274,7 @@ impl Session {
                         format!("database \"{name}\" already exists"),
                     ));
                 }
-                if engine.databases().len() >= MAX_DATABASES {
-                    return Err(KuraError::new(
-                        sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                        format!("at most {MAX_DATABASES} databases"),
-                    ));
-                }
+                names::check_count(engine.databases().len(), MAX_DATABASES, "databases")?;
                 Ok(CatalogChange::PutDatabase(StoredDatabase {
                     name: name.clone(),
                     id: engine.next_database_id(),
@@ -408,12 +384,7 @@ impl Session {
                             format!("role \"{name}\" already exists"),
                         ));
                     }
-                    if engine.directory.user_count() >= MAX_USERS {
-                        return Err(KuraError::new(
-                            sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                            format!("at most {MAX_USERS} users"),
-                        ));
-                    }
+                    names::check_count(engine.directory.user_count(), MAX_USERS, "users")?;
                     Ok(CatalogChange::PutUser(StoredUser {
                         name: name.clone(),
                         verifier: verifier.to_text(),
@@ -425,7 +396,7 @@ impl Session {
     }
 
     fn password_encryption(&self) -> Encryption {
-        encryption(self.limits.password_encryption)
+        self.limits.password_encryption.into()
     }
 
     async fn drop_users(&mut self, names: &[ObjectName], if_exists: bool) -> Result<Outcome> {
@@ -465,7 +436,7 @@ impl Session {
         Ok(outcome)
     }
 
-    async fn change_password(&mut self, name: &str, password: &Password) -> Result<Outcome> {
+    async fn change_password(&mut self, name: &str, password: &str) -> Result<Outcome> {
         let target = if name.eq_ignore_ascii_case(CURRENT_USER) {
             self.identity.user.clone()
         } else {
@@ -485,11 +456,7 @@ impl Session {
             .directory
             .user(&target)
             .ok_or_else(|| undefined_user(&target))?;
-        let verifier = Verifier::for_password(
-            &password_text(password)?,
-            &user.name,
-            self.password_encryption(),
-        )?;
+        let verifier = Verifier::for_password(password, &user.name, self.password_encryption())?;
         engine
             .change_catalog(|| {
                 engine

@@ -2,21 +2,24 @@
 //! or extended-protocol messages up to Sync) that took at least the limit, rows sent included,
 //! is written to the event log with its user, database and statements, passwords masked.
 //!
-//! Invariant: at most [`MAX_TEXT`] bytes of statement text are kept per request.
+//! Invariants: a request only keeps its SQL texts (shared, not copied per statement); they are
+//! parsed again and masked only when the request turns out slow, so fast requests pay nothing
+//! for the log. At most [`MAX_TEXT`] bytes of statement text are logged per request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::security::masking::masked_text;
 
 const MAX_TEXT: usize = 4096;
+/// Texts kept per request (an extended-protocol pipeline may run many statements).
+const MAX_TEXTS: usize = 16;
 
 #[derive(Debug)]
 pub struct SlowLog {
     limit: Duration,
     started: Option<Instant>,
-    text: String,
+    texts: Vec<Arc<str>>,
 }
 
 impl SlowLog {
@@ -24,34 +27,22 @@ impl SlowLog {
         SlowLog {
             limit,
             started: None,
-            text: String::new(),
+            texts: Vec::new(),
         }
     }
 
-    /// A request starts (again calls within one request do nothing).
+    /// A request starts (further calls within one request do nothing).
     pub fn begin(&mut self) {
         if self.started.is_none() {
             self.started = Some(Instant::now());
-            self.text.clear();
+            self.texts.clear();
         }
     }
 
-    /// A statement of the current request.
-    pub fn record(&mut self, statement: &Statement) {
-        if self.text.len() >= MAX_TEXT {
-            return;
-        }
-        if !self.text.is_empty() {
-            self.text.push_str("; ");
-        }
-        self.text.push_str(&masked_text(statement));
-        if self.text.len() > MAX_TEXT {
-            let mut cut = MAX_TEXT;
-            while !self.text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.text.truncate(cut);
-            self.text.push_str("...");
+    /// SQL the current request runs.
+    pub fn record(&mut self, sql: Arc<str>) {
+        if self.texts.len() < MAX_TEXTS {
+            self.texts.push(sql);
         }
     }
 
@@ -61,16 +52,43 @@ impl SlowLog {
             return;
         };
         let elapsed = started.elapsed();
-        if elapsed >= self.limit && !self.text.is_empty() {
+        if elapsed >= self.limit && !self.texts.is_empty() {
             tracing::warn!(
                 target: "kura::slow_statement",
                 ms = elapsed.as_millis() as u64,
                 user,
                 database,
-                statement = %self.text,
+                statement = %masked(&self.texts),
                 "slow statement"
             );
         }
-        self.text.clear();
+        self.texts.clear();
     }
+}
+
+/// The statements of `texts`, passwords masked, cut at [`MAX_TEXT`] bytes.
+fn masked(texts: &[Arc<str>]) -> String {
+    let mut out = String::new();
+    for text in texts {
+        let statements = match crate::sql::parse_sql(text) {
+            Ok(statements) => statements.iter().map(masked_text).collect(),
+            // It parsed when it ran; if not now, its text could hold a password.
+            Err(_) => vec!["(statement withheld: it does not parse)".to_string()],
+        };
+        for statement in statements {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(&statement);
+        }
+    }
+    if out.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }

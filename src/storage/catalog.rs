@@ -94,16 +94,6 @@ impl Catalog {
         self.inner.read().views.values().cloned().collect()
     }
 
-    /// The next table id to hand out (for checkpoints).
-    pub fn next_table_id(&self) -> TableId {
-        self.next_table_id.load(Ordering::Relaxed)
-    }
-
-    /// Makes sure later ids are at least `id` (after loading stored tables).
-    pub fn reserve_table_ids(&self, id: TableId) {
-        self.next_table_id.fetch_max(id, Ordering::Relaxed);
-    }
-
     pub fn view(&self, name: &str) -> Option<Arc<ViewDef>> {
         find(&self.inner.read().views, name).map(|(_, v)| v.clone())
     }
