@@ -203,11 +203,14 @@ fn last_event(data: &Path, event: &str) -> Option<Vec<(String, String)>> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("kura-event.log"))
+            p.file_name().is_some_and(|n| {
+                let name = n.to_string_lossy();
+                name.starts_with("kura-") && name.ends_with(".log")
+            })
         })
         .collect();
-    files.sort();
+    // Oldest first: names sort wrongly from the tenth file of a day on.
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     let mut found = None;
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();

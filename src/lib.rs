@@ -8,6 +8,7 @@
 //! `security`: users, privileges and authentication.
 //! See docs/ARCHITECTURE.md for the flow of a query.
 
+pub mod audit;
 pub mod check;
 pub mod checkpoint;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod expiry;
 pub mod gc;
 pub mod interrupt;
+pub mod logs;
 pub mod memory;
 pub mod pg_catalog;
 pub mod query;

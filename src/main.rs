@@ -143,37 +143,8 @@ fn check(path: &PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-/// Logs to stderr and, for the server, to the event log: daily files `kura-event.log.DATE`
-/// in `event_log_dir`. `KURA_LOG` sets the level (tracing `EnvFilter` syntax).
-fn init_logging(event_log_dir: Option<&std::path::Path>) -> Result<(), String> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KURA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let event_log = match event_log_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create event log directory {}: {e}", dir.display()))?;
-            let appender = tracing_appender::rolling::daily(dir, "kura-event.log");
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(appender),
-            )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(event_log)
-        .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
-}
-
 fn check_data_dir(dir: &std::path::Path, repair: bool) -> Result<(), String> {
-    init_logging(None)?;
+    kura::logs::init(None)?;
     let report = kura::check::check_data_dir(dir, repair).map_err(describe)?;
     print!("{}", report.text);
     if report.problems > 0 {
@@ -203,7 +174,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     config.system.test_clock = args.test_clock;
     config.validate().map_err(|e| e.to_string())?;
-    init_logging(Some(&config.system.event_log_dir()))?;
+    kura::logs::init(Some(&config))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // DataFusion plans and evaluates expressions recursively; a deeply nested query must

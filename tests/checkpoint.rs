@@ -7,7 +7,6 @@
 //!   log replay, so deletes logged after a checkpoint of compacted chunks replay exactly.
 
 use std::path::Path;
-use std::time::Duration;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
@@ -18,7 +17,6 @@ use kura::gc::collect_garbage;
 use kura::recovery::{self, Recovered};
 use kura::session::{Session, SessionLimits};
 use kura::sql::{Outcome, parse_sql};
-use kura::txn::Isolation;
 
 fn open(dir: &Path) -> Recovered {
     let mut config = Config::default();
@@ -31,12 +29,8 @@ fn session(recovered: &Recovered) -> Session {
     Session::new(
         recovered.engine.clone(),
         SessionLimits {
-            transaction_timeout: Duration::from_secs(300),
-            default_isolation: Isolation::ReadCommitted,
-            lock_timeout: Duration::ZERO,
             synchronous_commit: true,
-            password_encryption: kura::config::PasswordEncryption::ScramSha256,
-            slow_statement: Duration::from_secs(300),
+            ..SessionLimits::from_config(&kura::config::Config::default())
         },
     )
 }

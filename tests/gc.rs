@@ -8,18 +8,9 @@ use kura::gc::collect_garbage;
 use kura::query::{Database, DatabaseOptions, Engine};
 use kura::session::{Session, SessionLimits};
 use kura::sql::{Outcome, parse_sql};
-use kura::txn::Isolation;
-use std::time::Duration;
 
 fn limits() -> SessionLimits {
-    SessionLimits {
-        transaction_timeout: Duration::from_secs(300),
-        default_isolation: Isolation::ReadCommitted,
-        lock_timeout: Duration::ZERO,
-        synchronous_commit: false,
-        password_encryption: kura::config::PasswordEncryption::ScramSha256,
-        slow_statement: Duration::from_secs(300),
-    }
+    SessionLimits::from_config(&kura::config::Config::default())
 }
 
 async fn run(session: &mut Session, sql: &str) -> Outcome {

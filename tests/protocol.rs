@@ -1509,3 +1509,88 @@ async fn parameters_as_drivers_send_them() {
     let values: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(values, [1, 2, 3, 4]);
 }
+
+// ------------------------------------------------------------------ hostile input after login
+
+/// A deterministic stream of pseudo-random bytes (xorshift64*), so a failure can be replayed.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Sends `bytes` on a logged-in connection, then half-closes it and reads until the server
+/// closes its end: whatever it answers, it must end the connection rather than hang.
+async fn throw_at_logged_in(port: u16, bytes: &[u8]) {
+    let (mut raw, _) = RawClient::connect(port).await;
+    // The server may close before reading everything; a failed write is an answer too.
+    let _ = raw.stream.write_all(bytes).await;
+    let _ = raw.stream.shutdown().await;
+    let mut sink = Vec::new();
+    let _ = within(
+        "the server ends the connection",
+        raw.stream.read_to_end(&mut sink),
+    )
+    .await;
+}
+
+/// A frontend message whose length field says `claimed` while `body` follows.
+fn framed(tag: u8, claimed: i32, body: &[u8]) -> Vec<u8> {
+    let mut packet = vec![tag];
+    packet.extend_from_slice(&claimed.to_be_bytes());
+    packet.extend_from_slice(body);
+    packet
+}
+
+#[tokio::test]
+async fn malformed_truncated_and_random_messages_end_only_their_connection() {
+    let server = TestServer::start();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut cases: Vec<Vec<u8>> = vec![
+        // Lengths too small for their own header, negative, and past the 1 GB limit.
+        framed(b'Q', 0, b""),
+        framed(b'Q', 3, b"x"),
+        framed(b'Q', -5, b"SELECT 1\0"),
+        framed(b'Q', i32::MAX, b"SELECT 1\0"),
+        // Truncated: the length promises more than arrives before the client half-closes.
+        framed(b'Q', 200, b"SELECT 1"),
+        framed(b'P', 40, b"\0SELECT"),
+        // Well framed, bad inside: no terminator, counts beyond the body, unknown kinds.
+        framed(b'Q', 12, b"SELECT 1"),
+        framed(b'P', 4 + 12, b"\0SELECT 1\0\xff\xff"),
+        framed(b'B', 4 + 8, b"\0\0\x7f\xff\0\0\0\0"),
+        framed(b'D', 4 + 2, b"X\0"),
+        framed(b'E', 4 + 5, b"\0\xff\xff\xff\xff"),
+        framed(b'C', 4 + 1, b"Z"),
+        framed(b'z', 4 + 3, b"abc"),
+        framed(b'd', 4 + 4, b"data"),
+        framed(b'f', 4, b""),
+    ];
+    for _ in 0..40 {
+        let len = (noise.next() % 300) as usize;
+        cases.push(noise.bytes(len));
+    }
+    // Random bodies under valid tags and lengths reach the message decoders.
+    for tag in [b'Q', b'P', b'B', b'D', b'E', b'C', b'H', b'S'] {
+        for _ in 0..5 {
+            let len = (noise.next() % 64) as usize;
+            let body = noise.bytes(len);
+            cases.push(framed(tag, (len + 4) as i32, &body));
+        }
+    }
+    for bytes in &cases {
+        throw_at_logged_in(server.port, bytes).await;
+    }
+    let client = server.connect().await;
+    let rows = simple_column(&client, "SELECT 'still serving'").await;
+    assert_eq!(rows, [Some("still serving".to_string())]);
+}

@@ -1,5 +1,6 @@
 //! The server's settings: the GridDB-style JSON definition file (`conf/kura.json`), its
-//! sections (`/system`, `/transaction`, `/dataStore`, `/checkpoint`, `/sql`), unit-bearing values
+//! sections (`/system`, `/transaction`, `/dataStore`, `/checkpoint`, `/sql`, `/security`,
+//! `/trace`), unit-bearing values
 //! (`"60s"`, `"1024MB"`), and the checks run at startup. Every setting is documented in
 //! `docs/CONFIGURATION.md`.
 //!
@@ -15,6 +16,7 @@
 
 mod document;
 mod sections;
+mod trace;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ pub use sections::{
     SecurityConfig, SqlConfig, SslMode, StoreCompressionMode, SystemConfig, TlsVersion,
     TransactionConfig,
 };
+pub use trace::{AuditLevel, EventLevel, TraceConfig};
 pub use units::{ByteSize, ConfigDuration, UnitError};
 
 /// Why the configuration cannot be used. The messages are shown to users as they are.
@@ -63,6 +66,7 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     pub sql: SqlConfig,
     pub security: SecurityConfig,
+    pub trace: TraceConfig,
 }
 
 impl Config {
@@ -90,7 +94,8 @@ impl Config {
         self.data_store.validate()?;
         self.checkpoint.validate()?;
         self.sql.validate()?;
-        self.security.validate(&self.system)
+        self.security.validate(&self.system)?;
+        self.trace.validate()
     }
 
     /// The administrators' file, resolved against the data directory.

@@ -13,7 +13,11 @@ use super::ConfigError;
 use super::units::{ByteSize, ConfigDuration};
 
 /// Fails with `OutOfRange` naming `path` unless `ok`.
-fn require(ok: bool, path: &'static str, requirement: &'static str) -> Result<(), ConfigError> {
+pub(super) fn require(
+    ok: bool,
+    path: &'static str,
+    requirement: &'static str,
+) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
@@ -375,6 +379,8 @@ impl CheckpointConfig {
 pub struct SqlConfig {
     /// Statements running longer than this are written to the event log (0s = all).
     pub trace_limit_execution_time: ConfigDuration,
+    /// Longest statement text (bytes) a slow-statement entry keeps; the rest is cut.
+    pub trace_limit_query_size: u32,
     /// Most data partitions one table may have.
     pub table_partitioning_max_assign_num: u32,
     /// Reject a non-primary-key partitioning key on a table with a primary key.
@@ -385,6 +391,7 @@ impl Default for SqlConfig {
     fn default() -> Self {
         Self {
             trace_limit_execution_time: ConfigDuration::from_secs(300),
+            trace_limit_query_size: 1000,
             table_partitioning_max_assign_num: 10_000,
             partitioning_rowkey_constraint: true,
         }

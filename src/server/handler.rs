@@ -48,6 +48,7 @@ use tokio::sync::Mutex;
 
 use super::auth::{Authenticator, Pending, Progress};
 use super::wire::{error_info, fatal_info, fields, respond, to_pgwire};
+use crate::audit::{AuditLog, Connection, SessionAudit};
 use crate::config::SslMode;
 use crate::error::{KuraError, sqlstate};
 use crate::security::Login;
@@ -56,6 +57,7 @@ use crate::session::backends::{Activity, Backends};
 use crate::session::settings::REPORTED;
 use crate::session::{Session, TxnStatus};
 use crate::sql::{Outcome, parse_sql};
+use crate::storage::stored::PUBLIC_DATABASE;
 
 /// A statement prepared with Parse: its syntax tree and what Describe reports.
 #[derive(Debug, Clone)]
@@ -69,13 +71,21 @@ pub struct Prepared {
     pub epoch: u64,
 }
 
+/// What the server knows of a connection when it accepts it.
+pub struct Accepted {
+    pub backends: Arc<Backends>,
+    pub auth: Arc<Authenticator>,
+    /// Set when the connection exceeds `/transaction/connectionLimit`: startup is refused.
+    pub over_limit: bool,
+    /// The server's end of the connection.
+    pub server_addr: Option<std::net::SocketAddr>,
+    pub audit: Option<Arc<AuditLog>>,
+}
+
 pub struct KuraHandler {
     session: Arc<Mutex<Session>>,
     parser: Arc<KuraParser>,
-    backends: Arc<Backends>,
-    auth: Arc<Authenticator>,
-    /// Set when the connection exceeds `/transaction/connectionLimit`: startup is refused.
-    over_limit: bool,
+    accepted: Accepted,
     /// The startup message's parameters, kept until authentication ends.
     startup: parking_lot::Mutex<Option<BTreeMap<String, String>>>,
     /// The authentication exchange in progress.
@@ -86,21 +96,14 @@ pub struct KuraHandler {
 }
 
 impl KuraHandler {
-    pub fn new(
-        session: Session,
-        backends: Arc<Backends>,
-        auth: Arc<Authenticator>,
-        over_limit: bool,
-    ) -> KuraHandler {
+    pub fn new(session: Session, accepted: Accepted) -> KuraHandler {
         let session = Arc::new(Mutex::new(session));
         KuraHandler {
             parser: Arc::new(KuraParser {
                 session: session.clone(),
             }),
             session,
-            backends,
-            auth,
-            over_limit,
+            accepted,
             startup: parking_lot::Mutex::new(None),
             pending: parking_lot::Mutex::new(None),
             authenticated: AtomicBool::new(false),
@@ -131,7 +134,7 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::new(CancelDispatch(self.0.backends.clone()))
+        Arc::new(CancelDispatch(self.0.accepted.backends.clone()))
     }
 
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
@@ -204,31 +207,14 @@ impl KuraHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if self.over_limit {
-            return Err(startup_error(&KuraError::new(
-                sqlstate::TOO_MANY_CONNECTIONS,
-                "sorry, too many clients already",
-            )));
-        }
-        self.secure.store(client.is_secure(), Ordering::Release);
-        if self.auth.ssl_mode == SslMode::Required && !client.is_secure() {
-            return Err(startup_error(
-                &KuraError::new(
-                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                    "this server accepts TLS connections only",
-                )
-                .with_hint("connect with sslmode=require (or verify-ca, verify-full)"),
-            ));
-        }
-        protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
-        let Some(user) = startup.parameters.get("user").filter(|u| !u.is_empty()) else {
-            return Err(startup_error(&KuraError::new(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                "no user name specified in the startup message",
-            )));
+        self.secure.store(client.is_secure(), Ordering::Release);
+        let user = match self.admissible(client) {
+            Ok(user) => user,
+            Err(e) => return Err(self.refuse(client, "CONNECT", &e)),
         };
-        let (request, pending) = self.auth.begin(user);
+        protocol_negotiation(client, &startup).await?;
+        let (request, pending) = self.accepted.auth.begin(&user);
         *self.startup.lock() = Some(startup.parameters.clone());
         *self.pending.lock() = Some(pending);
         client.set_state(PgWireConnectionState::AuthenticationInProgress);
@@ -236,6 +222,56 @@ impl KuraHandler {
             .send(PgWireBackendMessage::Authentication(request))
             .await?;
         Ok(())
+    }
+
+    /// The user a new connection names, unless the connection is to be refused before
+    /// authentication.
+    fn admissible<C: ClientInfo>(&self, client: &C) -> Result<String, KuraError> {
+        if self.accepted.over_limit {
+            return Err(KuraError::new(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ));
+        }
+        if self.accepted.auth.ssl_mode == SslMode::Required && !client.is_secure() {
+            return Err(KuraError::new(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "this server accepts TLS connections only",
+            )
+            .with_hint("connect with sslmode=require (or verify-ca, verify-full)"));
+        }
+        match client.metadata().get("user").filter(|u| !u.is_empty()) {
+            Some(user) => Ok(user.clone()),
+            None => Err(KuraError::new(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "no user name specified in the startup message",
+            )),
+        }
+    }
+
+    /// Audits a refused connection or failed login; the FATAL error to answer it with.
+    fn refuse<C: ClientInfo>(&self, client: &C, operation: &str, error: &KuraError) -> PgWireError {
+        if let Some(audit) = &self.accepted.audit {
+            let mut connection = self.connection(client);
+            connection.id = Connection::new_id();
+            audit.connection_event(&connection, operation, Some(error));
+        }
+        startup_error(error)
+    }
+
+    /// The audit log's view of this connection, from the startup message's parameters.
+    fn connection<C: ClientInfo>(&self, client: &C) -> Connection {
+        let parameter = |name: &str| client.metadata().get(name).cloned();
+        Connection {
+            user: parameter("user"),
+            database: parameter("database")
+                .filter(|d| !d.is_empty())
+                .or_else(|| parameter("user").map(|_| PUBLIC_DATABASE.to_string())),
+            application: parameter("application_name"),
+            client: Some(client.socket_addr()),
+            server: self.accepted.server_addr,
+            ..Connection::default()
+        }
     }
 
     /// A password message: the next step of the exchange, and the session once it succeeds.
@@ -255,7 +291,7 @@ impl KuraHandler {
                 "unexpected password message",
             )));
         };
-        match self.auth.step(pending, message) {
+        match self.accepted.auth.step(pending, message) {
             Ok(Progress::Continue(request, pending)) => {
                 *self.pending.lock() = Some(pending);
                 client
@@ -278,9 +314,9 @@ impl KuraHandler {
                         user = client.metadata().get("user").map_or("", |u| u.as_str()),
                         "login failed"
                     );
-                    tokio::time::sleep(self.auth.failure_delay).await;
+                    tokio::time::sleep(self.accepted.auth.failure_delay).await;
                 }
-                Err(startup_error(&e))
+                Err(self.refuse(client, "AUTHENTICATE", &e))
             }
         }
     }
@@ -298,12 +334,12 @@ impl KuraHandler {
         let database = parameters
             .get("database")
             .filter(|d| !d.is_empty())
-            .map_or(crate::storage::stored::PUBLIC_DATABASE, |d| d.as_str());
-        let db = session
+            .map_or(PUBLIC_DATABASE, |d| d.as_str());
+        session
             .engine()
             .existing_database(database)
-            .map_err(|e| startup_error(&e))?;
-        session.log_in(&login, db).map_err(|e| startup_error(&e))?;
+            .and_then(|db| session.log_in(&login, db))
+            .map_err(|e| self.refuse(client, "CONNECT", &e))?;
         for (name, value) in &parameters {
             let settable = !matches!(
                 name.as_str(),
@@ -341,7 +377,22 @@ impl KuraHandler {
             state: "idle",
             query: String::new(),
         };
-        let pid = session.attach(self.backends.clone(), secret.to_bytes().to_vec(), activity);
+        let pid = session.attach(
+            self.accepted.backends.clone(),
+            secret.to_bytes().to_vec(),
+            activity,
+        );
+        if let Some(log) = &self.accepted.audit {
+            let connection = Connection {
+                id: Connection::new_id(),
+                pid,
+                user: Some(login.user.clone()),
+                admin: Some(session.identity.admin),
+                database: Some(session.database().name.clone()),
+                ..self.connection(client)
+            };
+            session.start_audit(SessionAudit::logged_in(log.clone(), connection));
+        }
         client.set_pid_and_secret_key(pid, secret);
         let reported = reported(&session).into_iter().collect();
         self.authenticated.store(true, Ordering::Release);

@@ -21,8 +21,9 @@ use std::os::fd::AsFd;
 
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::audit::AuditLog;
 use crate::checkpoint::Checkpointer;
-use crate::config::{Config, IsolationLevelSetting};
+use crate::config::Config;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::interrupt::Interrupt;
 use crate::query::Engine;
@@ -30,9 +31,8 @@ use crate::recovery::DataDirLock;
 use crate::security::admins::{self, Admins, FirstStart};
 use crate::session::backends::Backends;
 use crate::session::{Session, SessionLimits};
-use crate::txn::Isolation;
 use auth::Authenticator;
-use handler::{ConnectionHandlers, KuraHandler};
+use handler::{Accepted, ConnectionHandlers, KuraHandler};
 
 pub struct Server {
     listener: TcpListener,
@@ -43,6 +43,7 @@ pub struct Server {
     backends: Arc<Backends>,
     auth: Arc<Authenticator>,
     tls: Option<pgwire::tokio::TlsAcceptor>,
+    audit: Option<Arc<AuditLog>>,
     first_start: FirstStart,
     _lock: DataDirLock,
 }
@@ -77,6 +78,15 @@ impl Server {
             &config,
         ));
         let tls = tls::acceptor(&config)?;
+        let audit = AuditLog::open(&config).map_err(|e| {
+            KuraError::new(
+                sqlstate::IO_ERROR,
+                format!(
+                    "cannot create the audit log in {}: {e}",
+                    config.trace.audit_dir(&config.system.data_dir).display()
+                ),
+            )
+        })?;
         let address = config.listen_addr();
         let listener = TcpListener::bind(&address).await.map_err(|e| {
             KuraError::new(
@@ -93,6 +103,7 @@ impl Server {
             backends: Arc::new(Backends::default()),
             auth,
             tls,
+            audit,
             first_start,
             _lock: recovered.lock,
         })
@@ -113,21 +124,6 @@ impl Server {
         match &self.first_start {
             FirstStart::Generated(password) => Some(password),
             _ => None,
-        }
-    }
-
-    fn limits(&self) -> SessionLimits {
-        let t = &self.config.transaction;
-        SessionLimits {
-            transaction_timeout: t.transaction_timeout_limit.get(),
-            default_isolation: match t.isolation_level {
-                IsolationLevelSetting::ReadCommitted => Isolation::ReadCommitted,
-                IsolationLevelSetting::RepeatableRead => Isolation::RepeatableRead,
-            },
-            lock_timeout: t.lock_timeout.get(),
-            synchronous_commit: self.config.data_store.log_write_mode == 0,
-            password_encryption: self.config.security.password_encryption,
-            slow_statement: self.config.sql.trace_limit_execution_time.get(),
         }
     }
 
@@ -160,7 +156,10 @@ impl Server {
             let count = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
             let slot = ConnectionSlot(self.connections.clone());
             let over_limit = count > limit;
-            let session = Session::new(self.engine.clone(), self.limits());
+            let session = Session::new(
+                self.engine.clone(),
+                SessionLimits::from_config(&self.config),
+            );
             let interrupt = session.interrupt.clone();
             let auth_timeout = self
                 .config
@@ -170,9 +169,13 @@ impl Server {
             let tls = self.tls.clone();
             let handler = Arc::new(KuraHandler::new(
                 session,
-                self.backends.clone(),
-                self.auth.clone(),
-                over_limit,
+                Accepted {
+                    backends: self.backends.clone(),
+                    auth: self.auth.clone(),
+                    over_limit,
+                    server_addr: socket.local_addr().ok(),
+                    audit: self.audit.clone(),
+                },
             ));
             tokio::spawn(async move {
                 let _slot = slot;

@@ -37,6 +37,8 @@ use datafusion::sql::sqlparser::ast::{
 
 pub use settings::Settings;
 
+use crate::audit::SessionAudit;
+use crate::config::IsolationLevelSetting;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::interrupt::Interrupt;
 use crate::query::{Database, Engine};
@@ -126,6 +128,26 @@ pub struct SessionLimits {
     pub password_encryption: crate::config::PasswordEncryption,
     /// Requests taking at least this long go to the event log (`/sql/traceLimitExecutionTime`).
     pub slow_statement: Duration,
+    /// Statement text a slow-statement entry keeps, in bytes (`/sql/traceLimitQuerySize`).
+    pub slow_statement_text: usize,
+}
+
+impl SessionLimits {
+    pub fn from_config(config: &crate::config::Config) -> SessionLimits {
+        let t = &config.transaction;
+        SessionLimits {
+            transaction_timeout: t.transaction_timeout_limit.get(),
+            default_isolation: match t.isolation_level {
+                IsolationLevelSetting::ReadCommitted => Isolation::ReadCommitted,
+                IsolationLevelSetting::RepeatableRead => Isolation::RepeatableRead,
+            },
+            lock_timeout: t.lock_timeout.get(),
+            synchronous_commit: config.data_store.log_write_mode == 0,
+            password_encryption: config.security.password_encryption,
+            slow_statement: config.sql.trace_limit_execution_time.get(),
+            slow_statement_text: config.sql.trace_limit_query_size as usize,
+        }
+    }
 }
 
 pub struct Session {
@@ -154,6 +176,8 @@ pub struct Session {
     copy_in: Option<copy::CopyIn>,
     cursors: cursors::Cursors,
     slow_log: slow_log::SlowLog,
+    /// Set at login when the audit log is on.
+    audit: Option<SessionAudit>,
 }
 
 impl Session {
@@ -190,7 +214,8 @@ impl Session {
             backend: None,
             copy_in: None,
             cursors: cursors::Cursors::default(),
-            slow_log: slow_log::SlowLog::new(limits.slow_statement),
+            slow_log: slow_log::SlowLog::new(limits.slow_statement, limits.slow_statement_text),
+            audit: None,
         }
     }
 
@@ -205,6 +230,11 @@ impl Session {
     /// Chooses the connection's database (startup only: statements are bound to it).
     pub fn use_database(&mut self, db: Arc<Database>) {
         self.db = db;
+    }
+
+    /// Audits this session's statements (and, when it ends, its disconnection).
+    pub fn start_audit(&mut self, audit: SessionAudit) {
+        self.audit = Some(audit);
     }
 
     /// Joins the server's list of connections; returns this connection's process id.
@@ -292,7 +322,21 @@ impl Session {
         }
     }
 
+    /// Runs one statement, then audits it.
     pub async fn execute(
+        &mut self,
+        statement: &Statement,
+        params: &ParamValues,
+    ) -> Result<Outcome> {
+        let result = self.execute_statement(statement, params).await;
+        if let Some(audit) = &mut self.audit {
+            let effective = prepared_target(&self.sql_prepared, statement);
+            audit.statement(statement, effective, result.as_ref().err());
+        }
+        result
+    }
+
+    async fn execute_statement(
         &mut self,
         statement: &Statement,
         params: &ParamValues,
@@ -1327,6 +1371,20 @@ fn no_savepoint(name: &str) -> KuraError {
 
 /// The test hook that moves the server clock (only with `kura serve --test-clock`).
 const TEST_CLOCK: &str = "kura.test_clock";
+
+/// The statement an SQL `EXECUTE` runs, or `statement` itself.
+fn prepared_target<'a>(
+    prepared: &'a HashMap<String, SqlPrepared>,
+    statement: &'a Statement,
+) -> &'a Statement {
+    match statement {
+        Statement::Execute { name, .. } => {
+            let key = name.as_ref().map(variable_name).unwrap_or_default();
+            prepared.get(&key).map_or(statement, |p| &p.statement)
+        }
+        other => other,
+    }
+}
 
 fn variable_name(name: &ObjectName) -> String {
     name.0

@@ -153,16 +153,7 @@ impl Session {
 
     /// Fails with 42501 unless the session's user may run `statement` now.
     pub(super) fn check_allowed(&self, statement: &Statement) -> Result<()> {
-        let statement = match statement {
-            Statement::Execute { name, .. } => {
-                let key = name.as_ref().map(super::variable_name).unwrap_or_default();
-                match self.sql_prepared.get(&key) {
-                    Some(prepared) => &prepared.statement,
-                    None => statement,
-                }
-            }
-            other => other,
-        };
+        let statement = super::prepared_target(&self.sql_prepared, statement);
         let privilege = self.database_privilege()?;
         if self.identity.admin {
             return Ok(());

@@ -4,28 +4,31 @@
 //!
 //! Invariants: a request only keeps its SQL texts (shared, not copied per statement); they are
 //! parsed again and masked only when the request turns out slow, so fast requests pay nothing
-//! for the log. At most [`MAX_TEXT`] bytes of statement text are logged per request.
+//! for the log. At most `/sql/traceLimitQuerySize` bytes of statement text are logged per
+//! request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::security::masking::masked_text;
 
-const MAX_TEXT: usize = 4096;
 /// Texts kept per request (an extended-protocol pipeline may run many statements).
 const MAX_TEXTS: usize = 16;
 
 #[derive(Debug)]
 pub struct SlowLog {
     limit: Duration,
+    /// Bytes of statement text an entry keeps.
+    text_limit: usize,
     started: Option<Instant>,
     texts: Vec<Arc<str>>,
 }
 
 impl SlowLog {
-    pub fn new(limit: Duration) -> SlowLog {
+    pub fn new(limit: Duration, text_limit: usize) -> SlowLog {
         SlowLog {
             limit,
+            text_limit,
             started: None,
             texts: Vec::new(),
         }
@@ -58,7 +61,7 @@ impl SlowLog {
                 ms = elapsed.as_millis() as u64,
                 user,
                 database,
-                statement = %masked(&self.texts),
+                statement = %masked(&self.texts, self.text_limit),
                 "slow statement"
             );
         }
@@ -66,8 +69,8 @@ impl SlowLog {
     }
 }
 
-/// The statements of `texts`, passwords masked, cut at [`MAX_TEXT`] bytes.
-fn masked(texts: &[Arc<str>]) -> String {
+/// The statements of `texts`, passwords masked, cut at `text_limit` bytes.
+fn masked(texts: &[Arc<str>], text_limit: usize) -> String {
     let mut out = String::new();
     for text in texts {
         let statements = match crate::sql::parse_sql(text) {
@@ -82,13 +85,5 @@ fn masked(texts: &[Arc<str>]) -> String {
             out.push_str(&statement);
         }
     }
-    if out.len() > MAX_TEXT {
-        let mut cut = MAX_TEXT;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push_str("...");
-    }
-    out
+    crate::logs::cut(&out, text_limit)
 }

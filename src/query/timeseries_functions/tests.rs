@@ -1,8 +1,6 @@
 //! End-to-end checks of the time-series functions through a session (parse → plan → execute
 //! over Kura tables), against values computed by hand.
 
-use std::time::Duration;
-
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ParamValues;
 use futures::StreamExt;
@@ -11,19 +9,11 @@ use crate::error::{KuraError, sqlstate};
 use crate::query::{DatabaseOptions, Engine};
 use crate::session::{Session, SessionLimits};
 use crate::sql::{Outcome, parse_sql};
-use crate::txn::Isolation;
 
 fn session() -> Session {
     Session::new(
         Engine::new(DatabaseOptions::default()),
-        SessionLimits {
-            transaction_timeout: Duration::from_secs(300),
-            default_isolation: Isolation::ReadCommitted,
-            lock_timeout: Duration::ZERO,
-            synchronous_commit: false,
-            password_encryption: crate::config::PasswordEncryption::ScramSha256,
-            slow_statement: Duration::from_secs(300),
-        },
+        SessionLimits::from_config(&crate::config::Config::default()),
     )
 }
 
