@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, requires = "data_dir")]
         repair: bool,
     },
-    /// Make a development CA and a server certificate signed by it: ca.crt, ca.key,
-    /// gs_node.crt, gs_node.key (put the last two in `/system/securityPath`).
+    /// Make a development CA (or reuse the one in DIR) and a server certificate signed by it:
+    /// ca.crt, ca.key, gs_node.crt, gs_node.key (the server reads gs_node.* and, for client
+    /// certificates, ca.crt from `/system/securityPath`).
     Cert {
         /// Directory to write the files to.
         #[arg(long)]
@@ -49,6 +50,10 @@ enum Command {
         /// localhost, 127.0.0.1 and ::1).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Also make a client certificate for this user (NAME.crt, NAME.key), for
+        /// `/security/clientCertificate`; may be repeated.
+        #[arg(long = "client")]
+        clients: Vec<String>,
     },
     /// Manage administrators (the administrators' file, `/security/passwordFile`). The
     /// password is read from standard input (prompted for, without echo, on a terminal).
@@ -110,15 +115,17 @@ fn main() -> ExitCode {
             None => config.map_or(Ok(()), |config| check(&config)),
         },
         Command::User { action, location } => manage_admins(action, location),
-        Command::Cert { out, hosts } => {
-            kura::server::tls::make_development_certificates(&out, &hosts)
-                .map(|written| {
-                    for file in written.files {
-                        println!("kura: wrote {}", file.display());
-                    }
-                })
-                .map_err(describe)
-        }
+        Command::Cert {
+            out,
+            hosts,
+            clients,
+        } => kura::server::tls::make_development_certificates(&out, &hosts, &clients)
+            .map(|written| {
+                for file in written.files {
+                    println!("kura: wrote {}", file.display());
+                }
+            })
+            .map_err(describe),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

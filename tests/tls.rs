@@ -1,6 +1,7 @@
 //! TLS with real clients: psql with `sslmode=require` and `verify-full` against a certificate
 //! from `kura cert`, plaintext refused in REQUIRED mode and accepted in PREFERRED mode, and
 //! PostgreSQL 17's direct TLS (ALPN `postgresql`, no SSLRequest) through rustls.
+//! Client certificates: checked (VERIFY_FULL) and in place of the password (CERT).
 
 mod common;
 
@@ -195,4 +196,89 @@ fn cleartext_passwords_only_over_tls() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/security/authMethod"));
+}
+
+fn kura_cert(dir: &Path, clients: &[&str]) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kura"));
+    command.args(["cert", "--out"]).arg(dir);
+    for client in clients {
+        command.args(["--client", client]);
+    }
+    let out = command.output().expect("run kura cert");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn client_certificates_are_checked_and_can_replace_passwords() {
+    let (tmp, data, _) = node("REQUIRED");
+    let security = data.join("security");
+    let ca_before = std::fs::read(security.join("ca.crt")).unwrap();
+    // A second run reuses the CA, so the client certificates match the server's CA.
+    kura_cert(&security, &["admin", "mallory"]);
+    assert_eq!(std::fs::read(security.join("ca.crt")).unwrap(), ca_before);
+    let with_cert = |port: u16, user: &str, cert: &str, extra: &str| {
+        format!(
+            "host=localhost port={port} user={user} dbname=public sslmode=verify-full \
+             sslrootcert={} sslcert={} sslkey={} {extra}",
+            security.join("ca.crt").display(),
+            security.join(format!("{cert}.crt")).display(),
+            security.join(format!("{cert}.key")).display(),
+        )
+    };
+
+    let config = tmp.path().join("cert.json");
+    std::fs::write(
+        &config,
+        r#"{"system": {"serverSslMode": "REQUIRED"}, "security": {"clientCertificate": "CERT"}}"#,
+    )
+    .unwrap();
+    let mut server = start(&data, &config);
+    let port = server.port;
+    // The certificate is the login: a wrong password is never asked for.
+    let (ok, text) = psql(
+        &with_cert(port, "admin", "admin", "password=wrong"),
+        "SELECT current_user",
+    );
+    assert!(ok && text == "admin", "{text}");
+    let (ok, text) = psql(&with_cert(port, "mallory", "mallory", ""), "SELECT 1");
+    assert!(
+        !ok && text.contains("certificate authentication failed"),
+        "{text}"
+    );
+    let (ok, text) = psql(&with_cert(port, "admin", "mallory", ""), "SELECT 1");
+    assert!(
+        !ok && text.contains("certificate authentication failed"),
+        "{text}"
+    );
+    // No certificate: the TLS handshake itself fails.
+    let (ok, text) = psql(
+        &format!("host=127.0.0.1 port={port} user=admin dbname=public sslmode=require"),
+        "SELECT 1",
+    );
+    assert!(!ok, "{text}");
+    server.terminate();
+
+    std::fs::write(
+        &config,
+        r#"{"system": {"serverSslMode": "REQUIRED"},
+            "security": {"clientCertificate": "VERIFY_FULL"}}"#,
+    )
+    .unwrap();
+    let server = start(&data, &config);
+    let port = server.port;
+    let (ok, text) = psql(&with_cert(port, "admin", "admin", ""), "SELECT 'both'");
+    assert!(ok && text == "both", "{text}");
+    let (ok, text) = psql(
+        &with_cert(port, "admin", "admin", "password=wrong"),
+        "SELECT 1",
+    );
+    assert!(
+        !ok && text.contains("password authentication failed"),
+        "{text}"
+    );
+    let (ok, text) = psql(&with_cert(port, "admin", "mallory", ""), "SELECT 1");
+    assert!(
+        !ok && text.contains("certificate authentication failed"),
+        "{text}"
+    );
 }

@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use sections::{
-    AuthMethod, CheckpointConfig, DataStoreConfig, IsolationLevelSetting, PasswordEncryption,
-    SecurityConfig, SqlConfig, SslMode, StoreCompressionMode, SystemConfig, TlsVersion,
-    TransactionConfig,
+    AuthMethod, CheckpointConfig, ClientCertificate, DataStoreConfig, IsolationLevelSetting,
+    PasswordEncryption, SecurityConfig, SqlConfig, SslMode, StoreCompressionMode, SystemConfig,
+    TlsVersion, TransactionConfig,
 };
 pub use trace::{AuditLevel, EventLevel, TraceConfig};
 pub use units::{ByteSize, ConfigDuration, UnitError};

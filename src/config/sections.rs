@@ -147,6 +147,21 @@ pub enum PasswordEncryption {
     Md5,
 }
 
+/// `/security/clientCertificate`: what a TLS client's own certificate must prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClientCertificate {
+    /// No certificate is asked for.
+    #[default]
+    Off,
+    /// A certificate signed by the CA in `ca.crt` is required; the password too.
+    VerifyCa,
+    /// As VERIFY_CA, and its common name must be the user's name.
+    VerifyFull,
+    /// As VERIFY_FULL, and the certificate replaces the password.
+    Cert,
+}
+
 /// `/security`: users and authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -158,6 +173,7 @@ pub struct SecurityConfig {
     pub password_encryption: PasswordEncryption,
     /// Wait before answering a failed login, which slows down password guessing.
     pub login_failure_delay: ConfigDuration,
+    pub client_certificate: ClientCertificate,
 }
 
 impl Default for SecurityConfig {
@@ -167,6 +183,7 @@ impl Default for SecurityConfig {
             auth_method: AuthMethod::ScramSha256,
             password_encryption: PasswordEncryption::ScramSha256,
             login_failure_delay: ConfigDuration::from_secs(1),
+            client_certificate: ClientCertificate::Off,
         }
     }
 }
@@ -182,6 +199,12 @@ impl SecurityConfig {
             self.auth_method != AuthMethod::Password || system.server_ssl_mode == SslMode::Required,
             "/security/authMethod",
             "PASSWORD sends passwords in cleartext: it needs /system/serverSslMode REQUIRED",
+        )?;
+        require(
+            self.client_certificate == ClientCertificate::Off
+                || system.server_ssl_mode == SslMode::Required,
+            "/security/clientCertificate",
+            "needs /system/serverSslMode REQUIRED (plaintext clients have no certificate)",
         )?;
         require(
             self.login_failure_delay.get() <= std::time::Duration::from_secs(10),

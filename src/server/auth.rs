@@ -5,7 +5,9 @@
 //! - MD5 (PostgreSQL's md5 challenge) only for users whose verifier is md5 when the method is
 //!   MD5, SCRAM for the others (as PostgreSQL does);
 //! - the cleartext password only when the method is PASSWORD, which the configuration allows
-//!   with TLS required.
+//!   with TLS required;
+//! - a client certificate whose common name is the user (`/security/clientCertificate`
+//!   VERIFY_FULL, with the password; CERT, instead of it).
 //!
 //! Invariants: an unknown user goes through the same exchange as a known one and fails with
 //! the same message (28P01); nothing here logs or keeps a password.
@@ -14,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
+use pgwire::tokio::tokio_rustls::rustls::pki_types::CertificateDer;
 
-use crate::config::{AuthMethod, Config, SslMode};
+use crate::config::{AuthMethod, ClientCertificate, Config, SslMode};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::Engine;
 use crate::security::Login;
@@ -31,6 +34,7 @@ pub struct Authenticator {
     pub method: AuthMethod,
     pub ssl_mode: SslMode,
     pub failure_delay: Duration,
+    client_certificate: ClientCertificate,
     /// Salts the mock exchange of unknown users, so their salts are stable but unguessable.
     secret: Vec<u8>,
 }
@@ -67,6 +71,7 @@ impl Authenticator {
             method: config.security.auth_method,
             ssl_mode: config.system.server_ssl_mode,
             failure_delay: config.security.login_failure_delay.get(),
+            client_certificate: config.security.client_certificate,
             secret: random_bytes(32),
         }
     }
@@ -93,6 +98,41 @@ impl Authenticator {
         Candidate {
             requested: user.to_string(),
             found,
+        }
+    }
+
+    /// Checks a TLS client's certificate against `/security/clientCertificate` for `user`;
+    /// under CERT the certificate is the login, returned here.
+    pub fn check_certificate(
+        &self,
+        user: &str,
+        certificates: Option<&[CertificateDer<'_>]>,
+    ) -> Result<Option<Login>> {
+        if matches!(
+            self.client_certificate,
+            ClientCertificate::Off | ClientCertificate::VerifyCa
+        ) {
+            return Ok(None);
+        }
+        let failed = || {
+            KuraError::new(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("certificate authentication failed for user \"{user}\""),
+            )
+        };
+        let common_name = certificates
+            .and_then(|certificates| certificates.first())
+            .and_then(|certificate| super::tls::common_name(certificate))
+            .ok_or_else(failed)?;
+        if !common_name.eq_ignore_ascii_case(user) {
+            return Err(failed().with_detail(format!("the certificate is for \"{common_name}\"")));
+        }
+        if self.client_certificate != ClientCertificate::Cert {
+            return Ok(None);
+        }
+        match self.candidate(user).found {
+            Some((login, _)) => Ok(Some(login)),
+            None => Err(failed()),
         }
     }
 

@@ -214,8 +214,16 @@ impl KuraHandler {
             Err(e) => return Err(self.refuse(client, "CONNECT", &e)),
         };
         protocol_negotiation(client, &startup).await?;
-        let (request, pending) = self.accepted.auth.begin(&user);
         *self.startup.lock() = Some(startup.parameters.clone());
+        let certified = self
+            .accepted
+            .auth
+            .check_certificate(&user, client.client_certificates())
+            .map_err(|e| self.refuse(client, "AUTHENTICATE", &e))?;
+        if let Some(login) = certified {
+            return self.open_session(client, login).await;
+        }
+        let (request, pending) = self.accepted.auth.begin(&user);
         *self.pending.lock() = Some(pending);
         client.set_state(PgWireConnectionState::AuthenticationInProgress);
         client
@@ -251,6 +259,14 @@ impl KuraHandler {
 
     /// Audits a refused connection or failed login; the FATAL error to answer it with.
     fn refuse<C: ClientInfo>(&self, client: &C, operation: &str, error: &KuraError) -> PgWireError {
+        if operation == "AUTHENTICATE" {
+            tracing::warn!(
+                client = %client.socket_addr(),
+                user = client.metadata().get("user").map_or("", |u| u.as_str()),
+                "login failed: {}",
+                error.message
+            );
+        }
         if let Some(audit) = &self.accepted.audit {
             let mut connection = self.connection(client);
             connection.id = Connection::new_id();
@@ -309,11 +325,6 @@ impl KuraHandler {
             }
             Err(e) => {
                 if e.code == sqlstate::INVALID_PASSWORD {
-                    tracing::warn!(
-                        client = %client.socket_addr(),
-                        user = client.metadata().get("user").map_or("", |u| u.as_str()),
-                        "login failed"
-                    );
                     tokio::time::sleep(self.accepted.auth.failure_delay).await;
                 }
                 Err(self.refuse(client, "AUTHENTICATE", &e))
