@@ -76,6 +76,8 @@ pub mod sqlstate {
     pub const DISK_FULL: &str = "53100";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const IO_ERROR: &str = "58030";
+    pub const UNDEFINED_FILE: &str = "58P01";
+    pub const INVALID_NAME: &str = "42602";
     pub const OBJECT_IN_USE: &str = "55006";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
@@ -137,10 +139,11 @@ impl KuraError {
 
     /// A file-system error: disk full (53100) or any other I/O failure (58030).
     pub fn io(message: impl Into<String>, error: &std::io::Error) -> Self {
-        let code = if error.kind() == std::io::ErrorKind::StorageFull {
-            sqlstate::DISK_FULL
-        } else {
-            sqlstate::IO_ERROR
+        let code = match error.kind() {
+            std::io::ErrorKind::StorageFull => sqlstate::DISK_FULL,
+            std::io::ErrorKind::NotFound => sqlstate::UNDEFINED_FILE,
+            std::io::ErrorKind::PermissionDenied => sqlstate::INSUFFICIENT_PRIVILEGE,
+            _ => sqlstate::IO_ERROR,
         };
         Self::new(code, message)
     }

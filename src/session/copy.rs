@@ -131,12 +131,7 @@ pub fn parse(
     legacy: &[CopyLegacyOption],
 ) -> Result<CopyOptions> {
     match (to, target) {
-        (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
-        (_, CopyTarget::File { .. }) => {
-            return Err(KuraError::unsupported(
-                "COPY to or from a server file is not supported yet; use COPY ... STDIN/STDOUT (psql's \\copy)",
-            ));
-        }
+        (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) | (_, CopyTarget::File { .. }) => {}
         (_, CopyTarget::Program { .. }) => {
             return Err(KuraError::unsupported(
                 "COPY to or from a program is not supported",

@@ -13,6 +13,7 @@
 
 pub mod backends;
 pub mod copy;
+mod copy_file;
 pub mod cursors;
 pub mod functions;
 mod security;
@@ -408,10 +409,11 @@ impl Session {
                     ));
                 }
                 let options = copy::parse(source, *to, target, options, legacy_options)?;
-                let result = if *to {
-                    self.copy_to(source, &options).await
-                } else {
-                    self.copy_from(source, &options)
+                let result = match (copy_file::server_file(target)?, *to) {
+                    (Some(path), true) => self.copy_to_file(source, &options, &path).await,
+                    (Some(path), false) => self.copy_from_file(source, &options, &path).await,
+                    (None, true) => self.copy_to(source, &options).await,
+                    (None, false) => self.copy_from(source, &options),
                 };
                 self.failing(result)
             }
@@ -525,10 +527,14 @@ impl Session {
 
     /// CopyFail from the client: nothing of the COPY stays.
     pub fn copy_fail(&mut self, message: &str) -> KuraError {
-        let error = KuraError::new(
+        self.abort_copy_in(KuraError::new(
             sqlstate::QUERY_CANCELED,
             format!("COPY from stdin failed: {message}"),
-        );
+        ))
+    }
+
+    /// Ends the COPY FROM in progress, undoing what it wrote; returns `error`.
+    fn abort_copy_in(&mut self, error: KuraError) -> KuraError {
         match self.copy_in.take() {
             Some(copy_in) => self.abort_copy(copy_in, error),
             None => error,

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
-    AlterRoleOperation, CreateRole, Expr, GrantObjects, Grantee, GranteeName, ObjectName,
-    ObjectType, Password, Privileges, RoleOption, Statement, Value,
+    AlterRoleOperation, CopyTarget, CreateRole, Expr, GrantObjects, Grantee, GranteeName,
+    ObjectName, ObjectType, Password, Privileges, RoleOption, Statement, Value,
 };
 
 use super::Session;
@@ -67,6 +67,10 @@ fn need(statement: &Statement) -> Need {
         | Statement::CreateView(_)
         | Statement::Drop { .. }
         | Statement::Truncate(_) => Need::Write,
+        Statement::Copy {
+            target: CopyTarget::File { .. } | CopyTarget::Program { .. },
+            ..
+        } => Need::Admin("COPY to or from a server file"),
         Statement::Copy { to: false, .. } => Need::Write,
         Statement::Explain {
             analyze: true,

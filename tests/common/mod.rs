@@ -212,6 +212,26 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !thread::panicking() {
+            assert_no_password_in_logs(&self.data_dir);
+        }
+    }
+}
+
+/// Every test server's event and audit logs are searched for the administrators' password,
+/// which every test logs in with: no log may ever hold it.
+fn assert_no_password_in_logs(data_dir: &std::path::Path) {
+    for dir in ["log", "audit"] {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read(entry.path()).unwrap_or_default();
+            let found = text
+                .windows(ADMIN_PASSWORD.len())
+                .any(|w| w == ADMIN_PASSWORD.as_bytes());
+            assert!(!found, "{} holds a password", entry.path().display());
+        }
     }
 }
 
