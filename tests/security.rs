@@ -456,3 +456,32 @@ async fn slow_statements_are_logged_with_passwords_masked() {
     assert!(log.contains("AS two"), "{log}");
     assert!(!log.contains("must-not-appear") && !log.contains("nor-this-one"));
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_with_53300() {
+    let tmp = common::temp_dir();
+    let config = tmp.path().join("kura.json");
+    std::fs::write(&config, r#"{"transaction": {"connectionLimit": 2}}"#).unwrap();
+    let server = TestServer::start_with_args(&["--config", config.to_str().unwrap()]);
+    let first = server.connect().await;
+    let second = server.connect().await;
+    let Err(e) = try_connect(&server.conn_string()).await else {
+        panic!("a third connection must be refused");
+    };
+    assert_eq!(sqlstate(&e), Some("53300"), "{e:?}");
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(message.as_deref(), Some("sorry, too many clients already"));
+    drop(second);
+    // The slot frees when the server sees the connection end.
+    let third = common::within("a freed slot", async {
+        loop {
+            if let Ok(client) = try_connect(&server.conn_string()).await {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(text_rows(&third, "SELECT 1").await, vec!["1"]);
+    assert_eq!(text_rows(&first, "SELECT 2").await, vec!["2"]);
+}
