@@ -973,3 +973,71 @@ async fn a_transaction_past_its_time_limit_is_rolled_back_and_frees_its_locks() 
     assert_eq!(sqlstate(&e), Some("57014"), "{e:?}");
     assert_eq!(rows(&b, "SELECT n FROM counter WHERE id = 1").await, ["1"]);
 }
+
+#[tokio::test]
+async fn pg_locks_shows_who_holds_and_who_waits_for_a_row() {
+    let server = TestServer::start();
+    let holder = server.connect().await;
+    let waiter = Arc::new(server.connect().await);
+    let observer = server.connect().await;
+    exec(
+        &holder,
+        "CREATE TABLE locked (id INTEGER PRIMARY KEY, v INTEGER)",
+    )
+    .await;
+    exec(&holder, "INSERT INTO locked VALUES (1, 0)").await;
+    let holder_pid = scalar_i64(&holder, "SELECT pg_backend_pid()::bigint").await;
+    let waiter_pid = scalar_i64(&waiter, "SELECT pg_backend_pid()::bigint").await;
+    exec(&holder, "BEGIN").await;
+    exec(&holder, "UPDATE locked SET v = 1 WHERE id = 1").await;
+    let xid = scalar_i64(&holder, "SELECT txid_current()").await;
+    let blocked = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            waiter
+                .simple_query("UPDATE locked SET v = 2 WHERE id = 1")
+                .await
+        })
+    };
+    let query = "SELECT pid::bigint, transactionid, mode, granted::text FROM pg_locks \
+                 WHERE locktype = 'transactionid' ORDER BY granted DESC";
+    let seen = within("the waiter shows in pg_locks", async {
+        loop {
+            let rows = within(query, observer.query(query, &[])).await.unwrap();
+            if rows.len() == 2 {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let view: Vec<(i64, i64, String, String)> = seen
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            (holder_pid, xid, "ExclusiveLock".into(), "true".into()),
+            (waiter_pid, xid, "ShareLock".into(), "false".into()),
+        ]
+    );
+    // DataGrip's query for the oldest transaction holding a lock.
+    let oldest = scalar_i64(
+        &observer,
+        "select L.transactionid::varchar::bigint as transaction_id \
+         from pg_catalog.pg_locks L where L.transactionid is not null \
+         order by pg_catalog.age(L.transactionid) desc limit 1",
+    )
+    .await;
+    assert_eq!(oldest, xid);
+    exec(&holder, "COMMIT").await;
+    within("the waiter proceeds", blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rows(&observer, "SELECT count(*) FROM pg_locks").await,
+        ["0"]
+    );
+}

@@ -123,6 +123,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         needs_views: false,
     },
     RelationSpec {
+        name: "pg_locks",
+        layout: server_views::LOCKS,
+        build: server_views::locks,
+        needs_views: false,
+    },
+    RelationSpec {
         name: "pg_cursors",
         layout: server_views::CURSORS,
         build: server_views::cursors,

@@ -1,6 +1,7 @@
 //! The `pg_catalog` relations about the server rather than the schema: roles (`pg_roles`,
 //! `pg_authid`, `pg_user`, `pg_auth_members`), settings (`pg_settings`), connections
-//! (`pg_stat_activity`) and the session's open cursors (`pg_cursors`).
+//! (`pg_stat_activity`), row locks (`pg_locks`) and the session's open cursors
+//! (`pg_cursors`).
 //!
 //! Invariants: the roles are the administrators and the general users; the session's own
 //! user has oid [`oids::OWNER_ROLE`], owner of every object; `pg_settings` shows the scanning
@@ -258,6 +259,62 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
             ("state", activity.state.into()),
             ("query", activity.query.into()),
             ("backend_type", "client backend".into()),
+        ]);
+    }
+    Ok(rows)
+}
+
+/// `pg_locks`; `transactionid` (PostgreSQL's `xid`) is an int8 here.
+pub const LOCKS: &[(&str, Kind)] = &[
+    ("locktype", Text),
+    ("database", Oid),
+    ("relation", Oid),
+    ("page", Int4),
+    ("tuple", Int2),
+    ("virtualxid", Text),
+    ("transactionid", Int8),
+    ("classid", Oid),
+    ("objid", Oid),
+    ("objsubid", Int2),
+    ("virtualtransaction", Text),
+    ("pid", Int4),
+    ("mode", Text),
+    ("granted", Bool),
+    ("fastpath", Bool),
+    ("waitstart", Timestamptz),
+];
+
+/// Row locks as PostgreSQL shows them: each writing transaction holds an exclusive lock on its
+/// own transaction id, and a transaction waiting for a row a share lock request on the
+/// holder's (not granted).
+pub fn locks(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(LOCKS);
+    let Some(engine) = &source.engine else {
+        return Ok(rows);
+    };
+    for lock in engine.txns.locks.transaction_locks() {
+        rows.push(vec![
+            ("locktype", "transactionid".into()),
+            (
+                "transactionid",
+                V::from(i64::try_from(lock.transaction).unwrap_or(i64::MAX)),
+            ),
+            (
+                "virtualtransaction",
+                format!("{}/{}", lock.pid, lock.transaction).into(),
+            ),
+            ("pid", lock.pid.into()),
+            (
+                "mode",
+                if lock.granted {
+                    "ExclusiveLock"
+                } else {
+                    "ShareLock"
+                }
+                .into(),
+            ),
+            ("granted", lock.granted.into()),
+            ("fastpath", false.into()),
         ]);
     }
     Ok(rows)

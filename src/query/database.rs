@@ -401,13 +401,19 @@ impl Database {
             None => super::zone_casts::STORED_ZONE.to_string(),
         };
         state.config_mut().options_mut().execution.time_zone = Some(zone);
+        let statement_options = super::context::StatementOptions {
+            txn_id: context.txn_id,
+        };
         state
             .config_mut()
             .options_mut()
             .extensions
-            .insert(super::context::StatementOptions {
-                txn_id: context.txn_id,
-            });
+            .insert(statement_options.clone());
+        // Functions evaluated while the plan runs read the options snapshot taken above.
+        let props = state.execution_props_mut();
+        if let Some(snapshot) = props.config_options.as_mut() {
+            Arc::make_mut(snapshot).extensions.insert(statement_options);
+        }
         state.config_mut().set_extension(Arc::new(context));
         state
     }

@@ -1,6 +1,6 @@
 //! SQL functions Kura adds to DataFusion's: GridDB's `TYPEOF`, and PostgreSQL's `version()`
-//! (clients parse its text, so it must read like PostgreSQL's), `format()` and
-//! `txid_current()`.
+//! (clients parse its text, so it must read like PostgreSQL's), `format()`,
+//! `txid_current()` and `age(xid)`.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(Version::new()),
         super::pg_format::udf(),
         ScalarUDF::from(TransactionId::new()),
+        ScalarUDF::from(TransactionAge::new()),
     ];
     functions.extend(session_function_signatures());
     functions.extend(super::time_functions::all());
@@ -114,6 +115,58 @@ impl ScalarUDFImpl for TransactionId {
             })?;
         let id = i64::try_from(context.txn_id).unwrap_or(i64::MAX);
         Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(id))))
+    }
+}
+
+/// `age(xid)`: how many transactions began since `xid`, counted from the statement's own.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TransactionAge {
+    signature: Signature,
+}
+
+impl TransactionAge {
+    fn new() -> TransactionAge {
+        TransactionAge {
+            signature: Signature::uniform(1, vec![DataType::Int64], Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TransactionAge {
+    fn name(&self) -> &str {
+        "age"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{Int32Array, Int64Array};
+        let context = args
+            .config_options
+            .extensions
+            .get::<super::context::StatementOptions>()
+            .ok_or_else(|| crate::error::KuraError::internal("age() outside of a statement"))?;
+        let now = i64::try_from(context.txn_id).unwrap_or(i64::MAX);
+        let age = |xid: i64| i32::try_from(now.saturating_sub(xid)).unwrap_or(i32::MAX);
+        match &args.args[..] {
+            [ColumnarValue::Scalar(ScalarValue::Int64(xid))] => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Int32(xid.map(age))))
+            }
+            [ColumnarValue::Array(array)] => {
+                let xids = array.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                    crate::error::KuraError::internal("age() of a non-int8 array")
+                })?;
+                let ages: Int32Array = xids.iter().map(|xid| xid.map(age)).collect();
+                Ok(ColumnarValue::Array(Arc::new(ages)))
+            }
+            _ => Err(crate::error::KuraError::internal("age() takes one argument").into()),
+        }
     }
 }
 

@@ -424,6 +424,16 @@ impl Session {
         }
     }
 
+    /// A new transaction run by this connection.
+    fn begin_transaction(&self, isolation: Isolation) -> Transaction {
+        let txn = self
+            .db
+            .txns
+            .begin(isolation, self.limits.transaction_timeout);
+        txn.handle.set_owner(self.identity.backend_pid);
+        txn
+    }
+
     /// `result`, after failing the transaction block if it is an error.
     fn failing(&mut self, result: Result<Outcome>) -> Result<Outcome> {
         if result.is_err() {
@@ -462,14 +472,7 @@ impl Session {
                 let isolation = self
                     .next_isolation
                     .unwrap_or_else(|| self.default_isolation());
-                (
-                    Some(
-                        self.db
-                            .txns
-                            .begin(isolation, self.limits.transaction_timeout),
-                    ),
-                    0,
-                )
+                (Some(self.begin_transaction(isolation)), 0)
             }
         };
         let (copy_in, start) = copy::CopyIn::start(&self.db, source, options, implicit, mark)?;
@@ -718,11 +721,7 @@ impl Session {
                 self.block = Some(block);
                 None
             }
-            None => Some(
-                self.db
-                    .txns
-                    .begin(isolation, self.limits.transaction_timeout),
-            ),
+            None => Some(self.begin_transaction(isolation)),
         };
         let db = self.db.clone();
         let view = self.view();
@@ -862,10 +861,7 @@ impl Session {
                 }
             }
         }
-        let txn = self
-            .db
-            .txns
-            .begin(isolation, self.limits.transaction_timeout);
+        let txn = self.begin_transaction(isolation);
         self.block = Some(Block {
             txn,
             failed: false,

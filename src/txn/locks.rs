@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -35,6 +35,8 @@ pub struct TxnHandle {
     ended: watch::Sender<bool>,
     expires_at: Instant,
     aborted: AtomicBool,
+    /// The process id of the connection running the transaction (0: none), for `pg_locks`.
+    owner: AtomicI32,
 }
 
 impl TxnHandle {
@@ -47,7 +49,17 @@ impl TxnHandle {
                 .checked_add(timeout)
                 .unwrap_or(now + Duration::from_secs(86_400 * 365)),
             aborted: AtomicBool::new(false),
+            owner: AtomicI32::new(0),
         })
+    }
+
+    /// Names the connection that runs the transaction.
+    pub fn set_owner(&self, pid: i32) {
+        self.owner.store(pid, Ordering::Relaxed);
+    }
+
+    pub fn owner(&self) -> i32 {
+        self.owner.load(Ordering::Relaxed)
     }
 
     /// True once the transaction outlived its deadline and a waiter aborted it: it can no
@@ -64,7 +76,24 @@ impl TxnHandle {
 #[derive(Debug, Default)]
 struct LockTable {
     owners: HashMap<LockKey, Arc<TxnHandle>>,
-    waits_for: HashMap<TxnId, TxnId>,
+    /// Each waiting transaction, by id, with the transaction it waits for.
+    waits_for: HashMap<TxnId, Wait>,
+}
+
+#[derive(Debug)]
+struct Wait {
+    holder: TxnId,
+    waiter: Arc<TxnHandle>,
+}
+
+/// One row of `pg_locks`: a transaction holding its lock (`granted`), or one waiting for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionLock {
+    /// The transaction whose lock this is.
+    pub transaction: TxnId,
+    /// The connection holding or waiting for it (0: none).
+    pub pid: i32,
+    pub granted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,7 +137,13 @@ impl LockManager {
                                 me.id, holder.id
                             )));
                         }
-                        table.waits_for.insert(me.id, holder.id);
+                        table.waits_for.insert(
+                            me.id,
+                            Wait {
+                                holder: holder.id,
+                                waiter: me.clone(),
+                            },
+                        );
                         holder
                     }
                 }
@@ -140,13 +175,13 @@ impl LockManager {
         }
     }
 
-    fn would_deadlock(waits_for: &HashMap<TxnId, TxnId>, mut from: TxnId, me: TxnId) -> bool {
+    fn would_deadlock(waits_for: &HashMap<TxnId, Wait>, mut from: TxnId, me: TxnId) -> bool {
         for _ in 0..=waits_for.len() {
             if from == me {
                 return true;
             }
             match waits_for.get(&from) {
-                Some(next) => from = *next,
+                Some(next) => from = next.holder,
                 None => return false,
             }
         }
@@ -165,6 +200,35 @@ impl LockManager {
             table.waits_for.remove(&me.id);
         }
         me.ended.send_replace(true);
+    }
+
+    /// PostgreSQL's view of row locks: every transaction holding any holds its own
+    /// transaction lock; a transaction waiting for a row waits for its holder's.
+    pub fn transaction_locks(&self) -> Vec<TransactionLock> {
+        let table = self.table.lock();
+        let mut holders: Vec<TransactionLock> = Vec::new();
+        for handle in table.owners.values() {
+            if !handle.is_aborted() && !holders.iter().any(|h| h.transaction == handle.id) {
+                holders.push(TransactionLock {
+                    transaction: handle.id,
+                    pid: handle.owner(),
+                    granted: true,
+                });
+            }
+        }
+        holders.sort_by_key(|h| h.transaction);
+        let mut waiters: Vec<TransactionLock> = table
+            .waits_for
+            .values()
+            .map(|wait| TransactionLock {
+                transaction: wait.holder,
+                pid: wait.waiter.owner(),
+                granted: false,
+            })
+            .collect();
+        waiters.sort_by_key(|w| (w.transaction, w.pid));
+        holders.extend(waiters);
+        holders
     }
 
     pub fn held_locks(&self) -> usize {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-pub use locks::{LockKey, LockManager, TxnHandle, TxnId};
+pub use locks::{LockKey, LockManager, TransactionLock, TxnHandle, TxnId};
 pub use writes::{OwnWrites, WriteSet};
 
 use datafusion::arrow::record_batch::RecordBatch;
