@@ -1,7 +1,8 @@
 //! TLS with real clients: psql with `sslmode=require` and `verify-full` against a certificate
 //! from `kura cert`, plaintext refused in REQUIRED mode and accepted in PREFERRED mode, and
 //! PostgreSQL 17's direct TLS (ALPN `postgresql`, no SSLRequest) through rustls.
-//! Client certificates: checked (VERIFY_FULL) and in place of the password (CERT).
+//! Client certificates: checked (VERIFY_FULL) and in place of the password (CERT); tokio-postgres
+//! over rustls (tokio-postgres-rustls) in every mode.
 
 mod common;
 
@@ -281,4 +282,69 @@ fn client_certificates_are_checked_and_can_replace_passwords() {
         !ok && text.contains("certificate authentication failed"),
         "{text}"
     );
+}
+
+/// A tokio-postgres TLS connector (rustls) that trusts `ca`.
+fn rustls_connector(ca: &Path) -> tokio_postgres_rustls::MakeRustlsConnect {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// Whether the connection `conn` makes uses TLS, or its error.
+async fn uses_tls(conn: &str, ca: &Path) -> Result<bool, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conn, rustls_connector(ca)).await?;
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn tokio_postgres_with_rustls_in_every_mode() {
+    for mode in ["DISABLED", "PREFERRED", "REQUIRED"] {
+        let (_tmp, data, config) = node(mode);
+        let server = start(&data, &config);
+        let ca = data.join("security/ca.crt");
+        let conn = format!(
+            "host=localhost hostaddr=127.0.0.1 port={} user=admin password={ADMIN_PASSWORD} \
+             dbname=public",
+            server.port
+        );
+        let required = uses_tls(&format!("{conn} sslmode=require"), &ca).await;
+        let preferred = uses_tls(&format!("{conn} sslmode=prefer"), &ca).await;
+        let plaintext = uses_tls(&format!("{conn} sslmode=disable"), &ca).await;
+        match mode {
+            "DISABLED" => {
+                assert!(required.is_err(), "{mode}: {required:?}");
+                assert!(!preferred.unwrap(), "{mode}");
+                assert!(!plaintext.unwrap(), "{mode}");
+            }
+            "PREFERRED" => {
+                assert!(required.unwrap(), "{mode}");
+                assert!(preferred.unwrap(), "{mode}");
+                assert!(!plaintext.unwrap(), "{mode}");
+            }
+            _ => {
+                assert!(required.unwrap(), "{mode}");
+                assert!(preferred.unwrap(), "{mode}");
+                let refused = plaintext.expect_err("plaintext is refused");
+                assert_eq!(common::sqlstate(&refused), Some("28000"), "{refused:?}");
+            }
+        }
+    }
 }
