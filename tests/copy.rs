@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{TestServer, exec, sqlstate, text_rows as rows};
+use common::{TestServer, exec, fails, sqlstate, text_rows as rows};
 use futures::{SinkExt, TryStreamExt};
 use tokio_postgres::Client;
 
@@ -268,18 +268,6 @@ async fn copy_reads_and_writes_timestamptz_in_the_session_zone() {
     );
 }
 
-async fn fails_with(client: &Client, sql: &str, code: &str) -> String {
-    let e = client
-        .simple_query(sql)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("{sql} should fail"));
-    assert_eq!(sqlstate(&e), Some(code), "{sql}: {e:?}");
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn administrators_copy_server_files_both_ways() {
     let server = TestServer::start();
@@ -333,25 +321,25 @@ async fn administrators_copy_server_files_both_ways() {
     // A bad row aborts the whole COPY and names its line; nothing of it is visible.
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "3,three\nfour,4\n").unwrap();
-    let message = fails_with(&c, &format!("COPY f FROM '{}' CSV", bad.display()), "22P02").await;
+    let message = fails(&c, &format!("COPY f FROM '{}' CSV", bad.display()), "22P02").await;
     assert!(message.contains("four"), "{message}");
     assert_eq!(rows(&c, "SELECT count(*) FROM f").await, ["2"]);
-    fails_with(&c, "COPY f FROM 'relative.csv'", "42602").await;
+    fails(&c, "COPY f FROM 'relative.csv'", "42602").await;
     let missing = tmp.path().join("missing.csv");
-    fails_with(&c, &format!("COPY f FROM '{}'", missing.display()), "58P01").await;
-    fails_with(&c, "COPY f FROM PROGRAM 'cat /etc/passwd'", "0A000").await;
+    fails(&c, &format!("COPY f FROM '{}'", missing.display()), "58P01").await;
+    fails(&c, "COPY f FROM PROGRAM 'cat /etc/passwd'", "0A000").await;
 
     // General users may not touch server files, even with ALL on the database.
     exec(&c, "CREATE USER loader IDENTIFIED BY 'loader pw'").await;
     let loader = common::connect_to(&server.conn_string_as("loader", "loader pw", "public")).await;
-    let message = fails_with(
+    let message = fails(
         &loader,
         &format!("COPY f FROM '{}' CSV HEADER", input.display()),
         "42501",
     )
     .await;
     assert!(message.contains("administrators"), "{message}");
-    fails_with(
+    fails(
         &loader,
         &format!("COPY f TO '{}'", output.display()),
         "42501",

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, sqlstate, text_rows};
+use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, fails, sqlstate, text_rows};
 use tokio::io::AsyncReadExt;
 
 async fn try_connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -22,18 +22,6 @@ async fn login_error(conn: &str) -> (String, String) {
     };
     let db = e.as_db_error().expect("a server error");
     (db.code().code().to_string(), db.message().to_string())
-}
-
-async fn fails(client: &tokio_postgres::Client, sql: &str, code: &str) -> String {
-    let e = client
-        .simple_query(sql)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("{sql} should fail"));
-    assert_eq!(sqlstate(&e), Some(code), "{sql}: {e:?}");
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

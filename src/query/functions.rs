@@ -106,16 +106,21 @@ impl ScalarUDFImpl for TransactionId {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let context = args
-            .config_options
-            .extensions
-            .get::<super::context::StatementOptions>()
-            .ok_or_else(|| {
-                crate::error::KuraError::internal("txid_current() outside of a statement")
-            })?;
-        let id = i64::try_from(context.txn_id).unwrap_or(i64::MAX);
+        let id = statement_txn_id(&args, "txid_current()")?;
         Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(id))))
     }
+}
+
+/// The id of the transaction the calling statement runs in.
+fn statement_txn_id(args: &ScalarFunctionArgs, function: &str) -> DfResult<i64> {
+    let context = args
+        .config_options
+        .extensions
+        .get::<super::context::StatementOptions>()
+        .ok_or_else(|| {
+            crate::error::KuraError::internal(format!("{function} outside of a statement"))
+        })?;
+    Ok(i64::try_from(context.txn_id).unwrap_or(i64::MAX))
 }
 
 /// `age(xid)`: how many transactions began since `xid`, counted from the statement's own.
@@ -147,12 +152,7 @@ impl ScalarUDFImpl for TransactionAge {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         use datafusion::arrow::array::{Int32Array, Int64Array};
-        let context = args
-            .config_options
-            .extensions
-            .get::<super::context::StatementOptions>()
-            .ok_or_else(|| crate::error::KuraError::internal("age() outside of a statement"))?;
-        let now = i64::try_from(context.txn_id).unwrap_or(i64::MAX);
+        let now = statement_txn_id(&args, "age()")?;
         let age = |xid: i64| i32::try_from(now.saturating_sub(xid)).unwrap_or(i32::MAX);
         match &args.args[..] {
             [ColumnarValue::Scalar(ScalarValue::Int64(xid))] => {

@@ -344,6 +344,20 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
     e.code().map(|c| c.code())
 }
 
+/// Runs `sql`, which must fail with SQLSTATE `code`; returns the error's message.
+#[allow(dead_code)]
+pub async fn fails(client: &tokio_postgres::Client, sql: &str, code: &str) -> String {
+    let e = client
+        .simple_query(sql)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{sql} should fail"));
+    assert_eq!(sqlstate(&e), Some(code), "{sql}: {e:?}");
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_port;
