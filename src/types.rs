@@ -37,6 +37,13 @@ pub enum SqlType {
 impl SqlType {
     /// Resolves a column type written in CREATE TABLE / ALTER TABLE ADD COLUMN.
     pub fn from_ast(data_type: &ast::DataType) -> Result<SqlType> {
+        // Before GridDB's substring rules, which would read `int[]` as INTEGER.
+        if matches!(data_type, ast::DataType::Array(_)) {
+            return Err(KuraError::unsupported(format!(
+                "array types are not supported in table columns: {}",
+                data_type.to_string().to_lowercase()
+            )));
+        }
         let text = data_type.to_string();
         parse_type_name(&text)
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, exec, sqlstate, text_rows as rows};
+use common::{TestServer, exec, fails, sqlstate, text_rows as rows};
 use tokio_postgres::types::Type;
 
 const SCHEMA: &str = "
@@ -215,6 +215,58 @@ async fn oids_survive_a_restart() {
     let server = TestServer::start_in(&data, &[]);
     let c = server.connect().await;
     assert_eq!(rows(&c, query).await, before);
+}
+
+/// DataGrip's incremental introspection: it keeps the transaction id of its last reading and
+/// re-reads the catalog rows whose `xmin` is not older, so every change after that reading,
+/// also one made before a restart it did not see, must make rows newer.
+#[tokio::test]
+async fn catalog_xmin_tells_which_objects_changed_since_a_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let changed_since = |txid: &str| {
+        format!(
+            "SELECT count(*) FROM pg_catalog.pg_class T WHERE T.relnamespace = 2200 \
+             AND pg_catalog.age(T.xmin) <= coalesce(nullif(greatest( \
+                 pg_catalog.age('{txid}'::varchar::xid), -1), -1), 2147483647)"
+        )
+    };
+    let mut server = TestServer::start_in(&data, &[]);
+    let c = server.connect().await;
+    exec(&c, SCHEMA).await;
+    let reading = rows(&c, "SELECT txid_current()").await.remove(0);
+    assert_eq!(rows(&c, &changed_since(&reading)).await, ["0"]);
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT N.xmin::varchar::bigint > 0, xmin = N.xmin FROM pg_namespace N \
+             WHERE nspname = 'public'"
+        )
+        .await,
+        ["t|t"]
+    );
+    exec(&c, "CREATE TABLE later (id int PRIMARY KEY)").await;
+    let total = rows(
+        &c,
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 2200",
+    )
+    .await;
+    assert_eq!(rows(&c, &changed_since(&reading)).await, total);
+    let reading = rows(&c, "SELECT txid_current()").await.remove(0);
+    server.terminate();
+
+    let server = TestServer::start_in(&data, &[]);
+    let c = server.connect().await;
+    assert!(
+        rows(&c, "SELECT txid_current()").await[0]
+            .parse::<u64>()
+            .unwrap()
+            > reading.parse::<u64>().unwrap(),
+        "transaction ids keep growing across a restart"
+    );
+    assert_eq!(rows(&c, &changed_since(&reading)).await, total);
+    // User tables have no system columns.
+    fails(&c, "SELECT xmin FROM later", "42703").await;
 }
 
 #[tokio::test]

@@ -493,6 +493,29 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>, engine: Weak<Engin
     );
 }
 
+/// PostgreSQL's answers of `pg_indexam_has_property` for its built-in access methods (Kura's
+/// indexes are all btree); NULL for other methods and unknown properties.
+fn index_am_property(am: i32, property: &str) -> Option<bool> {
+    const PROPERTIES: [&str; 5] = [
+        "can_order",
+        "can_unique",
+        "can_multi_col",
+        "can_exclude",
+        "can_include",
+    ];
+    let answers: [bool; 5] = match am {
+        oids::BTREE_AM => [true, true, true, true, true],
+        405 => [false, false, false, true, false],  // hash
+        783 => [false, false, true, true, true],    // gist
+        2742 => [false, false, true, false, false], // gin
+        4000 => [false, false, false, true, true],  // spgist
+        3580 => [false, false, true, false, false], // brin
+        _ => return None,
+    };
+    let index = PROPERTIES.iter().position(|p| *p == property)?;
+    Some(answers[index])
+}
+
 fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
     let utf8 = DataType::Utf8;
     let mut out = vec![
@@ -622,6 +645,12 @@ fn all(catalog: &Arc<Catalog>) -> Vec<ScalarUDF> {
         // unknown, NULL, as the scan counters of pg_stat_user_tables are.
         function("pg_stat_get_numscans", &[1], DataType::Int64, |_| {
             Ok(ScalarValue::Int64(None))
+        }),
+        function("pg_indexam_has_property", &[2], DataType::Boolean, |a| {
+            let property = oid_arg(&a[0]).zip(text_arg(&a[1]));
+            Ok(boolean(property.and_then(|(am, name)| {
+                index_am_property(am, &name.to_ascii_lowercase())
+            })))
         }),
         // No COMMENT ON in Kura: no object has a description.
         function("obj_description", &[1, 2], utf8.clone(), |_| Ok(text(None))),

@@ -22,6 +22,7 @@ pub mod server_views;
 pub mod sizes;
 pub mod statics;
 pub mod statistics;
+pub mod system_columns;
 pub mod table;
 pub mod time_zones;
 

@@ -19,9 +19,10 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
-    Query, Select, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, ValueWithSpan,
-    VisitMut, VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
+    GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName,
+    OneOrManyWithParens, Query, Select, SelectItem, SetExpr, Statement, Subscript, TableFactor,
+    Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
+    visit_relations,
 };
 use datafusion_pg_catalog::sql::rules::{
     AliasDuplicatedProjectionRewrite, FixArrayLiteral, ResolveUnqualifiedIdentifier,
@@ -46,11 +47,7 @@ const CATALOG_FUNCTION_PREFIXES: &[&str] = &["pg_", "has_", "format_type", "obj_
 /// Whether `statement` reads the catalog or uses its functions or casts.
 pub fn touches_catalog(statement: &Statement) -> bool {
     let relations = visit_relations(statement, |name| {
-        let first = name.0.first().map(|p| p.to_string().to_lowercase());
-        let last = name.0.last().map(|p| p.to_string().to_lowercase());
-        let catalog = matches!(first.as_deref(), Some("pg_catalog" | "information_schema"))
-            || last.is_some_and(|n| n.starts_with("pg_"));
-        if catalog {
+        if is_catalog_relation(name) {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -82,6 +79,14 @@ pub fn touches_catalog(statement: &Statement) -> bool {
     .is_break()
 }
 
+/// Whether relation `name` is one of `pg_catalog` or `information_schema`.
+pub(super) fn is_catalog_relation(name: &ObjectName) -> bool {
+    let first = name.0.first().map(|p| p.to_string().to_lowercase());
+    let last = name.0.last().map(|p| p.to_string().to_lowercase());
+    matches!(first.as_deref(), Some("pg_catalog" | "information_schema"))
+        || last.is_some_and(|n| n.starts_with("pg_"))
+}
+
 /// Rewrites `statement` for planning; `user` is the session's role name.
 pub fn rewrite(statement: Statement, user: &str) -> Statement {
     let mut statement = statement;
@@ -96,6 +101,7 @@ pub fn rewrite(statement: Statement, user: &str) -> Statement {
         statement = rule.rewrite(statement);
     }
     name_projected_reg_casts(&mut statement);
+    super::system_columns::rewrite(&mut statement);
     let mut visitor = Rewriter { user };
     let _ = statement.visit(&mut visitor);
     statement
@@ -325,10 +331,12 @@ impl VisitorMut for Rewriter<'_> {
             name,
             args: Some(args),
             alias,
+            with_ordinality,
             ..
         } = factor
             && name.to_string().eq_ignore_ascii_case("unnest")
         {
+            let with_ordinality = *with_ordinality;
             let array_exprs = args
                 .args
                 .iter()
@@ -342,7 +350,7 @@ impl VisitorMut for Rewriter<'_> {
                 array_exprs,
                 with_offset: false,
                 with_offset_alias: None,
-                with_ordinality: false,
+                with_ordinality,
             };
         }
         ControlFlow::Continue(())
@@ -874,7 +882,7 @@ fn array_over_unnest(expr: &Expr) -> Option<Expr> {
         return None;
     }
     let TableFactor::UNNEST {
-        alias: Some(alias),
+        alias,
         array_exprs,
         with_offset: false,
         with_ordinality: false,
@@ -886,10 +894,12 @@ fn array_over_unnest(expr: &Expr) -> Option<Expr> {
     let [array] = array_exprs.as_slice() else {
         return None;
     };
-    let element = match alias.columns.as_slice() {
-        [] => alias.name.clone(),
-        [column] => column.name.clone(),
-        _ => return None,
+    // PostgreSQL names the column after the alias, or after the function without one.
+    let element = match alias.as_ref().map(|a| (a, a.columns.as_slice())) {
+        None => Ident::new("unnest"),
+        Some((alias, [])) => alias.name.clone(),
+        Some((_, [column])) => column.name.clone(),
+        Some(_) => return None,
     };
     let item = match &select.projection[0] {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),

@@ -30,6 +30,8 @@ datafusion::common::extensions_options! {
     pub struct StatementOptions {
         /// The transaction the statement runs in.
         pub txn_id: u64, default = 0
+        /// The `xmin` of catalog rows (`TxnManager::catalog_xid`).
+        pub catalog_xid: u64, default = 0
     }
 }
 

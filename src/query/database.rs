@@ -403,6 +403,7 @@ impl Database {
         state.config_mut().options_mut().execution.time_zone = Some(zone);
         let statement_options = super::context::StatementOptions {
             txn_id: context.txn_id,
+            catalog_xid: self.txns.catalog_xid(),
         };
         state
             .config_mut()

@@ -19,8 +19,11 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(TypeOf::new()),
         ScalarUDF::from(Version::new()),
         super::pg_format::udf(),
-        ScalarUDF::from(TransactionId::new()),
+        ScalarUDF::from(TransactionId::current()),
+        ScalarUDF::from(TransactionId::catalog_xmin()),
         ScalarUDF::from(TransactionAge::new()),
+        super::ordinality::udf(),
+        super::in_array::udf(),
     ];
     functions.extend(session_function_signatures());
     functions.extend(super::time_functions::all());
@@ -71,26 +74,51 @@ impl ScalarUDFImpl for Version {
     }
 }
 
+/// Which transaction id a [`TransactionId`] function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum XidSource {
+    /// The transaction the statement runs in.
+    Statement,
+    /// The catalog rows' `xmin` (`TxnManager::catalog_xid`).
+    Catalog,
+}
+
 /// `txid_current()` (alias `pg_current_xact_id()`): the id of the transaction the statement
-/// runs in.
+/// runs in; and [`CATALOG_XMIN`], which the catalog rewrite puts for a catalog row's `xmin`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TransactionId {
     signature: Signature,
+    name: &'static str,
     aliases: Vec<String>,
+    source: XidSource,
 }
 
+/// The function standing for the `xmin` system column of catalog relations.
+pub const CATALOG_XMIN: &str = "__kura_catalog_xmin";
+
 impl TransactionId {
-    fn new() -> TransactionId {
+    fn current() -> TransactionId {
         TransactionId {
             signature: Signature::nullary(Volatility::Stable),
+            name: "txid_current",
             aliases: vec!["pg_current_xact_id".into()],
+            source: XidSource::Statement,
+        }
+    }
+
+    fn catalog_xmin() -> TransactionId {
+        TransactionId {
+            signature: Signature::nullary(Volatility::Stable),
+            name: CATALOG_XMIN,
+            aliases: Vec::new(),
+            source: XidSource::Catalog,
         }
     }
 }
 
 impl ScalarUDFImpl for TransactionId {
     fn name(&self) -> &str {
-        "txid_current"
+        self.name
     }
 
     fn aliases(&self) -> &[String] {
@@ -106,21 +134,25 @@ impl ScalarUDFImpl for TransactionId {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let id = statement_txn_id(&args, "txid_current()")?;
+        let id = statement_xid(&args, self.source, self.name)?;
         Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(id))))
     }
 }
 
-/// The id of the transaction the calling statement runs in.
-fn statement_txn_id(args: &ScalarFunctionArgs, function: &str) -> DfResult<i64> {
-    let context = args
+/// A transaction id the calling statement knows: its own, or the catalog's.
+fn statement_xid(args: &ScalarFunctionArgs, source: XidSource, function: &str) -> DfResult<i64> {
+    let options = args
         .config_options
         .extensions
         .get::<super::context::StatementOptions>()
         .ok_or_else(|| {
-            crate::error::KuraError::internal(format!("{function} outside of a statement"))
+            crate::error::KuraError::internal(format!("{function}() outside of a statement"))
         })?;
-    Ok(i64::try_from(context.txn_id).unwrap_or(i64::MAX))
+    let id = match source {
+        XidSource::Statement => options.txn_id,
+        XidSource::Catalog => options.catalog_xid,
+    };
+    Ok(i64::try_from(id).unwrap_or(i64::MAX))
 }
 
 /// `age(xid)`: how many transactions began since `xid`, counted from the statement's own.
@@ -152,7 +184,7 @@ impl ScalarUDFImpl for TransactionAge {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         use datafusion::arrow::array::{Int32Array, Int64Array};
-        let now = statement_txn_id(&args, "age()")?;
+        let now = statement_xid(&args, XidSource::Statement, "age")?;
         let age = |xid: i64| i32::try_from(now.saturating_sub(xid)).unwrap_or(i32::MAX);
         match &args.args[..] {
             [ColumnarValue::Scalar(ScalarValue::Int64(xid))] => {

@@ -111,6 +111,8 @@ impl<'a> Exec<'a> {
             _ => None,
         };
         if let Some(query) = query {
+            super::lateral::rewrite(query);
+            super::in_subquery::rewrite(query);
             alias_cte_columns(query);
             super::colnames::disambiguate(query);
             self.rewrite_range_groups(query, &mut range_groups).await?;

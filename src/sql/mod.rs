@@ -8,6 +8,8 @@ pub mod describe;
 pub mod dialect;
 pub mod dml;
 pub mod exec;
+pub mod in_subquery;
+pub mod lateral;
 pub mod names;
 pub mod placement;
 pub mod range_group;

@@ -83,6 +83,9 @@ impl Drop for Snapshot {
 #[derive(Debug)]
 pub struct TxnManager {
     next_txn: AtomicU64,
+    /// A transaction id taken after the last catalog change became visible: the `xmin` of
+    /// every catalog row (see [`TxnManager::catalog_xid`]).
+    catalog_xid: AtomicU64,
     visible: AtomicU64,
     /// Serialises commits and DDL; holds the last commit timestamp (= LSN) handed out.
     commit_lock: Mutex<Ts>,
@@ -92,6 +95,16 @@ pub struct TxnManager {
     log: OnceLock<Arc<TxnLog>>,
     /// The server's wall clock: commits use it to drop rows of expired partitions.
     pub clock: Arc<Clock>,
+}
+
+/// The first transaction id of this process: the microseconds since the Unix epoch, so that
+/// ids keep growing across restarts (the log does not record them) as long as fewer than a
+/// million transactions a second begin on average and the clock is not set back.
+fn first_transaction_id() -> TxnId {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    u64::try_from(micros).unwrap_or(u64::MAX / 2).max(1)
 }
 
 /// What a commit waits for before it is acknowledged.
@@ -138,8 +151,10 @@ impl TxnManager {
     }
 
     pub fn with_clock(clock: Arc<Clock>) -> Arc<TxnManager> {
+        let first_txn = first_transaction_id();
         Arc::new(TxnManager {
-            next_txn: AtomicU64::new(1),
+            next_txn: AtomicU64::new(first_txn + 1),
+            catalog_xid: AtomicU64::new(first_txn),
             visible: AtomicU64::new(1),
             commit_lock: Mutex::new(1),
             snapshots: Mutex::new(BTreeMap::new()),
@@ -171,6 +186,21 @@ impl TxnManager {
     /// The timestamp the next commit will get (= the LSN of the next log record).
     pub fn next_lsn(&self) -> Lsn {
         *self.commit_lock.lock() + 1
+    }
+
+    /// The transaction id standing for the catalog's last change: every catalog row reports
+    /// it as its `xmin`. It is taken after the change became visible, so a transaction that
+    /// began before it (a lower id, `age(xmin) <= age(txid)` false) may not have seen the
+    /// change, and one that began after it (a higher id) has. Tools such as DataGrip re-read
+    /// the objects whose `xmin` is not older than the transaction of their last reading; with
+    /// one number for the whole catalog they re-read all of it after any change.
+    pub fn catalog_xid(&self) -> TxnId {
+        self.catalog_xid.load(Ordering::Acquire)
+    }
+
+    fn note_catalog_change(&self) {
+        let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
+        self.catalog_xid.fetch_max(id, Ordering::AcqRel);
     }
 
     /// Starts a transaction that may stay open for at most `timeout`.
@@ -470,7 +500,9 @@ impl TxnManager {
             *last = ts;
             (ts, out)
         };
-        self.publish(ts, wait).await?;
+        let published = self.publish(ts, wait).await;
+        self.note_catalog_change();
+        published?;
         Ok(out)
     }
 
@@ -503,6 +535,7 @@ impl TxnManager {
     pub fn replay_catalog(&self, lsn: Lsn) {
         let mut last = self.commit_lock.lock();
         self.advance_to(&mut last, lsn);
+        self.note_catalog_change();
     }
 
     fn advance_to(&self, last: &mut Ts, lsn: Lsn) {
