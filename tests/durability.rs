@@ -39,6 +39,8 @@ const FRAME_HEADER_LEN: usize = 17;
 /// First payload byte of a commit record and of a catalog (DDL) record.
 const KIND_COMMIT: u8 = 1;
 const KIND_CATALOG: u8 = 2;
+/// A frame of a commit that the frames with the next LSNs continue.
+const KIND_COMMIT_PART: u8 = 3;
 
 /// Longest wait for a process the test expects to exit on its own (`kura check`, a server
 /// that must refuse to start).
@@ -794,6 +796,78 @@ async fn torn_tail_is_cut_at_restart(damage: TailDamage) {
     drop(client);
     assert!(server.terminate().success());
     assert_check_clean(&fixture.data);
+}
+
+/// A COPY whose rows take more than one log frame (64 MiB of encoded rows each): replayed
+/// whole after a crash, and gone as a whole when the log lost its last frame.
+#[tokio::test]
+async fn a_commit_spanning_several_log_frames_is_replayed_whole_or_not_at_all() {
+    use futures::SinkExt;
+    const ROWS: usize = 300_000;
+    let fixture = Fixture::new(Some(SYNC_CONFIG));
+    let mut server = fixture.start();
+    let client = server.connect().await;
+    exec(&client, "CREATE TABLE big (id int PRIMARY KEY, v text)").await;
+    exec(&client, "INSERT INTO big VALUES (-1, 'before')").await;
+    let filler = "x".repeat(250);
+    let sink = client
+        .copy_in("COPY big FROM STDIN")
+        .await
+        .expect("start COPY");
+    futures::pin_mut!(sink);
+    for chunk in (0..ROWS).collect::<Vec<_>>().chunks(10_000) {
+        let text: String = chunk.iter().map(|i| format!("{i}\t{filler}\n")).collect();
+        sink.send(bytes::Bytes::from(text))
+            .await
+            .expect("send rows");
+    }
+    assert_eq!(sink.finish().await.expect("COPY"), ROWS as u64);
+    drop(client);
+    server.kill();
+
+    // The same crashed directory twice: replayed as it is, and without the COPY's last frame.
+    let lost_tail = Fixture::new(Some(SYNC_CONFIG));
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&fixture.data)
+        .arg(&lost_tail.data)
+        .status()
+        .expect("run cp");
+    assert!(copied.success());
+
+    let (segment, frames) = newest_segment_with_records(&lost_tail.data);
+    let parts = frames.iter().filter(|f| f.kind == KIND_COMMIT_PART).count();
+    assert!(parts >= 1, "the COPY took several frames: {frames:?}");
+    let last = *frames.last().expect("frames");
+    assert_eq!(last.kind, KIND_COMMIT);
+    let first_part = frames[frames.len() - 1 - parts];
+    assert_eq!(first_part.kind, KIND_COMMIT_PART);
+    let expected = [format!("{}", ROWS + 1), format!("{}", ROWS * 250 + 6)];
+    let query = "SELECT count(*)::text, sum(length(v))::text FROM big";
+    {
+        let mut server = fixture.start();
+        let client = server.connect().await;
+        assert_eq!(text_rows(&client, query).await, [expected.join("|")]);
+        drop(client);
+        server.kill();
+    }
+    assert_check_clean(&fixture.data);
+
+    // Without the commit's last frame its other frames are cut too: it never happened.
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open the segment")
+        .set_len(last.offset)
+        .expect("truncate");
+    let (server, stderr) = lost_tail.start_capturing_stderr("restart");
+    assert!(
+        stderr.contains("truncating") && stderr.contains(&format!("lsn={}", first_part.lsn)),
+        "the incomplete commit is cut from its first frame:\n{stderr}"
+    );
+    assert_eq!(file_len(&segment), first_part.offset);
+    let client = server.connect().await;
+    assert_eq!(text_rows(&client, query).await, ["1|6"]);
 }
 
 #[tokio::test]

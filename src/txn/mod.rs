@@ -37,7 +37,7 @@ use crate::storage::partition::Partition;
 use crate::storage::partition::index_key;
 use crate::storage::schema::duplicate_key;
 use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
-use crate::wal::record::{encode_batches, encode_catalog, encode_commit};
+use crate::wal::record::{COMMIT_FRAME_BUDGET, encode_batches, encode_catalog, encode_commit};
 use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,45 @@ pub struct TxnManager {
     pub clock: Arc<Clock>,
 }
 
+/// Consecutive inserted batches of about [`COMMIT_FRAME_BUDGET`] bytes each, encoded; at least
+/// one piece, empty when nothing was inserted.
+fn encode_pieces(inserted: &[RecordBatch]) -> Result<Vec<EncodedPiece>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < inserted.len() || pieces.is_empty() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < inserted.len() && (end == start || bytes < COMMIT_FRAME_BUDGET) {
+            bytes += inserted[end].get_array_memory_size();
+            end += 1;
+        }
+        pieces.push(EncodedPiece {
+            batches: end - start,
+            ipc: encode_batches(&inserted[start..end])?,
+        });
+        start = end;
+    }
+    Ok(pieces)
+}
+
+/// The logged changes (their encoded rows in `pieces`) grouped into the frames of one
+/// commit: consecutive changes up to [`COMMIT_FRAME_BUDGET`] bytes of encoded rows each.
+fn frame_groups(pieces: &[(usize, &[u8])]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, (_, ipc)) in pieces.iter().enumerate() {
+        if i > start && bytes + ipc.len() > COMMIT_FRAME_BUDGET {
+            groups.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += ipc.len();
+    }
+    groups.push(start..pieces.len());
+    groups
+}
+
 /// The first transaction id of this process: the microseconds since the Unix epoch, so that
 /// ids keep growing across restarts (the log does not record them) as long as fewer than a
 /// million transactions a second begin on average and the clock is not set back.
@@ -140,8 +179,16 @@ struct PreparedChange {
     /// The partition the deleted rows were read from (it may be removed before the commit).
     existing: Option<Arc<Partition>>,
     inserted: Vec<RecordBatch>,
-    encoded: Vec<u8>,
+    /// The inserted rows encoded for the log, in pieces of about [`COMMIT_FRAME_BUDGET`]
+    /// bytes (empty without a log).
+    encoded: Vec<EncodedPiece>,
     deleted: Vec<RowId>,
+}
+
+/// Consecutive inserted batches of a change, encoded for the log.
+struct EncodedPiece {
+    batches: usize,
+    ipc: Vec<u8>,
 }
 
 impl TxnManager {
@@ -382,11 +429,13 @@ impl TxnManager {
             }
             table.add_partitions(keys, horizon)?;
         }
-        let ts = *last + 1;
+        // One logged change per encoded piece: a large change continues in further changes
+        // of the same partition with the serials that follow.
         let mut changes = Vec::with_capacity(prepared.len());
-        for change in &prepared {
+        let mut pieces: Vec<(usize, &[u8])> = Vec::with_capacity(prepared.len());
+        for (index, change) in prepared.iter().enumerate() {
             let partition = partition_of(&change.table, change.partition)?;
-            let deleted = change
+            let mut deleted = change
                 .deleted
                 .iter()
                 .map(|row| {
@@ -395,26 +444,60 @@ impl TxnManager {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            changes.push(PartitionChange {
-                table: change.table.id(),
-                partition: change.partition,
-                deleted,
-                first_serial: partition.next_serial(),
-                inserted: change.inserted.clone(),
-            });
+            let mut serial = partition.next_serial();
+            let mut batches = change.inserted.as_slice();
+            let whole = [(batches.len(), &[][..])];
+            let encoded: Vec<(usize, &[u8])> = if change.encoded.is_empty() {
+                whole.to_vec()
+            } else {
+                change
+                    .encoded
+                    .iter()
+                    .map(|p| (p.batches, p.ipc.as_slice()))
+                    .collect()
+            };
+            for (count, ipc) in encoded {
+                let (inserted, rest) = batches.split_at(count.min(batches.len()));
+                batches = rest;
+                let rows: usize = inserted.iter().map(RecordBatch::num_rows).sum();
+                changes.push(PartitionChange {
+                    table: change.table.id(),
+                    partition: change.partition,
+                    deleted: std::mem::take(&mut deleted),
+                    first_serial: serial,
+                    inserted: inserted.to_vec(),
+                });
+                pieces.push((index, ipc));
+                serial += rows as u64;
+            }
         }
+        let frames = frame_groups(&pieces);
+        let ts = *last + frames.len().max(1) as u64;
         if let Some(log) = self.log.get() {
-            let encoded: Vec<&[u8]> = prepared.iter().map(|c| c.encoded.as_slice()).collect();
-            log.append(ts, &encode_commit(ts, &changes, &encoded, log.compress())?)?;
+            let first = *last + 1;
+            let compress = log.compress();
+            let encoded = frames.iter().enumerate().map(|(i, range)| {
+                let ipc: Vec<&[u8]> = pieces[range.clone()].iter().map(|p| p.1).collect();
+                let last = i + 1 == frames.len();
+                encode_commit(
+                    first + i as u64,
+                    &changes[range.clone()],
+                    &ipc,
+                    compress,
+                    last,
+                )
+            });
+            log.append_frames(first, encoded)?;
         }
-        for (change, prepared) in changes.iter().zip(&prepared) {
-            apply_change(
-                &prepared.table,
-                &prepared.def,
-                change,
-                &prepared.deleted,
-                ts,
-            )?;
+        let mut ended_once = vec![true; prepared.len()];
+        for (change, (index, _)) in changes.iter().zip(&pieces) {
+            let owner = &prepared[*index];
+            let ended: &[RowId] = if std::mem::take(&mut ended_once[*index]) {
+                &owner.deleted
+            } else {
+                &[]
+            };
+            apply_change(&owner.table, &owner.def, change, ended, ts)?;
         }
         *last = ts;
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -451,7 +534,7 @@ impl TxnManager {
             for (partition, (inserted, deleted)) in by_partition {
                 let existing = partitions.get(&partition).cloned();
                 let encoded = if self.log.get().is_some() {
-                    encode_batches(&inserted)?
+                    encode_pieces(&inserted)?
                 } else {
                     Vec::new()
                 };

@@ -134,6 +134,19 @@ impl TxnLog {
     /// Appends one encoded frame holding record `lsn`. The caller serialises appends and
     /// passes LSNs in order.
     pub fn append(&self, lsn: Lsn, frame: &[u8]) -> Result<()> {
+        self.append_frames(lsn, [Ok::<_, KuraError>(frame)])
+            .map(|_| ())
+    }
+
+    /// Appends the frames of LSNs `first_lsn`, `first_lsn + 1`, ... as they are produced (a
+    /// commit spanning several frames: only one of them is in memory at a time), all in one
+    /// segment, which may grow past the segment size for them. If producing or writing one
+    /// fails, none of them stays in the log. Returns the last LSN appended.
+    pub fn append_frames<F: AsRef<[u8]>>(
+        &self,
+        first_lsn: Lsn,
+        frames: impl IntoIterator<Item = Result<F>>,
+    ) -> Result<Lsn> {
         if let Some(why) = self.failed() {
             return Err(log_failed(&why));
         }
@@ -144,38 +157,60 @@ impl TxnLog {
             ));
         }
         let mut segment = self.segment.lock();
-        if segment.len > segment::SEGMENT_HEADER_LEN
-            && segment.len + frame.len() as u64 > self.options.segment_size
-        {
-            self.rotate_locked(&mut segment, lsn)?;
-        }
-        // Positional writes: after a failed write the next record still goes right after the
-        // last whole one, whatever the file offset was left at.
-        if let Err(e) = segment.file.write_all_at(frame, segment.len) {
-            let error = io_error(&segment.path, e);
-            // Cut off whatever part of the frame reached the file, so the next record
-            // follows the last whole one.
-            let cut = segment
-                .file
-                .set_len(segment.len)
-                .and_then(|()| segment.file.sync_data());
-            if let Err(cut_error) = cut {
-                self.fail(format!(
-                    "{}; removing the partial record also failed: {cut_error}",
-                    error.message
+        let mut lsn = first_lsn;
+        let mut start = None;
+        for frame in frames {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    if let Some(start) = start {
+                        self.cut_back(&mut segment, start, &e.message);
+                    }
+                    return Err(e);
+                }
+            };
+            let frame = frame.as_ref();
+            if start.is_none()
+                && segment.len > segment::SEGMENT_HEADER_LEN
+                && segment.len + frame.len() as u64 > self.options.segment_size
+            {
+                self.rotate_locked(&mut segment, first_lsn)?;
+            }
+            let at = *start.get_or_insert(segment.len);
+            // Positional writes: after a failed write the next record still goes right after
+            // the last whole one, whatever the file offset was left at.
+            if let Err(e) = segment.file.write_all_at(frame, segment.len) {
+                let error = io_error(&segment.path, e);
+                self.cut_back(&mut segment, at, &error.message);
+                return Err(KuraError::new(
+                    error.code,
+                    format!("could not write to the transaction log: {}", error.message),
+                )
+                .with_hint(
+                    "the transaction was rolled back; free space or fix the permissions and retry",
                 ));
             }
-            return Err(KuraError::new(
-                error.code,
-                format!("could not write to the transaction log: {}", error.message),
-            )
-            .with_hint(
-                "the transaction was rolled back; free space or fix the permissions and retry",
-            ));
+            segment.len += frame.len() as u64;
+            lsn += 1;
         }
-        segment.len += frame.len() as u64;
-        self.flusher.state.lock().written = lsn;
-        Ok(())
+        let last = lsn.saturating_sub(1);
+        self.flusher.state.lock().written = last;
+        Ok(last)
+    }
+
+    /// Cuts off whatever part of an unfinished append reached the file, so the next record
+    /// follows the last whole one; if that fails too, the log stops taking records.
+    fn cut_back(&self, segment: &mut Segment, to: u64, why: &str) {
+        let cut = segment
+            .file
+            .set_len(to)
+            .and_then(|()| segment.file.sync_data());
+        match cut {
+            Ok(()) => segment.len = to,
+            Err(cut_error) => self.fail(format!(
+                "{why}; removing the partial record also failed: {cut_error}"
+            )),
+        }
     }
 
     /// Starts a new segment for records from `next_lsn` on; the old one is fsynced first.
@@ -534,5 +569,116 @@ mod tests {
         let scan = segment::scan_segment(&path, 1, |_| Ok(())).unwrap();
         assert_eq!(scan.records, 2);
         assert_eq!(scan.damage, Some((segment::Damage::Torn, 3)));
+    }
+
+    fn part_frame(lsn: Lsn, rows: i64, last: bool) -> Vec<u8> {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+        )
+        .unwrap();
+        let change = record::PartitionChange {
+            table: 1,
+            partition: crate::storage::PartitionKey {
+                interval: 0,
+                bucket: 0,
+            },
+            deleted: Vec::new(),
+            first_serial: 0,
+            inserted: vec![batch.clone()],
+        };
+        let ipc = record::encode_batches(&[batch]).unwrap();
+        record::encode_commit(lsn, &[change], &[ipc], false, last).unwrap()
+    }
+
+    fn scan_all(dir: &Path) -> (Vec<(Lsn, usize)>, Option<segment::Damage>, u64) {
+        let mut seen = Vec::new();
+        let (first, path) = list_segments(dir).unwrap().remove(0);
+        let scan = segment::scan_segment(&path, first, |record| {
+            if let RecordBody::Commit(changes) = record.body {
+                seen.push((record.lsn, changes.iter().map(|c| c.inserted_rows()).sum()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        (seen, scan.damage.map(|d| d.0), scan.valid_len)
+    }
+
+    #[tokio::test]
+    async fn a_commit_spanning_frames_is_read_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 1).unwrap();
+        log.append(1, &frame(1)).unwrap();
+        let frames = [
+            part_frame(2, 10, false),
+            part_frame(3, 20, false),
+            part_frame(4, 5, true),
+        ];
+        let last = log.append_frames(2, frames.iter().map(Ok)).unwrap();
+        assert_eq!(last, 4);
+        log.append(5, &part_frame(5, 7, true)).unwrap();
+        log.wait_durable(5).await.unwrap();
+        let whole = {
+            let (seen, damage, valid_len) = scan_all(dir.path());
+            assert_eq!(
+                seen,
+                vec![(4, 35), (5, 7)],
+                "parts join into the last frame's commit"
+            );
+            assert_eq!(damage, None);
+            valid_len
+        };
+        // The log ends after the first two frames of a commit: it never happened.
+        let (_, path) = list_segments(dir.path()).unwrap().remove(0);
+        let two_parts = whole - (frames[2].len() + part_frame(5, 7, true).len()) as u64;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(two_parts)
+            .unwrap();
+        let (seen, damage, valid_len) = scan_all(dir.path());
+        assert_eq!(seen, Vec::<(Lsn, usize)>::new());
+        assert_eq!(damage, Some(segment::Damage::IncompleteCommit));
+        let first_part_start = two_parts - (frames[0].len() + frames[1].len()) as u64;
+        assert_eq!(
+            valid_len, first_part_start,
+            "the commit's frames are cut as a whole"
+        );
+        // And the same with its second frame torn.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(two_parts - 3)
+            .unwrap();
+        let (_, damage, valid_len) = scan_all(dir.path());
+        assert_eq!(damage, Some(segment::Damage::Torn));
+        assert_eq!(valid_len, first_part_start);
+    }
+
+    #[test]
+    fn a_failed_frame_leaves_nothing_of_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 1).unwrap();
+        log.append(1, &frame(1)).unwrap();
+        let frames: Vec<Result<Vec<u8>>> = vec![
+            Ok(part_frame(2, 10, false)),
+            Err(KuraError::internal("encoding failed")),
+        ];
+        assert!(log.append_frames(2, frames).is_err());
+        log.append(2, &frame(2)).unwrap();
+        let (first, path) = list_segments(dir.path()).unwrap().remove(0);
+        let mut lsns = Vec::new();
+        let scan = segment::scan_segment(&path, first, |r| {
+            lsns.push(r.lsn);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(lsns, vec![1, 2]);
+        assert_eq!(scan.damage, None);
     }
 }

@@ -1,11 +1,13 @@
-//! Log records and their byte format (format version [`FORMAT_VERSION`], documented in
-//! docs/STORAGE_FORMAT.md).
+//! Log records and their byte format (log format version [`LOG_FORMAT_VERSION`], documented
+//! in docs/STORAGE_FORMAT.md).
 //!
 //! A record frame is a 17-byte header — payload length (u32), CRC32C (u32) over everything
 //! after it, LSN (u64), flags (u8; bit 0 = payload compressed with zstd) — and the payload.
 //! The payload is a body kind byte followed by the body: a committed transaction's changes per
 //! data partition (rows inserted as an Arrow IPC stream, versions deleted by serial), or one
-//! catalog change as JSON. All integers are little-endian.
+//! catalog change as JSON. All integers are little-endian. A commit with more than
+//! [`COMMIT_FRAME_BUDGET`] bytes of rows continues over frames with consecutive LSNs (parts,
+//! then the commit's own frame), which the segment scan joins.
 //!
 //! Invariants: decoding never panics and never allocates more than the frame says it holds;
 //! a frame decodes only if its checksum matches, so a torn or overwritten record is detected.
@@ -26,8 +28,14 @@ use crate::storage::{PartitionKey, TableId};
 /// Log sequence number: the commit timestamp of the transaction or DDL the record holds.
 pub type Lsn = u64;
 
-/// Version of the log and checkpoint formats written by this build.
+/// Version of the checkpoint format written by this build.
 pub const FORMAT_VERSION: u32 = 2;
+
+/// Version of the log format written by this build: 3 adds commits spanning several frames.
+pub const LOG_FORMAT_VERSION: u32 = 3;
+
+/// The oldest log format this build reads (its records are a subset of version 3's).
+pub const OLDEST_LOG_FORMAT_VERSION: u32 = 2;
 
 pub const FRAME_HEADER_LEN: usize = 17;
 
@@ -40,6 +48,13 @@ const COMPRESS_MIN_LEN: usize = 256;
 const FLAG_ZSTD: u8 = 1;
 const KIND_COMMIT: u8 = 1;
 const KIND_CATALOG: u8 = 2;
+/// Changes of a commit too large for one frame, continued in the frames with the next LSNs
+/// up to the commit's own `KIND_COMMIT` frame (format version 3).
+const KIND_COMMIT_PART: u8 = 3;
+
+/// Uncompressed bytes of encoded rows a commit puts in one frame before it continues in
+/// another (far below [`MAX_PAYLOAD_LEN`], so that no commit meets that limit).
+pub const COMMIT_FRAME_BUDGET: usize = 64 << 20;
 
 #[derive(Debug, Clone)]
 pub struct LogRecord {
@@ -132,7 +147,7 @@ impl LogRecord {
                     .iter()
                     .map(|c| encode_batches(&c.inserted))
                     .collect::<Result<Vec<_>>>()?;
-                encode_commit(self.lsn, changes, &ipc, compress)
+                encode_commit(self.lsn, changes, &ipc, compress, true)
             }
             RecordBody::Catalog(change) => encode_catalog(self.lsn, change, compress),
         }
@@ -140,7 +155,7 @@ impl LogRecord {
 
     /// Decodes a frame whose header has been checked by [`FrameHeader::parse`] and whose
     /// payload is `payload`.
-    pub fn decode(header: &FrameHeader, payload: &[u8]) -> Result<LogRecord> {
+    pub fn decode(header: &FrameHeader, payload: &[u8]) -> Result<Decoded> {
         if header.checksum(payload) != header.crc {
             return Err(corrupt("checksum mismatch"));
         }
@@ -153,12 +168,16 @@ impl LogRecord {
             payload
         };
         let mut reader = Reader(payload);
-        let body = match reader.u8()? {
-            KIND_COMMIT => {
+        let kind = reader.u8()?;
+        let body = match kind {
+            KIND_COMMIT | KIND_COMMIT_PART => {
                 let count = reader.u32()? as usize;
                 let mut changes = Vec::with_capacity(count.min(1024));
                 for _ in 0..count {
                     changes.push(decode_change(&mut reader)?);
+                }
+                if kind == KIND_COMMIT_PART {
+                    return Ok(Decoded::CommitPart(header.lsn, changes));
                 }
                 RecordBody::Commit(changes)
             }
@@ -167,25 +186,35 @@ impl LogRecord {
             ),
             other => return Err(corrupt(format!("unknown record kind {other}"))),
         };
-        Ok(LogRecord {
+        Ok(Decoded::Record(LogRecord {
             lsn: header.lsn,
             body,
-        })
+        }))
     }
 }
 
-/// A commit record frame, with the inserted rows of each change already encoded by
-/// [`encode_batches`] (so the expensive part can run outside the commit lock).
+/// One decoded frame: a whole record, or a part of a commit that later frames complete (the
+/// segment scan joins them, so readers of records never see parts).
+#[derive(Debug)]
+pub enum Decoded {
+    Record(LogRecord),
+    CommitPart(Lsn, Vec<PartitionChange>),
+}
+
+/// A commit frame, with the inserted rows of each change already encoded by
+/// [`encode_batches`] (so the expensive part can run outside the commit lock): the commit's
+/// last frame, or (`last` false) a part that the frames with the next LSNs continue.
 pub fn encode_commit(
     lsn: Lsn,
     changes: &[PartitionChange],
     ipc: &[impl AsRef<[u8]>],
     compress: bool,
+    last: bool,
 ) -> Result<Vec<u8>> {
     if ipc.len() != changes.len() {
         return Err(KuraError::internal("encoded rows do not match the changes"));
     }
-    let mut payload = vec![KIND_COMMIT];
+    let mut payload = vec![if last { KIND_COMMIT } else { KIND_COMMIT_PART }];
     put_u32(&mut payload, len_u32(changes.len())?);
     for (change, ipc) in changes.iter().zip(ipc) {
         encode_change(&mut payload, change, ipc.as_ref())?;
@@ -408,7 +437,10 @@ mod tests {
     fn decode_frame(frame: &[u8]) -> Result<LogRecord> {
         let header = FrameHeader::parse(frame[..FRAME_HEADER_LEN].try_into().unwrap());
         assert_eq!(header.payload_len, frame.len() - FRAME_HEADER_LEN);
-        LogRecord::decode(&header, &frame[FRAME_HEADER_LEN..])
+        match LogRecord::decode(&header, &frame[FRAME_HEADER_LEN..])? {
+            Decoded::Record(record) => Ok(record),
+            Decoded::CommitPart(..) => panic!("a commit part"),
+        }
     }
 
     #[test]

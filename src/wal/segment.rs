@@ -13,7 +13,8 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::record::{
-    FORMAT_VERSION, FRAME_HEADER_LEN, FrameHeader, LogRecord, Lsn, MAX_PAYLOAD_LEN,
+    Decoded, FRAME_HEADER_LEN, FrameHeader, LOG_FORMAT_VERSION, LogRecord, Lsn, MAX_PAYLOAD_LEN,
+    OLDEST_LOG_FORMAT_VERSION, PartitionChange, RecordBody,
 };
 use crate::error::{KuraError, Result};
 
@@ -33,7 +34,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
 pub fn header_bytes(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&first_lsn.to_le_bytes());
     let crc = crc32c::crc32c(&header[..24]);
     header[24..28].copy_from_slice(&crc.to_le_bytes());
@@ -51,6 +52,9 @@ pub enum Damage {
     Corrupt(String),
     /// A frame carries an LSN other than the next one.
     Discontinuity { found: Lsn },
+    /// The segment ends inside a commit spanning several frames (its last one was never
+    /// written, so the commit was never acknowledged).
+    IncompleteCommit,
 }
 
 impl std::fmt::Display for Damage {
@@ -60,6 +64,7 @@ impl std::fmt::Display for Damage {
             Damage::Torn => f.write_str("incomplete record (torn write)"),
             Damage::Corrupt(why) => write!(f, "corrupt record: {why}"),
             Damage::Discontinuity { found } => write!(f, "unexpected LSN {found}"),
+            Damage::IncompleteCommit => f.write_str("a commit's last frame is missing"),
         }
     }
 }
@@ -116,49 +121,104 @@ pub fn scan_segment(
     scan.valid_len = SEGMENT_HEADER_LEN;
     let mut expected = first_lsn;
     let mut payload = Vec::new();
+    let mut pending: Option<PendingCommit> = None;
     loop {
         if scan.valid_len == file_len {
+            if pending.is_some() {
+                return Ok(stopped(scan, Damage::IncompleteCommit, expected, pending));
+            }
             return Ok(scan);
         }
         let mut frame = [0u8; FRAME_HEADER_LEN];
         if !read_exact_or_eof(&mut reader, &mut frame, path)? {
-            scan.damage = Some((Damage::Torn, expected));
-            return Ok(scan);
+            return Ok(stopped(scan, Damage::Torn, expected, pending));
         }
         let header = FrameHeader::parse(&frame);
         let remaining = file_len - scan.valid_len - FRAME_HEADER_LEN as u64;
         if header.payload_len > MAX_PAYLOAD_LEN {
-            scan.damage = Some((
-                Damage::Corrupt(format!("length {} is impossible", header.payload_len)),
-                expected,
-            ));
-            return Ok(scan);
+            let why = format!("length {} is impossible", header.payload_len);
+            return Ok(stopped(scan, Damage::Corrupt(why), expected, pending));
         }
         if header.payload_len as u64 > remaining {
-            scan.damage = Some((Damage::Torn, expected));
-            return Ok(scan);
+            return Ok(stopped(scan, Damage::Torn, expected, pending));
         }
         payload.resize(header.payload_len, 0);
         reader
             .read_exact(&mut payload)
             .map_err(|e| io_error(path, e))?;
-        let record = match LogRecord::decode(&header, &payload) {
-            Ok(record) => record,
-            Err(e) => {
-                scan.damage = Some((Damage::Corrupt(e.message), expected));
-                return Ok(scan);
-            }
+        let decoded = match LogRecord::decode(&header, &payload) {
+            Ok(decoded) => decoded,
+            Err(e) => return Ok(stopped(scan, Damage::Corrupt(e.message), expected, pending)),
         };
-        if record.lsn != expected {
-            scan.damage = Some((Damage::Discontinuity { found: record.lsn }, expected));
-            return Ok(scan);
+        if header.lsn != expected {
+            let damage = Damage::Discontinuity { found: header.lsn };
+            return Ok(stopped(scan, damage, expected, pending));
         }
-        visit(record)?;
-        scan.valid_len += (FRAME_HEADER_LEN + header.payload_len) as u64;
-        scan.records += 1;
-        scan.last_lsn = Some(expected);
+        let frame_end = scan.valid_len + (FRAME_HEADER_LEN + header.payload_len) as u64;
+        match (decoded, pending.take()) {
+            (Decoded::CommitPart(lsn, changes), None) => {
+                pending = Some(PendingCommit {
+                    start: scan.valid_len,
+                    first_lsn: lsn,
+                    changes,
+                });
+            }
+            (Decoded::CommitPart(_, changes), Some(mut part)) => {
+                part.changes.extend(changes);
+                pending = Some(part);
+            }
+            (Decoded::Record(record), None) => visit(record)?,
+            (
+                Decoded::Record(LogRecord {
+                    lsn,
+                    body: RecordBody::Commit(changes),
+                }),
+                Some(mut part),
+            ) => {
+                part.changes.extend(changes);
+                visit(LogRecord {
+                    lsn,
+                    body: RecordBody::Commit(part.changes),
+                })?;
+            }
+            (Decoded::Record(_), Some(part)) => {
+                let why = "a catalog change inside a commit spanning several frames".to_string();
+                return Ok(stopped(scan, Damage::Corrupt(why), expected, Some(part)));
+            }
+        }
+        scan.valid_len = frame_end;
+        if pending.is_none() {
+            scan.records += 1;
+            scan.last_lsn = Some(expected);
+        }
         expected += 1;
     }
+}
+
+/// The first frames of a commit whose last frame has not been read yet.
+struct PendingCommit {
+    /// Where its first frame starts.
+    start: u64,
+    first_lsn: Lsn,
+    changes: Vec<PartitionChange>,
+}
+
+/// `scan` stopped by `damage` where LSN `expected` was due; inside a commit spanning several
+/// frames, the valid part ends before the commit's first frame.
+fn stopped(
+    mut scan: SegmentScan,
+    damage: Damage,
+    expected: Lsn,
+    pending: Option<PendingCommit>,
+) -> SegmentScan {
+    match pending {
+        Some(part) => {
+            scan.valid_len = part.start;
+            scan.damage = Some((damage, part.first_lsn));
+        }
+        None => scan.damage = Some((damage, expected)),
+    }
+    scan
 }
 
 fn check_header(
@@ -173,9 +233,10 @@ fn check_header(
         return Err("header checksum mismatch".into());
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_LOG_FORMAT_VERSION..=LOG_FORMAT_VERSION).contains(&version) {
         return Err(format!(
-            "format version {version} (this build reads version {FORMAT_VERSION})"
+            "format version {version} (this build reads versions \
+             {OLDEST_LOG_FORMAT_VERSION} to {LOG_FORMAT_VERSION})"
         ));
     }
     let mut lsn = [0u8; 8];
