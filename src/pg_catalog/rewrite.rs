@@ -690,60 +690,7 @@ fn join_and(conjuncts: Vec<Expr>) -> Option<Expr> {
 /// DataFusion plans a correlated one only when it aggregates: the value is taken through
 /// `max`, which returns that one row's value.
 fn aggregate_single_value(query: &mut Query) {
-    if query.limit_clause.is_some() || query.order_by.is_some() {
-        return;
-    }
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return;
-    };
-    let grouped = !matches!(
-        &select.group_by,
-        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
-    );
-    if grouped || select.projection.len() != 1 || select.distinct.is_some() {
-        return;
-    }
-    let (item, alias) = match &select.projection[0] {
-        SelectItem::UnnamedExpr(e) => (e.clone(), None),
-        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
-        _ => return,
-    };
-    if contains_aggregate(&item) {
-        return;
-    }
-    let aggregate = function_call("max", vec![item]);
-    select.projection[0] = match alias {
-        Some(alias) => SelectItem::ExprWithAlias {
-            expr: aggregate,
-            alias,
-        },
-        None => SelectItem::UnnamedExpr(aggregate),
-    };
-}
-
-fn contains_aggregate(expr: &Expr) -> bool {
-    const AGGREGATES: &[&str] = &[
-        "count",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "array_agg",
-        "string_agg",
-        "bool_and",
-        "bool_or",
-        "every",
-        "json_agg",
-        "first_value",
-        "last_value",
-    ];
-    visit_expressions(expr, |e| match e {
-        Expr::Function(f) if AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str()) => {
-            ControlFlow::Break(())
-        }
-        _ => ControlFlow::Continue(()),
-    })
-    .is_break()
+    crate::sql::template::aggregate_single_item(query, "max");
 }
 
 /// `'{0}'` compared with an array column: an array of numbers or strings.
@@ -894,13 +841,12 @@ fn array_over_unnest(expr: &Expr) -> Option<Expr> {
     let [array] = array_exprs.as_slice() else {
         return None;
     };
-    // PostgreSQL names the column after the alias, or after the function without one.
-    let element = match alias.as_ref().map(|a| (a, a.columns.as_slice())) {
-        None => Ident::new("unnest"),
-        Some((alias, [])) => alias.name.clone(),
-        Some((_, [column])) => column.name.clone(),
-        Some(_) => return None,
-    };
+    if alias.as_ref().is_some_and(|a| a.columns.len() > 1) {
+        return None;
+    }
+    let element = crate::sql::lateral::unnest_column_names(alias.as_ref(), false)
+        .into_iter()
+        .next()?;
     let item = match &select.projection[0] {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
         _ => return None,

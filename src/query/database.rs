@@ -392,29 +392,21 @@ impl Database {
     /// A session state for one statement, carrying its snapshot and transaction.
     pub fn statement_state(&self, context: StatementContext) -> SessionState {
         let mut state = self.base.clone();
-        // NOW() and CURRENT_TIMESTAMP: the server clock when the statement started (the base
-        // state would otherwise keep the instant the server started).
-        state.mark_start_execution();
-        state.execution_props_mut().query_execution_start_time = Some(context.now);
         let zone = match &context.session {
             Some(session) => session.settings.zone().arrow_label(),
             None => super::zone_casts::STORED_ZONE.to_string(),
         };
-        state.config_mut().options_mut().execution.time_zone = Some(zone);
-        let statement_options = super::context::StatementOptions {
+        let options = state.config_mut().options_mut();
+        options.execution.time_zone = Some(zone);
+        options.extensions.insert(super::context::StatementOptions {
             txn_id: context.txn_id,
             catalog_xid: self.txns.catalog_xid(),
-        };
-        state
-            .config_mut()
-            .options_mut()
-            .extensions
-            .insert(statement_options.clone());
-        // Functions evaluated while the plan runs read the options snapshot taken above.
-        let props = state.execution_props_mut();
-        if let Some(snapshot) = props.config_options.as_mut() {
-            Arc::make_mut(snapshot).extensions.insert(statement_options);
-        }
+        });
+        // After the options are set: functions evaluated while the plan runs read this
+        // snapshot of them. NOW() and CURRENT_TIMESTAMP: the server clock when the statement
+        // started (the base state would otherwise keep the instant the server started).
+        state.mark_start_execution();
+        state.execution_props_mut().query_execution_start_time = Some(context.now);
         state.config_mut().set_extension(Arc::new(context));
         state
     }

@@ -19,24 +19,18 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, OrderByKind, Query, SelectItem, SetExpr, UnaryOperator,
-    VisitMut, VisitorMut,
+    BinaryOperator, Expr, OrderByKind, Query, SelectItem, SetExpr, UnaryOperator, VisitMut,
+    VisitorMut,
 };
 
-use super::template::{function_call, parse_query};
+use super::template::{
+    aggregate_single_item, function_call, parse_query, rewrite_queries_bottom_up,
+};
 use crate::query::in_array;
 
 /// Rewrites the IN subqueries of `query` and its subqueries that DataFusion cannot run.
 pub fn rewrite(query: &mut Query) {
-    struct Queries;
-    impl VisitorMut for Queries {
-        type Break = ();
-        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            in_query(query);
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = query.visit(&mut Queries);
+    rewrite_queries_bottom_up(query, in_query);
 }
 
 fn in_query(query: &mut Query) {
@@ -134,22 +128,6 @@ fn replace_within(expr: &mut Expr) {
     let _ = expr.visit(&mut Replace { depth: 0 });
 }
 
-/// Aggregates and set-returning functions, which cannot go inside `array_agg`.
-const NOT_NESTABLE: &[&str] = &[
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "array_agg",
-    "string_agg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "unnest",
-    "generate_series",
-];
-
 /// `(SELECT array_agg(...) ...)`: the values of `subquery` as one array.
 fn collected(subquery: &Query) -> Expr {
     if let Some(plain) = plain_collected(subquery) {
@@ -179,51 +157,8 @@ fn collected(subquery: &Query) -> Expr {
 }
 
 fn plain_collected(subquery: &Query) -> Option<Expr> {
-    let SetExpr::Select(select) = subquery.body.as_ref() else {
-        return None;
-    };
-    let plain = subquery.order_by.is_none()
-        && subquery.limit_clause.is_none()
-        && subquery.fetch.is_none()
-        && select.distinct.is_none()
-        && select.having.is_none()
-        && select.named_window.is_empty()
-        && select.qualify.is_none()
-        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-        && select.projection.len() == 1;
-    if !plain {
-        return None;
-    }
-    let item = match &select.projection[0] {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-        _ => return None,
-    };
-    if calls_any(item, NOT_NESTABLE) {
-        return None;
-    }
     let mut query = subquery.clone();
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return None;
-    };
-    select.projection = vec![SelectItem::UnnamedExpr(function_call(
-        "array_agg",
-        vec![item.clone()],
-    ))];
-    Some(Expr::Subquery(Box::new(query)))
-}
-
-/// Whether `expr` calls one of `names` or a window function.
-fn calls_any(expr: &Expr, names: &[&str]) -> bool {
-    datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            let name = f.name.0.last().map(|p| p.to_string().to_lowercase());
-            if f.over.is_some() || name.is_some_and(|n| names.contains(&n.as_str())) {
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    })
-    .is_break()
+    aggregate_single_item(&mut query, "array_agg").then(|| Expr::Subquery(Box::new(query)))
 }
 
 #[cfg(test)]

@@ -27,24 +27,16 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, TableWithJoins, Value,
     WildcardAdditionalOptions, visit_expressions, visit_expressions_mut,
 };
 
-use super::template::{aliased, function_call, parse_query, select_mut};
+use super::template::{aliased, function_call, parse_query, rewrite_queries_bottom_up, select_mut};
 use crate::query::ordinality;
 
 /// Rewrites every lateral relation of `query` and its subqueries that DataFusion cannot plan.
 pub fn rewrite(query: &mut Query) {
-    struct Queries;
-    impl VisitorMut for Queries {
-        type Break = ();
-        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            in_query(query);
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = query.visit(&mut Queries);
+    rewrite_queries_bottom_up(query, in_query);
 }
 
 fn in_query(query: &mut Query) {
@@ -132,7 +124,7 @@ struct Position {
 }
 
 /// Rewrites the first lateral relation of `from` that needs it; the rename it implies.
-fn rewrite_one(from: &mut Vec<datafusion::sql::sqlparser::ast::TableWithJoins>) -> Option<Rename> {
+fn rewrite_one(from: &mut Vec<TableWithJoins>) -> Option<Rename> {
     let positions: Vec<Position> = from
         .iter()
         .enumerate()
@@ -154,12 +146,7 @@ fn rewrite_one(from: &mut Vec<datafusion::sql::sqlparser::ast::TableWithJoins>) 
             if !lateral.with_ordinality {
                 continue;
             }
-            *factor_mut(from, position) = TableFactor::Derived {
-                lateral: false,
-                subquery: Box::new(lateral.select(None, None)?),
-                alias: Some(table_alias(lateral.alias.clone())),
-                sample: None,
-            };
+            *factor_mut(from, position) = derived(lateral.select(None, None)?, &lateral.alias);
             continue;
         }
         if !joined_by_cross_join(from, position) {
@@ -174,13 +161,7 @@ fn rewrite_one(from: &mut Vec<datafusion::sql::sqlparser::ast::TableWithJoins>) 
         }
         let name = known_as(factor(from, target))?;
         let inner = factor(from, target).clone();
-        let subquery = lateral.select(Some(&name), Some(inner))?;
-        *factor_mut(from, target) = TableFactor::Derived {
-            lateral: false,
-            subquery: Box::new(subquery),
-            alias: Some(table_alias(name.clone())),
-            sample: None,
-        };
+        *factor_mut(from, target) = derived(lateral.select(Some(&name), Some(inner))?, &name);
         remove(from, position);
         return Some(Rename {
             from: lateral.alias.value.clone(),
@@ -189,6 +170,20 @@ fn rewrite_one(from: &mut Vec<datafusion::sql::sqlparser::ast::TableWithJoins>) 
         });
     }
     None
+}
+
+/// The columns PostgreSQL names for `unnest(array) [WITH ORDINALITY] [AS alias[(names)]]`:
+/// the listed names, else the alias, else `unnest`; the ordinality column `ordinality` unless
+/// the list names it.
+pub fn unnest_column_names(alias: Option<&TableAlias>, with_ordinality: bool) -> Vec<Ident> {
+    let listed = alias.map(|a| a.columns.as_slice()).unwrap_or_default();
+    let named = |i: usize, default: Ident| listed.get(i).map_or(default, |c| c.name.clone());
+    let element = alias.map_or_else(|| Ident::new("unnest"), |a| a.name.clone());
+    let mut names = vec![named(0, element)];
+    if with_ordinality {
+        names.push(named(1, Ident::new("ordinality")));
+    }
+    names
 }
 
 /// A relation whose columns are expressions over one row: `unnest(array)` (one row per
@@ -224,23 +219,18 @@ impl Lateral {
         }
     }
 
-    /// PostgreSQL's names: the column list, else the alias, else the function's name; the
-    /// ordinality column is `ordinality` unless the list names it.
     fn unnest(array: &Expr, alias: Option<&TableAlias>, with_ordinality: bool) -> Lateral {
-        let alias_name = alias.map_or_else(|| Ident::new("unnest"), |a| a.name.clone());
-        let listed = alias.map(|a| a.columns.as_slice()).unwrap_or_default();
-        let named = |i: usize, default: Ident| listed.get(i).map_or(default, |c| c.name.clone());
         let unnest = |expr: Expr| function_call("unnest", vec![expr]);
-        let mut columns = vec![(unnest(array.clone()), named(0, alias_name.clone()))];
+        let mut expressions = vec![unnest(array.clone())];
         if with_ordinality {
-            columns.push((
-                unnest(function_call(ordinality::NAME, vec![array.clone()])),
-                named(1, Ident::new("ordinality")),
-            ));
+            expressions.push(unnest(function_call(ordinality::NAME, vec![array.clone()])));
         }
         Lateral {
-            columns,
-            alias: alias_name,
+            columns: expressions
+                .into_iter()
+                .zip(unnest_column_names(alias, with_ordinality))
+                .collect(),
+            alias: alias.map_or_else(|| Ident::new("unnest"), |a| a.name.clone()),
             with_ordinality,
         }
     }
@@ -311,7 +301,7 @@ impl Lateral {
             select.projection.push(aliased(expr.clone(), &column.value));
         }
         if let Some(relation) = relation {
-            select.from = vec![datafusion::sql::sqlparser::ast::TableWithJoins {
+            select.from = vec![TableWithJoins {
                 relation,
                 joins: Vec::new(),
             }];
@@ -320,12 +310,18 @@ impl Lateral {
     }
 }
 
-fn table_alias(name: Ident) -> TableAlias {
-    TableAlias {
-        explicit: true,
-        name,
-        columns: Vec::new(),
-        at: None,
+/// `(subquery) AS name`.
+fn derived(subquery: Query, name: &Ident) -> TableFactor {
+    TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(subquery),
+        alias: Some(TableAlias {
+            explicit: true,
+            name: name.clone(),
+            columns: Vec::new(),
+            at: None,
+        }),
+        sample: None,
     }
 }
 
@@ -351,7 +347,7 @@ fn qualifiers(expr: &Expr) -> Option<Vec<String>> {
 /// The one earlier relation `qualifiers` name: by its alias or name, or the only earlier one
 /// for bare columns.
 fn referenced_relation(
-    from: &[datafusion::sql::sqlparser::ast::TableWithJoins],
+    from: &[TableWithJoins],
     earlier: &[Position],
     qualifiers: &[String],
 ) -> Option<Position> {
@@ -378,10 +374,7 @@ fn known_as(factor: &TableFactor) -> Option<Ident> {
     }
 }
 
-fn factor(
-    from: &[datafusion::sql::sqlparser::ast::TableWithJoins],
-    position: Position,
-) -> &TableFactor {
+fn factor(from: &[TableWithJoins], position: Position) -> &TableFactor {
     let table = &from[position.table];
     match position.join {
         None => &table.relation,
@@ -389,10 +382,7 @@ fn factor(
     }
 }
 
-fn factor_mut(
-    from: &mut [datafusion::sql::sqlparser::ast::TableWithJoins],
-    position: Position,
-) -> &mut TableFactor {
+fn factor_mut(from: &mut [TableWithJoins], position: Position) -> &mut TableFactor {
     let table = &mut from[position.table];
     match position.join {
         None => &mut table.relation,
@@ -409,10 +399,7 @@ fn is_true(constraint: &JoinConstraint) -> bool {
 
 /// Whether the unnest at `position` is joined as a cross product: a comma (alone in its
 /// FROM item), `CROSS JOIN`, or an inner join `ON true`.
-fn joined_by_cross_join(
-    from: &[datafusion::sql::sqlparser::ast::TableWithJoins],
-    position: Position,
-) -> bool {
+fn joined_by_cross_join(from: &[TableWithJoins], position: Position) -> bool {
     match position.join {
         None => position.table > 0 && from[position.table].joins.is_empty(),
         Some(j) => match &from[position.table].joins[j].join_operator {
@@ -428,11 +415,7 @@ fn joined_by_cross_join(
 /// Whether every row of `target` reaches the unnest at `position` at most once and none is
 /// made up: `target` is not on the NULL side of an outer join, and no RIGHT or FULL join
 /// lies between them.
-fn keeps_rows(
-    from: &[datafusion::sql::sqlparser::ast::TableWithJoins],
-    target: Position,
-    position: Position,
-) -> bool {
+fn keeps_rows(from: &[TableWithJoins], target: Position, position: Position) -> bool {
     let inner = |join: &Join| {
         matches!(
             join.join_operator,
@@ -459,7 +442,7 @@ fn keeps_rows(
     later_joins.iter().all(inner)
 }
 
-fn remove(from: &mut Vec<datafusion::sql::sqlparser::ast::TableWithJoins>, position: Position) {
+fn remove(from: &mut Vec<TableWithJoins>, position: Position) {
     match position.join {
         None => {
             from.remove(position.table);

@@ -97,43 +97,42 @@ pub struct TxnManager {
     pub clock: Arc<Clock>,
 }
 
-/// Consecutive inserted batches of about [`COMMIT_FRAME_BUDGET`] bytes each, encoded; at least
-/// one piece, empty when nothing was inserted.
-fn encode_pieces(inserted: &[RecordBatch]) -> Result<Vec<EncodedPiece>> {
-    let mut pieces = Vec::new();
+/// Consecutive items grouped into runs of at most [`COMMIT_FRAME_BUDGET`] bytes (an item
+/// larger than that alone); one empty run when there are no items.
+fn budget_runs(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
     let mut start = 0;
-    while start < inserted.len() || pieces.is_empty() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < inserted.len() && (end == start || bytes < COMMIT_FRAME_BUDGET) {
-            bytes += inserted[end].get_array_memory_size();
-            end += 1;
-        }
-        pieces.push(EncodedPiece {
-            batches: end - start,
-            ipc: encode_batches(&inserted[start..end])?,
-        });
-        start = end;
-    }
-    Ok(pieces)
-}
-
-/// The logged changes (their encoded rows in `pieces`) grouped into the frames of one
-/// commit: consecutive changes up to [`COMMIT_FRAME_BUDGET`] bytes of encoded rows each.
-fn frame_groups(pieces: &[(usize, &[u8])]) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let mut start = 0;
+    let mut end = 0;
     let mut bytes = 0;
-    for (i, (_, ipc)) in pieces.iter().enumerate() {
-        if i > start && bytes + ipc.len() > COMMIT_FRAME_BUDGET {
-            groups.push(start..i);
-            start = i;
+    for size in sizes {
+        if end > start && bytes + size > COMMIT_FRAME_BUDGET {
+            runs.push(start..end);
+            start = end;
             bytes = 0;
         }
-        bytes += ipc.len();
+        bytes += size;
+        end += 1;
     }
-    groups.push(start..pieces.len());
-    groups
+    runs.push(start..end);
+    runs
+}
+
+/// The inserted batches of a change in runs of about [`COMMIT_FRAME_BUDGET`] bytes, encoded
+/// for the log when there is one.
+fn encode_pieces(inserted: &[RecordBatch], logged: bool) -> Result<Vec<EncodedPiece>> {
+    budget_runs(inserted.iter().map(RecordBatch::get_array_memory_size))
+        .into_iter()
+        .map(|run| {
+            Ok(EncodedPiece {
+                batches: run.len(),
+                ipc: if logged {
+                    encode_batches(&inserted[run])?
+                } else {
+                    Vec::new()
+                },
+            })
+        })
+        .collect()
 }
 
 /// The first transaction id of this process: the microseconds since the Unix epoch, so that
@@ -179,13 +178,13 @@ struct PreparedChange {
     /// The partition the deleted rows were read from (it may be removed before the commit).
     existing: Option<Arc<Partition>>,
     inserted: Vec<RecordBatch>,
-    /// The inserted rows encoded for the log, in pieces of about [`COMMIT_FRAME_BUDGET`]
-    /// bytes (empty without a log).
+    /// The inserted rows in pieces of about [`COMMIT_FRAME_BUDGET`] bytes, each logged as a
+    /// change of its own (at least one piece).
     encoded: Vec<EncodedPiece>,
     deleted: Vec<RowId>,
 }
 
-/// Consecutive inserted batches of a change, encoded for the log.
+/// Consecutive inserted batches of a change, encoded for the log (empty without one).
 struct EncodedPiece {
     batches: usize,
     ipc: Vec<u8>,
@@ -392,7 +391,7 @@ impl TxnManager {
             if change.def.placement.expired(change.partition.interval, now) {
                 // GridDB: a row that is already expired is accepted and not stored.
                 change.inserted.clear();
-                change.encoded.clear();
+                change.encoded = encode_pieces(&[], false)?;
             }
             let same = match (&current, &change.existing) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -432,8 +431,10 @@ impl TxnManager {
         // One logged change per encoded piece: a large change continues in further changes
         // of the same partition with the serials that follow.
         let mut changes = Vec::with_capacity(prepared.len());
-        let mut pieces: Vec<(usize, &[u8])> = Vec::with_capacity(prepared.len());
-        for (index, change) in prepared.iter().enumerate() {
+        // Per logged change: the prepared change it comes from, its encoded rows, and whether
+        // it is that change's first (which ends the deleted versions).
+        let mut pieces: Vec<(&PreparedChange, &[u8], bool)> = Vec::with_capacity(prepared.len());
+        for change in &prepared {
             let partition = partition_of(&change.table, change.partition)?;
             let mut deleted = change
                 .deleted
@@ -446,20 +447,9 @@ impl TxnManager {
                 .collect::<Result<Vec<_>>>()?;
             let mut serial = partition.next_serial();
             let mut batches = change.inserted.as_slice();
-            let whole = [(batches.len(), &[][..])];
-            let encoded: Vec<(usize, &[u8])> = if change.encoded.is_empty() {
-                whole.to_vec()
-            } else {
-                change
-                    .encoded
-                    .iter()
-                    .map(|p| (p.batches, p.ipc.as_slice()))
-                    .collect()
-            };
-            for (count, ipc) in encoded {
-                let (inserted, rest) = batches.split_at(count.min(batches.len()));
+            for (i, piece) in change.encoded.iter().enumerate() {
+                let (inserted, rest) = batches.split_at(piece.batches.min(batches.len()));
                 batches = rest;
-                let rows: usize = inserted.iter().map(RecordBatch::num_rows).sum();
                 changes.push(PartitionChange {
                     table: change.table.id(),
                     partition: change.partition,
@@ -467,21 +457,21 @@ impl TxnManager {
                     first_serial: serial,
                     inserted: inserted.to_vec(),
                 });
-                pieces.push((index, ipc));
-                serial += rows as u64;
+                pieces.push((change, piece.ipc.as_slice(), i == 0));
+                serial += inserted.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             }
         }
-        let frames = frame_groups(&pieces);
-        let ts = *last + frames.len().max(1) as u64;
+        let frames = budget_runs(pieces.iter().map(|p| p.1.len()));
+        let ts = *last + frames.len() as u64;
         if let Some(log) = self.log.get() {
             let first = *last + 1;
             let compress = log.compress();
-            let encoded = frames.iter().enumerate().map(|(i, range)| {
-                let ipc: Vec<&[u8]> = pieces[range.clone()].iter().map(|p| p.1).collect();
+            let encoded = frames.iter().enumerate().map(|(i, run)| {
+                let ipc: Vec<&[u8]> = pieces[run.clone()].iter().map(|p| p.1).collect();
                 let last = i + 1 == frames.len();
                 encode_commit(
                     first + i as u64,
-                    &changes[range.clone()],
+                    &changes[run.clone()],
                     &ipc,
                     compress,
                     last,
@@ -489,14 +479,8 @@ impl TxnManager {
             });
             log.append_frames(first, encoded)?;
         }
-        let mut ended_once = vec![true; prepared.len()];
-        for (change, (index, _)) in changes.iter().zip(&pieces) {
-            let owner = &prepared[*index];
-            let ended: &[RowId] = if std::mem::take(&mut ended_once[*index]) {
-                &owner.deleted
-            } else {
-                &[]
-            };
+        for (change, (owner, _, first)) in changes.iter().zip(&pieces) {
+            let ended: &[RowId] = if *first { &owner.deleted } else { &[] };
             apply_change(&owner.table, &owner.def, change, ended, ts)?;
         }
         *last = ts;
@@ -533,11 +517,7 @@ impl TxnManager {
             }
             for (partition, (inserted, deleted)) in by_partition {
                 let existing = partitions.get(&partition).cloned();
-                let encoded = if self.log.get().is_some() {
-                    encode_pieces(&inserted)?
-                } else {
-                    Vec::new()
-                };
+                let encoded = encode_pieces(&inserted, self.log.get().is_some())?;
                 prepared.push(PreparedChange {
                     table: table.clone(),
                     def: def.clone(),

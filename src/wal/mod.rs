@@ -157,7 +157,7 @@ impl TxnLog {
             ));
         }
         let mut segment = self.segment.lock();
-        let mut lsn = first_lsn;
+        let mut next = first_lsn;
         let mut start = None;
         for frame in frames {
             let frame = match frame {
@@ -191,10 +191,12 @@ impl TxnLog {
                 ));
             }
             segment.len += frame.len() as u64;
-            lsn += 1;
+            next += 1;
         }
-        let last = lsn.saturating_sub(1);
-        self.flusher.state.lock().written = last;
+        let last = next.saturating_sub(1);
+        if start.is_some() {
+            self.flusher.state.lock().written = last;
+        }
         Ok(last)
     }
 
