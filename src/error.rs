@@ -84,6 +84,7 @@ pub mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const DATA_CORRUPTED: &str = "XX001";
 }
 
 /// An error with a SQLSTATE, a message and optional detail/hint, as sent in an ErrorResponse.

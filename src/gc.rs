@@ -24,6 +24,12 @@ pub fn collect_garbage(engine: &Engine) -> Result<CompactionStats> {
             total.versions_removed += stats.versions_removed;
         }
     }
+    // Rewritten chunks are back in memory, which may put the store over its limit.
+    if total.chunks_rewritten > 0
+        && let Some(residency) = engine.txns.residency()
+    {
+        residency.enforce()?;
+    }
     Ok(total)
 }
 

@@ -21,8 +21,10 @@ use crate::config::{Config, StoreCompressionMode};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::{DatabaseOptions, Engine};
 use crate::storage::PartitionKey;
-use crate::storage::chunk::Serial;
+use crate::storage::chunk::{Serial, slice_bytes};
 use crate::storage::partition::Persisted;
+use crate::storage::residency::{Residency, TableSource};
+use crate::storage::swap::SwapDir;
 use crate::wal::record::Lsn;
 use crate::wal::segment::{Damage, io_error, list_segments, scan_segment};
 use crate::wal::{LogOptions, RecordBody, TxnLog, dir_entries};
@@ -30,6 +32,8 @@ use crate::wal::{LogOptions, RecordBody, TxnLog, dir_entries};
 pub const LOCK_FILE: &str = "kura.lock";
 pub const LOG_DIR: &str = "txnlog";
 pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// Where row data swapped out of memory goes (scratch, emptied at every start).
+pub const SWAP_DIR: &str = "swap";
 
 /// The exclusive lock on a data directory; held for the life of the server.
 #[derive(Debug)]
@@ -104,6 +108,18 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     let started = Instant::now();
     tracing::info!(data_dir = %data_dir.display(), "recovery begin");
     let db = Engine::new(DatabaseOptions::from_config(config, target_partitions));
+    let store = &config.data_store;
+    let swap = SwapDir::open(
+        &data_dir.join(SWAP_DIR),
+        store.store_compression_mode == StoreCompressionMode::CompressionZstd,
+    )?;
+    let residency = Arc::new(Residency::new(
+        store.store_memory_limit.get() as usize,
+        swap,
+    ));
+    let source: Arc<dyn TableSource> = db.clone();
+    residency.attach(Arc::downgrade(&source));
+    db.txns.attach_residency(residency)?;
     let checkpoint_dir = data_dir.join(CHECKPOINT_DIR);
     remove_temporaries(&checkpoint_dir)?;
     remove_temporaries(&checkpoint_dir.join(DATA_DIR))?;
@@ -115,7 +131,6 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     let log_dir = data_dir.join(LOG_DIR);
     let mut report = replay_log(&db, &log_dir)?;
     report.checkpoint_lsn = checkpoint_lsn;
-    let store = &config.data_store;
     let log = TxnLog::open(
         LogOptions {
             dir: log_dir,
@@ -254,6 +269,9 @@ fn install(db: &Engine, manifest: &Manifest, partitions: Vec<LoadedPartition>) -
         })?;
         for (batch, serials) in &loaded.pieces {
             partition.restore(&def, batch, serials, manifest.lsn, loaded.next_serial)?;
+            if let Some(residency) = db.txns.residency() {
+                residency.note_growth(slice_bytes(batch));
+            }
         }
         if loaded.pieces.is_empty() {
             partition.restore(

@@ -46,6 +46,12 @@ fn undefined_database(name: &str) -> KuraError {
     )
 }
 
+impl crate::storage::residency::TableSource for Engine {
+    fn all_tables(&self) -> Vec<Arc<Table>> {
+        self.tables()
+    }
+}
+
 impl Engine {
     /// An engine holding only `public`.
     pub fn new(options: DatabaseOptions) -> Arc<Engine> {

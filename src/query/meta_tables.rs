@@ -393,6 +393,9 @@ fn partitions_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
             rows.bucket.push(hash.map(|_| key.bucket as i32));
             rows.count
                 .push(Some(partition.visible_count(visible) as i64));
+            let (memory, swapped) = partition.residency();
+            rows.memory.push(Some(memory as i64));
+            rows.swapped.push(Some(swapped as i64));
             let expires = match (&def.placement.expiry, interval) {
                 (Some(expiry), Some(spec)) => Some(
                     spec.upper_millis(key.interval)
@@ -429,6 +432,10 @@ fn partitions_table(source: &MetaSource) -> Result<Arc<dyn TableProvider>> {
         ("num_rows", Values::Int64(rows.count)),
         ("partition_expired_check_time", Values::Millis(rows.expires)),
         ("partition_status", Values::Text(rows.status)),
+        // Kura: row data and version stamps held in memory.
+        ("memory_bytes", Values::Int64(rows.memory)),
+        // Kura: row data swapped out to files (over /dataStore/storeMemoryLimit).
+        ("swapped_bytes", Values::Int64(rows.swapped)),
     ])
 }
 
@@ -443,6 +450,8 @@ struct PartitionRows {
     count: Vec<Option<i64>>,
     expires: Vec<Option<i64>>,
     status: Vec<Option<String>>,
+    memory: Vec<Option<i64>>,
+    swapped: Vec<Option<i64>>,
 }
 
 #[cfg(test)]

@@ -284,9 +284,10 @@ fn read_chunk(spec: &ScanSpec, partition: u16, chunk: &Chunk) -> Result<Vec<Reco
     let last = RowId::new(partition, chunk.id(), u16::MAX);
     let has_own_deletes = spec.own_deleted.range(first..=last).next().is_some();
     let all_visible = !has_own_deletes && chunk.all_visible(spec.snapshot);
-    let mut out = Vec::with_capacity(chunk.segments().len());
+    let segments = chunk.segments()?;
+    let mut out = Vec::with_capacity(segments.len());
     let mut start = 0;
-    for segment in chunk.segments() {
+    for segment in segments.iter() {
         let n = segment.num_rows();
         let row_ids = || chunk.row_ids(partition, start, n);
         let batch = project(spec, segment, n, row_ids)?;
@@ -327,7 +328,7 @@ fn read_chunk_rows(
         .collect();
     let mut out = Vec::new();
     let mut start = 0;
-    for segment in chunk.segments() {
+    for segment in chunk.segments()?.iter() {
         let n = segment.num_rows();
         let inside: Vec<usize> = visible
             .iter()

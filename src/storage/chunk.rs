@@ -15,7 +15,10 @@
 //!   in commit order and kept across compaction, checkpoints and log replay. The transaction log
 //!   names deleted versions by serial, because row ids change when chunks are rewritten.
 //!   Within a chunk serials increase with the offset.
+//! - A sealed chunk's column data may be swapped out to a file (`storage::swap`); its stamps
+//!   and serials stay in memory, so visibility and deletes never read the file.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,7 +26,8 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, UIn
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::error::Result;
+use super::swap::SwappedRows;
+use crate::error::{KuraError, Result};
 
 /// A commit timestamp. Timestamps increase with every commit.
 pub type Ts = u64;
@@ -33,6 +37,22 @@ pub const TS_LIVE: Ts = u64::MAX;
 
 /// Segments kept separate before an open chunk merges them into one batch.
 const MAX_SEGMENTS: usize = 16;
+
+/// Ticks once per chunk read: chunks read longest ago are swapped out first.
+static READ_CLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// Bytes of the buffers `batch` covers: a slice counts only its part of shared buffers.
+pub fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
 
 /// Identifies one row version: data partition, chunk and offset in the chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +99,8 @@ pub struct Stamps {
     end: Box<[AtomicU64]>,
     /// Smallest `end` stamp in the chunk: when it is above a snapshot, no row is deleted for it.
     min_end: AtomicU64,
+    /// [`READ_CLOCK`] at the chunk's last read.
+    read_at: AtomicU64,
 }
 
 impl Stamps {
@@ -88,6 +110,7 @@ impl Stamps {
             begin: slots(),
             end: slots(),
             min_end: AtomicU64::new(TS_LIVE),
+            read_at: AtomicU64::new(READ_CLOCK.fetch_add(1, Ordering::Relaxed)),
         }
     }
 }
@@ -114,6 +137,8 @@ pub struct Chunk {
     segments: Vec<RecordBatch>,
     /// Row offset at which each segment starts.
     starts: Vec<usize>,
+    /// Where the rows are when they are not in `segments` (then empty).
+    swapped: Option<Arc<SwappedRows>>,
     len: usize,
     max_begin: Ts,
 }
@@ -130,6 +155,7 @@ impl Chunk {
             },
             segments: Vec::new(),
             starts: Vec::new(),
+            swapped: None,
             len: 0,
             max_begin: 0,
         }
@@ -189,15 +215,62 @@ impl Chunk {
     /// Bytes the chunk's row data and version stamps occupy in memory.
     pub fn memory_bytes(&self) -> usize {
         let stamps = self.capacity * 2 * std::mem::size_of::<AtomicU64>();
-        self.segments
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>()
-            + stamps
+        self.resident_bytes() + stamps
     }
 
-    pub fn segments(&self) -> &[RecordBatch] {
-        &self.segments
+    /// Bytes of row data held in memory (none once swapped out); a slice counts only the part
+    /// of its buffers it covers.
+    pub fn resident_bytes(&self) -> usize {
+        self.segments.iter().map(slice_bytes).sum()
+    }
+
+    /// Bytes of row data in this chunk's swap file (0 while the rows are in memory).
+    pub fn swapped_bytes(&self) -> u64 {
+        self.swapped.as_ref().map_or(0, |s| s.file_bytes())
+    }
+
+    pub fn is_swapped(&self) -> bool {
+        self.swapped.is_some()
+    }
+
+    /// This chunk with its row data in `rows` instead of memory; stamps and serials are shared.
+    pub fn swapped_out(&self, rows: Arc<SwappedRows>) -> Chunk {
+        Chunk {
+            segments: Vec::new(),
+            starts: Vec::new(),
+            swapped: Some(rows),
+            ..self.clone()
+        }
+    }
+
+    /// The read-clock value of the chunk's last read: smaller means colder.
+    pub fn last_read(&self) -> u64 {
+        self.stamps.read_at.load(Ordering::Relaxed)
+    }
+
+    fn note_read(&self) {
+        let now = READ_CLOCK.fetch_add(1, Ordering::Relaxed);
+        self.stamps.read_at.store(now, Ordering::Relaxed);
+    }
+
+    /// The rows as batches in row order, read from the swap file when swapped out.
+    pub fn segments(&self) -> Result<Cow<'_, [RecordBatch]>> {
+        self.note_read();
+        match &self.swapped {
+            None => Ok(Cow::Borrowed(&self.segments)),
+            Some(rows) => Ok(Cow::Owned(rows.read_all()?)),
+        }
+    }
+
+    /// The rows as held in memory (the open chunk is never swapped out).
+    fn resident_segments(&self) -> Result<&[RecordBatch]> {
+        if self.swapped.is_some() {
+            return Err(KuraError::internal(format!(
+                "chunk {} is swapped out and cannot change",
+                self.id
+            )));
+        }
+        Ok(&self.segments)
     }
 
     /// The serial of the row at `offset`.
@@ -259,6 +332,7 @@ impl Chunk {
     /// Returns a new view with `batch` appended at stamp `ts`. The caller guarantees
     /// `batch.num_rows() <= self.remaining()` and serialises appends to one chunk.
     pub fn append(&self, batch: RecordBatch, ts: Ts) -> Result<Chunk> {
+        self.resident_segments()?;
         let n = batch.num_rows();
         for slot in self.len..self.len + n {
             self.stamps.begin[slot].store(ts, Ordering::Relaxed);
@@ -293,17 +367,28 @@ impl Chunk {
         mut f: impl FnMut(&RecordBatch) -> Result<RecordBatch>,
     ) -> Result<Chunk> {
         let mut next = self.clone();
-        next.segments = self.segments.iter().map(&mut f).collect::<Result<_>>()?;
+        next.segments = self
+            .resident_segments()?
+            .iter()
+            .map(&mut f)
+            .collect::<Result<_>>()?;
         Ok(next)
     }
 
-    /// The segment holding `offset` and the row's position inside it.
-    pub fn locate(&self, offset: usize) -> Option<(&RecordBatch, usize)> {
+    /// A batch holding the row at `offset` and the row's position inside it.
+    pub fn locate(&self, offset: usize) -> Result<Option<(RecordBatch, usize)>> {
         if offset >= self.len {
-            return None;
+            return Ok(None);
+        }
+        self.note_read();
+        if let Some(rows) = &self.swapped {
+            return rows.read_row(offset);
         }
         let seg = self.starts.partition_point(|s| *s <= offset) - 1;
-        Some((&self.segments[seg], offset - self.starts[seg]))
+        Ok(Some((
+            self.segments[seg].clone(),
+            offset - self.starts[seg],
+        )))
     }
 
     /// Visibility of rows `start..start+len` at `snapshot`, minus rows in `hidden`.
@@ -381,9 +466,9 @@ mod tests {
     fn locate_finds_segment() {
         let c = Chunk::new(1, 8, 0).append(batch(&[1, 2]), 1).unwrap();
         let c = c.append(batch(&[3, 4]), 2).unwrap();
-        let (seg, pos) = c.locate(3).unwrap();
+        let (seg, pos) = c.locate(3).unwrap().unwrap();
         assert_eq!(seg.num_rows(), 2);
         assert_eq!(pos, 1);
-        assert!(c.locate(4).is_none());
+        assert!(c.locate(4).unwrap().is_none());
     }
 }

@@ -9,8 +9,10 @@ pub mod chunk;
 pub mod index;
 pub mod partition;
 pub mod partitioning;
+pub mod residency;
 pub mod schema;
 pub mod stored;
+pub mod swap;
 pub mod table;
 
 pub use catalog::{Catalog, ViewDef};

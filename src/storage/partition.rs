@@ -170,15 +170,19 @@ impl Partition {
         }
     }
 
-    /// Bytes of row data (with version stamps) in memory.
+    /// Bytes of row data (with version stamps), in memory or swapped out.
     pub fn data_bytes(&self) -> usize {
-        let inner = self.inner.read();
-        inner
-            .sealed
-            .iter()
-            .chain(std::iter::once(&inner.open))
-            .map(|c| c.memory_bytes())
-            .sum()
+        let (memory, swapped) = self.residency();
+        memory + swapped as usize
+    }
+
+    /// Bytes of row data (with version stamps) in memory, and bytes of row data in swap files.
+    pub fn residency(&self) -> (usize, u64) {
+        self.snapshot()
+            .chunks()
+            .fold((0, 0), |(memory, swapped), c| {
+                (memory + c.memory_bytes(), swapped + c.swapped_bytes())
+            })
     }
 
     /// Bytes of the entries of the indexes `wanted` selects by index id.
@@ -235,7 +239,7 @@ impl Partition {
             let slice = batch.slice(done, n);
             let first = open.len();
             let widened = if open
-                .segments()
+                .segments()?
                 .first()
                 .is_some_and(|s| s.schema() != batch.schema())
             {
@@ -458,7 +462,7 @@ impl Partition {
             .collect();
         for chunk in chunks {
             let mut offset = 0;
-            for segment in chunk.segments() {
+            for segment in chunk.segments()?.iter() {
                 let segment = def.widen(segment)?;
                 for row in 0..segment.num_rows() {
                     let key = index_key(&segment, &index.columns, row)?;
@@ -532,6 +536,31 @@ impl Partition {
         Ok(stats)
     }
 
+    /// Sealed chunks whose row data is in memory, for the store's memory limit to choose from.
+    pub fn resident_sealed(&self) -> Vec<Arc<Chunk>> {
+        let inner = self.inner.read();
+        inner
+            .sealed
+            .iter()
+            .filter(|c| !c.is_swapped() && !c.is_empty())
+            .cloned()
+            .collect()
+    }
+
+    /// Puts `swapped` (the same chunk with its rows in a swap file) in place of `old`, unless
+    /// `old` was rewritten or removed meanwhile; returns whether it did.
+    pub fn replace_with_swapped(&self, old: &Arc<Chunk>, swapped: Chunk) -> bool {
+        let mut inner = self.inner.write();
+        let Ok(pos) = inner.sealed.binary_search_by_key(&old.id(), |c| c.id()) else {
+            return false;
+        };
+        if !Arc::ptr_eq(&inner.sealed[pos], old) {
+            return false;
+        }
+        Arc::make_mut(&mut inner.sealed)[pos] = Arc::new(swapped);
+        true
+    }
+
     /// Row versions currently stored (live and dead), for statistics and tests.
     pub fn stored_versions(&self) -> usize {
         self.snapshot().row_count()
@@ -589,7 +618,7 @@ fn remove_index_entries(
 /// All rows of a chunk as one batch in the current definition's shape.
 pub fn chunk_batch(chunk: &Chunk, def: &TableDef) -> Result<RecordBatch> {
     let segments = chunk
-        .segments()
+        .segments()?
         .iter()
         .map(|s| def.widen(s))
         .collect::<Result<Vec<_>>>()?;
@@ -617,7 +646,7 @@ pub fn fetch_rows(
             .chunk(row.chunk())
             .ok_or_else(KuraError::serialization_failure)?;
         let (segment, pos) = chunk
-            .locate(row.offset())
+            .locate(row.offset())?
             .ok_or_else(|| KuraError::internal(format!("row {row:?} out of range")))?;
         pieces.push(def.widen(&segment.slice(pos, 1))?);
     }

@@ -32,9 +32,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::clock::Clock;
 use crate::error::{KuraError, Result, sqlstate};
+use crate::storage::chunk::slice_bytes;
 use crate::storage::index::KeyRange;
 use crate::storage::partition::Partition;
 use crate::storage::partition::index_key;
+use crate::storage::residency::Residency;
 use crate::storage::schema::duplicate_key;
 use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::record::{COMMIT_FRAME_BUDGET, encode_batches, encode_catalog, encode_commit};
@@ -93,6 +95,9 @@ pub struct TxnManager {
     pub locks: LockManager,
     commits: AtomicU64,
     log: OnceLock<Arc<TxnLog>>,
+    /// The store's memory limit, told of every append (absent for engines without a data
+    /// directory).
+    residency: OnceLock<Arc<Residency>>,
     /// The server's wall clock: commits use it to drop rows of expired partitions.
     pub clock: Arc<Clock>,
 }
@@ -207,6 +212,7 @@ impl TxnManager {
             locks: LockManager::default(),
             commits: AtomicU64::new(0),
             log: OnceLock::new(),
+            residency: OnceLock::new(),
             clock,
         })
     }
@@ -223,6 +229,17 @@ impl TxnManager {
         self.log
             .set(log)
             .map_err(|_| KuraError::internal("a transaction log is already attached"))
+    }
+
+    /// Puts every later append under the store's memory limit.
+    pub fn attach_residency(&self, residency: Arc<Residency>) -> Result<()> {
+        self.residency
+            .set(residency)
+            .map_err(|_| KuraError::internal("a store memory limit is already attached"))
+    }
+
+    pub fn residency(&self) -> Option<&Arc<Residency>> {
+        self.residency.get()
     }
 
     pub fn log(&self) -> Option<&Arc<TxnLog>> {
@@ -481,7 +498,14 @@ impl TxnManager {
         }
         for (change, (owner, _, first)) in changes.iter().zip(&pieces) {
             let ended: &[RowId] = if *first { &owner.deleted } else { &[] };
-            apply_change(&owner.table, &owner.def, change, ended, ts)?;
+            apply_change(
+                &owner.table,
+                &owner.def,
+                change,
+                ended,
+                ts,
+                self.residency.get(),
+            )?;
         }
         *last = ts;
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -588,7 +612,7 @@ impl TxnManager {
             table.add_partitions(&[change.partition], 0)?;
             let partition = partition_of(&table, change.partition)?;
             let ended = partition.resolve_serials(&change.deleted)?;
-            apply_change(&table, &def, change, &ended, lsn)?;
+            apply_change(&table, &def, change, &ended, lsn, self.residency.get())?;
         }
         self.advance_to(&mut last, lsn);
         Ok(())
@@ -708,6 +732,7 @@ fn apply_change(
     change: &PartitionChange,
     ended: &[RowId],
     ts: Ts,
+    residency: Option<&Arc<Residency>>,
 ) -> Result<()> {
     let partition = partition_of(table, change.partition)?;
     for row in ended {
@@ -717,6 +742,9 @@ fn apply_change(
     for batch in &change.inserted {
         partition.append(def, batch, ts, serial)?;
         serial += batch.num_rows() as u64;
+        if let Some(residency) = residency {
+            residency.note_growth(slice_bytes(batch));
+        }
     }
     Ok(())
 }
