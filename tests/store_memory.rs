@@ -112,3 +112,77 @@ async fn a_table_larger_than_the_memory_limit_is_swapped_out_and_stays_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_transaction_larger_than_the_memory_limit_spills_its_rows_and_commits_them_whole() {
+    let dir = common::temp_dir();
+    let config = config_file(dir.path());
+    let data_dir = dir.path().join("data");
+    let args = ["--config", config.to_str().expect("utf-8 path")];
+    let mut server = TestServer::start_in(&data_dir, &args);
+    let client = server.connect().await;
+    exec(
+        &client,
+        "CREATE TABLE series (ts timestamp NOT NULL, id int, v text) \
+         PARTITION BY RANGE (ts) EVERY (1, DAY)",
+    )
+    .await;
+    let copy = |first: i64| {
+        let mut data = String::new();
+        for id in first..first + ROWS {
+            // Ten rows a minute: consecutive rows share a day, a few hundred cross into the next.
+            let minute = id / 10;
+            data.push_str(&format!(
+                "2026-01-{:02} {:02}:{:02}:00\t{id}\t{:0>100}\n",
+                1 + minute / 1440,
+                minute / 60 % 24,
+                minute % 60,
+                id
+            ));
+        }
+        data
+    };
+    exec(&client, "BEGIN").await;
+    let sink = client
+        .copy_in("COPY series FROM STDIN")
+        .await
+        .expect("copy");
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(copy(0))).await.expect("send");
+    assert_eq!(sink.finish().await.expect("copy done"), ROWS as u64);
+    // The transaction reads its own spilled rows and deletes some of them again.
+    assert_eq!(
+        text_rows(&client, "SELECT count(*), sum(id) FROM series").await,
+        vec![format!("{ROWS}|{}", (0..ROWS).sum::<i64>())]
+    );
+    exec(&client, "DELETE FROM series WHERE id % 1000 = 0").await;
+    exec(&client, "COMMIT").await;
+
+    // A rolled-back COPY of the same size leaves nothing behind.
+    exec(&client, "BEGIN").await;
+    let sink = client
+        .copy_in("COPY series FROM STDIN")
+        .await
+        .expect("copy");
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(copy(ROWS))).await.expect("send");
+    sink.finish().await.expect("copy done");
+    exec(&client, "ROLLBACK").await;
+
+    let kept: Vec<i64> = (0..ROWS).filter(|id| id % 1000 != 0).collect();
+    let expected = vec![format!("{}|{}", kept.len(), kept.iter().sum::<i64>())];
+    let sums = "SELECT count(*), sum(id) FROM series";
+    assert_eq!(text_rows(&client, sums).await, expected);
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM \"#table_partitions\" WHERE table_name = 'series'"
+        )
+        .await,
+        vec!["5"]
+    );
+    server.kill();
+    let server = TestServer::start_in(&data_dir, &args);
+    let client = server.connect().await;
+    assert_eq!(text_rows(&client, sums).await, expected);
+}

@@ -215,11 +215,19 @@ impl TableProvider for KuraTable {
         if let Some(own) = own
             && !own.inserts.is_empty()
         {
-            units.push(ScanUnit::Private {
-                batches: own.inserts,
-                deleted: Arc::new(own.private_deleted),
-                predicate: scan_filters.predicate_for(None)?,
-            });
+            let deleted = Arc::new(own.private_deleted);
+            let predicate = scan_filters.predicate_for(None)?;
+            let mut first = 0;
+            for piece in own.inserts {
+                let rows = piece.num_rows();
+                units.push(ScanUnit::Private {
+                    piece,
+                    first,
+                    deleted: deleted.clone(),
+                    predicate: predicate.clone(),
+                });
+                first += rows;
+            }
         }
         let access_text = match access {
             Some(a) if whole_partitions > 0 => format!(

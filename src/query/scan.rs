@@ -33,6 +33,7 @@ use crate::error::{KuraError, Result};
 use crate::interrupt::Interrupt;
 use crate::storage::chunk::Chunk;
 use crate::storage::{RowId, TableDef, Ts};
+use crate::txn::RowsPiece;
 
 /// Where in the provider's column list the hidden row-id column sits: after the table's columns.
 pub const ROW_ID_COLUMN: &str = "__kura_rowid";
@@ -48,9 +49,10 @@ pub enum ScanUnit {
         /// The filters these rows must pass (those the partition's interval does not imply).
         predicate: Option<Arc<dyn PhysicalExpr>>,
     },
-    /// The transaction's own uncommitted rows.
+    /// Some of the transaction's own uncommitted rows, from position `first` on.
     Private {
-        batches: Vec<RecordBatch>,
+        piece: RowsPiece,
+        first: usize,
         deleted: Arc<std::collections::HashSet<usize>>,
         predicate: Option<Arc<dyn PhysicalExpr>>,
     },
@@ -62,7 +64,7 @@ impl ScanUnit {
             ScanUnit::Chunk { chunk, offsets, .. } => {
                 offsets.as_ref().map_or(chunk.len(), |o| o.len())
             }
-            ScanUnit::Private { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
+            ScanUnit::Private { piece, .. } => piece.num_rows(),
         }
     }
 }
@@ -248,10 +250,11 @@ fn read_unit(spec: &ScanSpec, unit: &ScanUnit) -> Result<Vec<RecordBatch>> {
             predicate,
         ),
         ScanUnit::Private {
-            batches,
+            piece,
+            first,
             deleted,
             predicate,
-        } => (read_private(spec, batches, deleted)?, predicate),
+        } => (vec![read_private(spec, piece, *first, deleted)?], predicate),
     };
     batches
         .into_iter()
@@ -358,26 +361,25 @@ fn read_chunk_rows(
 
 fn read_private(
     spec: &ScanSpec,
-    batches: &[RecordBatch],
+    piece: &RowsPiece,
+    start: usize,
     deleted: &std::collections::HashSet<usize>,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(batches.len());
-    let mut start = 0;
-    for batch in batches {
-        let n = batch.num_rows();
-        let ids = || -> ArrayRef {
-            Arc::new(UInt64Array::from_iter_values(
-                (start..start + n).map(|p| RowId::private(p as u64).0),
-            ))
-        };
-        let projected = project(spec, batch, n, ids)?;
-        let mask: BooleanArray = (start..start + n)
-            .map(|p| Some(!deleted.contains(&p)))
-            .collect();
-        out.push(filter(projected, &mask)?);
-        start += n;
-    }
-    Ok(out)
+) -> Result<RecordBatch> {
+    let batch = match piece {
+        RowsPiece::Memory(batch) => batch.clone(),
+        RowsPiece::Swapped { .. } => piece.load(&spec.def)?,
+    };
+    let n = batch.num_rows();
+    let ids = || -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(
+            (start..start + n).map(|p| RowId::private(p as u64).0),
+        ))
+    };
+    let projected = project(spec, &batch, n, ids)?;
+    let mask: BooleanArray = (start..start + n)
+        .map(|p| Some(!deleted.contains(&p)))
+        .collect();
+    filter(projected, &mask)
 }
 
 /// Picks the projected columns out of a stored batch, widening batches stored before an

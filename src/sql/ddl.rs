@@ -245,7 +245,7 @@ impl Exec<'_> {
             let stored = super::rows::conform(&def, batch.columns().to_vec(), n, self.zone())?;
             rows += n;
             if n > 0 {
-                self.txn.writes.lock().insert(&table, stored, Vec::new());
+                self.txn.writes.lock().insert(&table, stored, Vec::new())?;
             }
         }
         Ok(Outcome::counted("SELECT", rows))

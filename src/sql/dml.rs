@@ -186,7 +186,7 @@ impl Exec<'_> {
             self.txn
                 .writes
                 .lock()
-                .insert(table, batch.clone(), Vec::new());
+                .insert(table, batch.clone(), Vec::new())?;
             return Ok(batch);
         }
         let upsert = !matches!(on_conflict, OnConflict::Fail);
@@ -242,7 +242,7 @@ impl Exec<'_> {
             self.txn
                 .writes
                 .lock()
-                .insert(table, inserted.clone(), inserted_keys);
+                .insert(table, inserted.clone(), inserted_keys)?;
         }
         let OnConflict::Update(update) = on_conflict else {
             return Ok(inserted);
@@ -285,7 +285,7 @@ impl Exec<'_> {
                     self.txn
                         .writes
                         .lock()
-                        .private_row(def.id, *pos)
+                        .private_row(def.id, *pos)?
                         .ok_or_else(|| KuraError::internal("private row vanished"))?,
                     RowId::private(*pos as u64),
                 ),
@@ -454,7 +454,10 @@ impl Exec<'_> {
             }
         }
         if new_rows.num_rows() > 0 {
-            self.txn.writes.lock().insert(table, new_rows.clone(), keys);
+            self.txn
+                .writes
+                .lock()
+                .insert(table, new_rows.clone(), keys)?;
         }
         Ok(new_rows)
     }

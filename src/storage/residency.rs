@@ -86,6 +86,17 @@ impl Residency {
         self.swap.stats()
     }
 
+    /// The swap files' directory (also used for the rows of large transactions).
+    pub fn swap(&self) -> &SwapDir {
+        &self.swap
+    }
+
+    /// Row data that may be added before a pass runs; also how much of its inserted rows a
+    /// transaction keeps in memory before spilling them.
+    pub fn growth_step(&self) -> usize {
+        (self.limit() / 16).max(1 << 20)
+    }
+
     pub fn last_report(&self) -> ResidencyReport {
         *self.last.lock()
     }
@@ -93,9 +104,8 @@ impl Residency {
     /// Records `bytes` of new row data; every sixteenth of the limit, runs a pass at once, so
     /// a large commit cannot outgrow the limit by more than that.
     pub fn note_growth(&self, bytes: usize) {
-        let step = (self.limit() / 16).max(1 << 20);
         let grown = self.growth.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        if grown < step {
+        if grown < self.growth_step() {
             return;
         }
         if let Err(e) = self.enforce() {

@@ -15,6 +15,7 @@
 //! use is registered in `snapshots` so garbage collection never removes a version some
 //! reader can still see.
 
+mod commit;
 pub mod locks;
 pub mod writes;
 
@@ -25,21 +26,17 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use commit::apply_change;
+pub use commit::{dropped_interval, too_many_partitions};
 pub use locks::{LockKey, LockManager, TransactionLock, TxnHandle, TxnId};
-pub use writes::{OwnWrites, WriteSet};
-
-use datafusion::arrow::record_batch::RecordBatch;
+pub use writes::{OwnWrites, RowsPiece, WriteSet};
 
 use crate::clock::Clock;
 use crate::error::{KuraError, Result, sqlstate};
-use crate::storage::chunk::slice_bytes;
-use crate::storage::index::KeyRange;
 use crate::storage::partition::Partition;
-use crate::storage::partition::index_key;
 use crate::storage::residency::Residency;
-use crate::storage::schema::duplicate_key;
-use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
-use crate::wal::record::{COMMIT_FRAME_BUDGET, encode_batches, encode_catalog, encode_commit};
+use crate::storage::{PartitionKey, Table, TableId, Ts};
+use crate::wal::record::encode_catalog;
 use crate::wal::{CatalogChange, Lsn, PartitionChange, TxnLog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,44 +99,6 @@ pub struct TxnManager {
     pub clock: Arc<Clock>,
 }
 
-/// Consecutive items grouped into runs of at most [`COMMIT_FRAME_BUDGET`] bytes (an item
-/// larger than that alone); one empty run when there are no items.
-fn budget_runs(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    let mut end = 0;
-    let mut bytes = 0;
-    for size in sizes {
-        if end > start && bytes + size > COMMIT_FRAME_BUDGET {
-            runs.push(start..end);
-            start = end;
-            bytes = 0;
-        }
-        bytes += size;
-        end += 1;
-    }
-    runs.push(start..end);
-    runs
-}
-
-/// The inserted batches of a change in runs of about [`COMMIT_FRAME_BUDGET`] bytes, encoded
-/// for the log when there is one.
-fn encode_pieces(inserted: &[RecordBatch], logged: bool) -> Result<Vec<EncodedPiece>> {
-    budget_runs(inserted.iter().map(RecordBatch::get_array_memory_size))
-        .into_iter()
-        .map(|run| {
-            Ok(EncodedPiece {
-                batches: run.len(),
-                ipc: if logged {
-                    encode_batches(&inserted[run])?
-                } else {
-                    Vec::new()
-                },
-            })
-        })
-        .collect()
-}
-
 /// The first transaction id of this process: the microseconds since the Unix epoch, so that
 /// ids keep growing across restarts (the log does not record them) as long as fewer than a
 /// million transactions a second begin on average and the clock is not set back.
@@ -173,26 +132,6 @@ impl Transaction {
     pub fn id(&self) -> TxnId {
         self.handle.id
     }
-}
-
-/// A commit's changes to one data partition, prepared before the commit lock is taken.
-struct PreparedChange {
-    table: Arc<Table>,
-    def: Arc<TableDef>,
-    partition: PartitionKey,
-    /// The partition the deleted rows were read from (it may be removed before the commit).
-    existing: Option<Arc<Partition>>,
-    inserted: Vec<RecordBatch>,
-    /// The inserted rows in pieces of about [`COMMIT_FRAME_BUDGET`] bytes, each logged as a
-    /// change of its own (at least one piece).
-    encoded: Vec<EncodedPiece>,
-    deleted: Vec<RowId>,
-}
-
-/// Consecutive inserted batches of a change, encoded for the log (empty without one).
-struct EncodedPiece {
-    batches: usize,
-    ipc: Vec<u8>,
 }
 
 impl TxnManager {
@@ -272,7 +211,7 @@ impl TxnManager {
         Transaction {
             handle: TxnHandle::new(id, timeout),
             isolation,
-            writes: Arc::new(Mutex::new(WriteSet::default())),
+            writes: Arc::new(Mutex::new(WriteSet::new(self.residency.get().cloned()))),
             snapshot: None,
         }
     }
@@ -381,179 +320,6 @@ impl TxnManager {
         let mut writes = txn.writes.lock();
         writes.unpin_all();
         self.locks.release_all(&txn.handle, writes.locks());
-    }
-
-    /// Validates, logs and applies the transaction's writes under the commit lock; returns
-    /// the commit timestamp, or `None` when there was nothing to write.
-    fn apply(&self, txn: &Transaction) -> Result<Option<Ts>> {
-        let mut prepared = {
-            let writes = txn.writes.lock();
-            if writes.is_empty() {
-                return Ok(None);
-            }
-            self.prepare(&writes)?
-        };
-        let mut last = self.commit_lock.lock();
-        if txn.handle.is_aborted() {
-            return Err(timed_out());
-        }
-        let now = self.clock.now_millis();
-        let mut new_partitions: BTreeMap<TableId, (Arc<Table>, Vec<PartitionKey>)> =
-            BTreeMap::new();
-        for change in &mut prepared {
-            if change.table.is_dropped() {
-                return Err(dropped_meanwhile(&change.def));
-            }
-            let current = change.table.partition_by_key(&change.partition);
-            if change.def.placement.expired(change.partition.interval, now) {
-                // GridDB: a row that is already expired is accepted and not stored.
-                change.inserted.clear();
-                change.encoded = encode_pieces(&[], false)?;
-            }
-            let same = match (&current, &change.existing) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            };
-            if !same {
-                // The partition was removed after the rows were read: they are gone with it.
-                change.deleted.clear();
-            }
-            match &current {
-                Some(partition) => {
-                    check_unique(partition, &change.def, &change.inserted, &change.deleted)?
-                }
-                None if !change.inserted.is_empty() => {
-                    check_new_partition(&change.def, change.partition)?;
-                    new_partitions
-                        .entry(change.def.id)
-                        .or_insert_with(|| (change.table.clone(), Vec::new()))
-                        .1
-                        .push(change.partition);
-                }
-                None => {}
-            }
-        }
-        prepared.retain(|c| !c.inserted.is_empty() || !c.deleted.is_empty());
-        if prepared.is_empty() {
-            return Ok(None);
-        }
-        let horizon = self.gc_horizon();
-        for (table, keys) in new_partitions.values() {
-            let limits = table.limits();
-            if table.partitions().len() + keys.len() > limits.max_partitions {
-                return Err(too_many_partitions(&table.def(), limits.max_partitions));
-            }
-            table.add_partitions(keys, horizon)?;
-        }
-        // One logged change per encoded piece: a large change continues in further changes
-        // of the same partition with the serials that follow.
-        let mut changes = Vec::with_capacity(prepared.len());
-        // Per logged change: the prepared change it comes from, its encoded rows, and whether
-        // it is that change's first (which ends the deleted versions).
-        let mut pieces: Vec<(&PreparedChange, &[u8], bool)> = Vec::with_capacity(prepared.len());
-        for change in &prepared {
-            let partition = partition_of(&change.table, change.partition)?;
-            let mut deleted = change
-                .deleted
-                .iter()
-                .map(|row| {
-                    partition.serial(*row).ok_or_else(|| {
-                        KuraError::internal(format!("row {row:?} vanished while pinned"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut serial = partition.next_serial();
-            let mut batches = change.inserted.as_slice();
-            for (i, piece) in change.encoded.iter().enumerate() {
-                let (inserted, rest) = batches.split_at(piece.batches.min(batches.len()));
-                batches = rest;
-                changes.push(PartitionChange {
-                    table: change.table.id(),
-                    partition: change.partition,
-                    deleted: std::mem::take(&mut deleted),
-                    first_serial: serial,
-                    inserted: inserted.to_vec(),
-                });
-                pieces.push((change, piece.ipc.as_slice(), i == 0));
-                serial += inserted.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            }
-        }
-        let frames = budget_runs(pieces.iter().map(|p| p.1.len()));
-        let ts = *last + frames.len() as u64;
-        if let Some(log) = self.log.get() {
-            let first = *last + 1;
-            let compress = log.compress();
-            let encoded = frames.iter().enumerate().map(|(i, run)| {
-                let ipc: Vec<&[u8]> = pieces[run.clone()].iter().map(|p| p.1).collect();
-                let last = i + 1 == frames.len();
-                encode_commit(
-                    first + i as u64,
-                    &changes[run.clone()],
-                    &ipc,
-                    compress,
-                    last,
-                )
-            });
-            log.append_frames(first, encoded)?;
-        }
-        for (change, (owner, _, first)) in changes.iter().zip(&pieces) {
-            let ended: &[RowId] = if *first { &owner.deleted } else { &[] };
-            apply_change(
-                &owner.table,
-                &owner.def,
-                change,
-                ended,
-                ts,
-                self.residency.get(),
-            )?;
-        }
-        *last = ts;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(ts))
-    }
-
-    /// Groups the write set by data partition and encodes inserted rows for the log.
-    fn prepare(&self, writes: &WriteSet) -> Result<Vec<PreparedChange>> {
-        let mut prepared = Vec::new();
-        for table_writes in writes.tables() {
-            let table = &table_writes.table;
-            let def = table.def();
-            if table.is_dropped() {
-                return Err(dropped_meanwhile(&def));
-            }
-            let mut by_partition: BTreeMap<PartitionKey, (Vec<RecordBatch>, Vec<RowId>)> =
-                BTreeMap::new();
-            for batch in table_writes.surviving_inserts()? {
-                for (key, rows) in table.route(batch)? {
-                    by_partition.entry(key).or_default().0.push(rows);
-                }
-            }
-            let partitions = table.partitions();
-            for row in table_writes.deleted() {
-                // Rows of a partition removed since they were read are gone already.
-                if let Some(partition) = partitions.by_slot(row.partition()) {
-                    by_partition
-                        .entry(partition.key())
-                        .or_default()
-                        .1
-                        .push(*row);
-                }
-            }
-            for (partition, (inserted, deleted)) in by_partition {
-                let existing = partitions.get(&partition).cloned();
-                let encoded = encode_pieces(&inserted, self.log.get().is_some())?;
-                prepared.push(PreparedChange {
-                    table: table.clone(),
-                    def: def.clone(),
-                    partition,
-                    existing,
-                    inserted,
-                    encoded,
-                    deleted,
-                });
-            }
-        }
-        Ok(prepared)
     }
 
     /// Changes the catalog as one logged step: `prepare` validates under the commit lock and
@@ -675,116 +441,10 @@ fn partition_of(table: &Table, key: PartitionKey) -> Result<Arc<Partition>> {
     })
 }
 
-/// Fails unless rows may go into the new data partition `key` of the table `def`.
-fn check_new_partition(def: &TableDef, key: PartitionKey) -> Result<()> {
-    if def.placement.dropped_intervals.contains(&key.interval) {
-        return Err(dropped_interval(def, key.interval));
-    }
-    Ok(())
-}
-
-/// The error for a row whose interval was removed by `ALTER TABLE ... DROP PARTITION`.
-pub fn dropped_interval(def: &TableDef, interval: i64) -> KuraError {
-    let bounds = def
-        .partitioning()
-        .interval()
-        .map(|spec| spec.bounds(interval));
-    KuraError::new(
-        sqlstate::CHECK_VIOLATION,
-        format!(
-            "no data partition of table \"{}\" accepts the row: its interval was dropped",
-            def.name
-        ),
-    )
-    .with_detail(match bounds {
-        Some((lower, upper)) => format!("The interval [{lower}, {upper}) of the partitioning key was removed by ALTER TABLE ... DROP PARTITION."),
-        None => "The interval was removed by ALTER TABLE ... DROP PARTITION.".to_string(),
-    })
-}
-
-/// The error for an insert that needs a data partition beyond the table's limit.
-pub fn too_many_partitions(def: &TableDef, max: usize) -> KuraError {
-    KuraError::new(
-        sqlstate::PROGRAM_LIMIT_EXCEEDED,
-        format!(
-            "table \"{}\" already has the maximum of {max} data partitions",
-            def.name
-        ),
-    )
-    .with_hint("Drop old intervals with ALTER TABLE ... DROP PARTITION FOR (value), or raise /sql/tablePartitioningMaxAssignNum.")
-}
-
-fn dropped_meanwhile(def: &TableDef) -> KuraError {
-    KuraError::new(
-        sqlstate::UNDEFINED_TABLE,
-        format!(
-            "relation \"{}\" was dropped by another transaction",
-            def.name
-        ),
-    )
-}
-
-/// Applies one partition change at `ts`: ends the versions `ended` (the change's deleted
-/// serials, resolved) and appends its rows. Shared by commit and replay.
-fn apply_change(
-    table: &Table,
-    def: &TableDef,
-    change: &PartitionChange,
-    ended: &[RowId],
-    ts: Ts,
-    residency: Option<&Arc<Residency>>,
-) -> Result<()> {
-    let partition = partition_of(table, change.partition)?;
-    for row in ended {
-        partition.set_end(*row, ts)?;
-    }
-    let mut serial = change.first_serial;
-    for batch in &change.inserted {
-        partition.append(def, batch, ts, serial)?;
-        serial += batch.num_rows() as u64;
-        if let Some(residency) = residency {
-            residency.note_growth(slice_bytes(batch));
-        }
-    }
-    Ok(())
-}
-
 /// The error of a transaction rolled back for outliving `/transaction/transactionTimeoutLimit`.
 pub fn timed_out() -> KuraError {
     KuraError::new(
         sqlstate::QUERY_CANCELED,
         "transaction exceeded transactionTimeoutLimit and was rolled back",
     )
-}
-
-/// Fails the commit when an inserted primary key already has a live committed version in its
-/// data partition (primary keys are unique per data partition, which is global uniqueness
-/// when the partitioning key is part of the primary key): the statement-time check can miss a
-/// key a concurrent transaction committed in between.
-fn check_unique(
-    partition: &Partition,
-    def: &TableDef,
-    inserted: &[RecordBatch],
-    deleted: &[RowId],
-) -> Result<()> {
-    let Some(pk) = def.primary_index() else {
-        return Ok(());
-    };
-    let deleted: std::collections::HashSet<RowId> = deleted.iter().copied().collect();
-    for batch in inserted {
-        for row in 0..batch.num_rows() {
-            let key = index_key(batch, &pk.columns, row)?;
-            let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
-            let taken = rows.iter().any(|r| {
-                !deleted.contains(r)
-                    && snapshot
-                        .chunk(r.chunk())
-                        .is_some_and(|c| r.offset() < c.len() && c.end(r.offset()) == TS_LIVE)
-            });
-            if taken {
-                return Err(duplicate_key(def, &key));
-            }
-        }
-    }
-    Ok(())
 }

@@ -4,24 +4,95 @@
 //! Invariants: nothing here is visible to other transactions; private rows are addressed by
 //! their position in insertion order and never move; every change is recorded in the undo log
 //! so `rollback_to(mark)` restores exactly the state at `mark`.
+//!
+//! Inserted rows beyond a sixteenth of `/dataStore/storeMemoryLimit` are spilled to swap files
+//! (`storage::swap`), so a large COPY holds about that much of its rows in memory until it
+//! commits; the commit reads them back piece by piece.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::locks::LockKey;
-use crate::error::Result;
+use crate::error::{KuraError, Result};
+use crate::storage::chunk::slice_bytes;
 use crate::storage::index::IndexKey;
 use crate::storage::partition::{Partition, index_key};
-use crate::storage::{RowId, Table, TableId};
+use crate::storage::residency::Residency;
+use crate::storage::swap::SwappedRows;
+use crate::storage::{RowId, Table, TableDef, TableId};
+
+/// Rows a transaction wrote, in memory or spilled to a swap file.
+#[derive(Debug, Clone)]
+pub enum RowsPiece {
+    Memory(RecordBatch),
+    Swapped {
+        rows: Arc<SwappedRows>,
+        num_rows: usize,
+        /// Bytes the rows took in memory.
+        bytes: usize,
+    },
+}
+
+impl RowsPiece {
+    pub fn num_rows(&self) -> usize {
+        match self {
+            RowsPiece::Memory(batch) => batch.num_rows(),
+            RowsPiece::Swapped { num_rows, .. } => *num_rows,
+        }
+    }
+
+    /// Bytes the rows take (or took) in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            RowsPiece::Memory(batch) => slice_bytes(batch),
+            RowsPiece::Swapped { bytes, .. } => *bytes,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        match self {
+            RowsPiece::Memory(batch) => slice_bytes(batch),
+            RowsPiece::Swapped { .. } => 0,
+        }
+    }
+
+    /// The rows as one batch in `def`'s current shape, read back when spilled.
+    pub fn load(&self, def: &TableDef) -> Result<RecordBatch> {
+        match self {
+            RowsPiece::Memory(batch) => def.widen(batch),
+            RowsPiece::Swapped { rows, .. } => {
+                let blocks = rows
+                    .read_all()?
+                    .iter()
+                    .map(|b| def.widen(b))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(concat_batches(def.schema(), &blocks)?)
+            }
+        }
+    }
+
+    /// A one-row batch of the row at `offset`.
+    fn row(&self, offset: usize) -> Result<RecordBatch> {
+        match self {
+            RowsPiece::Memory(batch) => Ok(batch.slice(offset, 1)),
+            RowsPiece::Swapped { rows, .. } => {
+                let (block, at) = rows.read_row(offset)?.ok_or_else(|| {
+                    KuraError::internal(format!("spilled row {offset} is missing"))
+                })?;
+                Ok(block.slice(at, 1))
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct TableWrites {
     pub table: Arc<Table>,
-    inserts: Vec<RecordBatch>,
+    inserts: Vec<RowsPiece>,
     starts: Vec<usize>,
     total: usize,
     private_deleted: HashSet<usize>,
@@ -32,7 +103,9 @@ pub struct TableWrites {
 /// What a scan needs of a transaction's writes to one table.
 #[derive(Debug, Clone, Default)]
 pub struct OwnWrites {
-    pub inserts: Vec<RecordBatch>,
+    /// Inserted rows; the first row of each piece has the position that follows the last of
+    /// the piece before.
+    pub inserts: Vec<RowsPiece>,
     pub private_deleted: HashSet<usize>,
     pub deleted: BTreeSet<RowId>,
 }
@@ -52,6 +125,10 @@ pub struct WriteSet {
     undo: Vec<Undo>,
     locks: Vec<LockKey>,
     pins: Vec<(Arc<Partition>, RowId)>,
+    /// Where inserted rows are spilled once they take more memory than its limit allows.
+    spill: Option<Arc<Residency>>,
+    /// Bytes of inserted rows held in memory.
+    memory_bytes: usize,
 }
 
 impl TableWrites {
@@ -73,35 +150,40 @@ impl TableWrites {
         if def.primary_key.is_empty() {
             return Ok(None);
         }
-        let (batch, row) = self.private_row(position);
-        let one = def.widen(&batch.slice(row, 1))?;
+        let one = def.widen(&self.private_row(position)?)?;
         let placed = def.partitioning().keys(&one)?[0];
         Ok(Some(
             def.unique_key(index_key(&one, &def.primary_key, 0)?, placed),
         ))
     }
 
-    fn private_row(&self, position: usize) -> (&RecordBatch, usize) {
+    /// The private row at `position` as a one-row batch.
+    fn private_row(&self, position: usize) -> Result<RecordBatch> {
         let i = self.starts.partition_point(|s| *s <= position) - 1;
-        (&self.inserts[i], position - self.starts[i])
+        self.inserts[i].row(position - self.starts[i])
     }
 
-    /// Rows inserted and not deleted again, one batch per insert, ready to commit.
-    pub fn surviving_inserts(&self) -> Result<Vec<RecordBatch>> {
+    /// Rows inserted and not deleted again, one piece per insert, ready to commit. A spilled
+    /// piece stays spilled unless some of its rows were deleted again.
+    pub fn surviving_inserts(&self) -> Result<Vec<RowsPiece>> {
         let def = self.table.def();
         let mut out = Vec::with_capacity(self.inserts.len());
-        for (batch, start) in self.inserts.iter().zip(&self.starts) {
-            let batch = def.widen(batch)?;
-            let keep: BooleanArray = (0..batch.num_rows())
+        for (piece, start) in self.inserts.iter().zip(&self.starts) {
+            let n = piece.num_rows();
+            let untouched = !(*start..start + n).any(|p| self.private_deleted.contains(&p));
+            if untouched {
+                if n > 0 {
+                    out.push(piece.clone());
+                }
+                continue;
+            }
+            let batch = piece.load(&def)?;
+            let keep: BooleanArray = (0..n)
                 .map(|r| Some(!self.private_deleted.contains(&(start + r))))
                 .collect();
-            let kept = if keep.true_count() == batch.num_rows() {
-                batch
-            } else {
-                filter_record_batch(&batch, &keep)?
-            };
+            let kept = filter_record_batch(&batch, &keep)?;
             if kept.num_rows() > 0 {
-                out.push(kept);
+                out.push(RowsPiece::Memory(kept));
             }
         }
         Ok(out)
@@ -113,6 +195,14 @@ impl TableWrites {
 }
 
 impl WriteSet {
+    /// An empty write set that spills inserted rows through `spill` when there is one.
+    pub fn new(spill: Option<Arc<Residency>>) -> WriteSet {
+        WriteSet {
+            spill,
+            ..WriteSet::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tables
             .values()
@@ -135,7 +225,12 @@ impl WriteSet {
     }
 
     /// Adds private rows; `keys` are their primary-key values when the table has one.
-    pub fn insert(&mut self, table: &Arc<Table>, batch: RecordBatch, keys: Vec<IndexKey>) {
+    pub fn insert(
+        &mut self,
+        table: &Arc<Table>,
+        batch: RecordBatch,
+        keys: Vec<IndexKey>,
+    ) -> Result<()> {
         let id = table.id();
         let writes = self.entry(table);
         let first = writes.total;
@@ -144,8 +239,37 @@ impl WriteSet {
         }
         writes.starts.push(first);
         writes.total += batch.num_rows();
-        writes.inserts.push(batch);
+        writes.inserts.push(RowsPiece::Memory(batch));
         self.undo.push(Undo::Insert { table: id });
+        self.memory_bytes += self.tables[&id].inserts.last().map_or(0, RowsPiece::bytes);
+        self.spill_if_over()
+    }
+
+    /// Moves every inserted piece held in memory to swap files once they take more than a
+    /// sixteenth of the store's memory limit.
+    fn spill_if_over(&mut self) -> Result<()> {
+        let Some(residency) = &self.spill else {
+            return Ok(());
+        };
+        if self.memory_bytes <= residency.growth_step() {
+            return Ok(());
+        }
+        for writes in self.tables.values_mut() {
+            for piece in &mut writes.inserts {
+                let RowsPiece::Memory(batch) = piece else {
+                    continue;
+                };
+                let bytes = slice_bytes(batch);
+                let rows = residency.swap().write(std::slice::from_ref(batch))?;
+                *piece = RowsPiece::Swapped {
+                    rows,
+                    num_rows: batch.num_rows(),
+                    bytes,
+                };
+                self.memory_bytes = self.memory_bytes.saturating_sub(bytes);
+            }
+        }
+        Ok(())
     }
 
     pub fn delete_base(&mut self, table: &Arc<Table>, row: RowId) -> bool {
@@ -186,13 +310,14 @@ impl WriteSet {
     }
 
     /// A private row as a one-row batch.
-    pub fn private_row(&self, table: TableId, position: usize) -> Option<RecordBatch> {
-        let writes = self.tables.get(&table)?;
+    pub fn private_row(&self, table: TableId, position: usize) -> Result<Option<RecordBatch>> {
+        let Some(writes) = self.tables.get(&table) else {
+            return Ok(None);
+        };
         if position >= writes.total {
-            return None;
+            return Ok(None);
         }
-        let (batch, row) = writes.private_row(position);
-        Some(batch.slice(row, 1))
+        writes.private_row(position).map(Some)
     }
 
     pub fn own_writes(&self, table: TableId) -> Option<OwnWrites> {
@@ -233,10 +358,11 @@ impl WriteSet {
             match entry {
                 Undo::Insert { table } => {
                     if let Some(w) = self.tables.get_mut(&table) {
-                        let (Some(batch), Some(start)) = (w.inserts.pop(), w.starts.pop()) else {
+                        let (Some(piece), Some(start)) = (w.inserts.pop(), w.starts.pop()) else {
                             continue;
                         };
-                        let end = start + batch.num_rows();
+                        self.memory_bytes = self.memory_bytes.saturating_sub(piece.memory_bytes());
+                        let end = start + piece.num_rows();
                         w.private_keys.retain(|_, p| *p < start || *p >= end);
                         w.private_deleted.retain(|p| *p < start || *p >= end);
                         w.total = start;
