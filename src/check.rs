@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::DATA_DIR;
-use crate::checkpoint::file::read_partition_file;
+use crate::checkpoint::file::read_partition_pieces;
 use crate::checkpoint::manifest::{Manifest, list_manifests};
 use crate::error::Result;
 use crate::recovery::{CHECKPOINT_DIR, DataDirLock, LOG_DIR, truncate_tail};
@@ -131,8 +131,11 @@ fn check_checkpoints(dir: &Path, out: &mut String) -> Result<(usize, usize, Opti
             let mut rows = 0u64;
             for entry in &manifest.partitions {
                 let file = dir.join(DATA_DIR).join(&entry.file);
-                let pieces = read_partition_file(&file)?;
-                let found: u64 = pieces.iter().map(|(b, _)| b.num_rows() as u64).sum();
+                let mut found = 0u64;
+                read_partition_pieces(&file, |batch, _| {
+                    found += batch.num_rows() as u64;
+                    Ok(())
+                })?;
                 if found != entry.rows {
                     return Err(crate::error::KuraError::new(
                         crate::error::sqlstate::IO_ERROR,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::file::read_partition_file;
+use crate::checkpoint::file::{read_partition_pieces, verify_partition_file};
 use crate::checkpoint::manifest::{Manifest, list_manifests};
 use crate::checkpoint::{CheckpointOptions, Checkpointer, DATA_DIR};
 use crate::config::{Config, StoreCompressionMode};
@@ -25,8 +25,9 @@ use crate::storage::chunk::{Serial, slice_bytes};
 use crate::storage::partition::Persisted;
 use crate::storage::residency::{Residency, TableSource};
 use crate::storage::swap::SwapDir;
+use crate::wal::record::LogRecord;
 use crate::wal::record::Lsn;
-use crate::wal::segment::{Damage, io_error, list_segments, scan_segment};
+use crate::wal::segment::{Damage, Scanned, io_error, list_segments, scan_segment};
 use crate::wal::{LogOptions, RecordBody, TxnLog, dir_entries};
 
 pub const LOCK_FILE: &str = "kura.lock";
@@ -178,11 +179,11 @@ fn remove_temporaries(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Rows of one partition read from a checkpoint, not yet installed.
+/// A verified data file of one partition of a checkpoint, not yet installed.
 struct LoadedPartition {
     table: u64,
     partition: PartitionKey,
-    pieces: Vec<(datafusion::arrow::record_batch::RecordBatch, Vec<Serial>)>,
+    path: PathBuf,
     persisted: Persisted,
     next_serial: Serial,
 }
@@ -209,11 +210,12 @@ fn read_checkpoint(dir: &Path, path: &Path) -> Result<(Manifest, Vec<LoadedParti
     let manifest = Manifest::read(path)?;
     let mut partitions = Vec::with_capacity(manifest.partitions.len());
     for entry in &manifest.partitions {
-        let pieces = read_partition_file(&dir.join(DATA_DIR).join(&entry.file))?;
+        let path = dir.join(DATA_DIR).join(&entry.file);
+        verify_partition_file(&path)?;
         partitions.push(LoadedPartition {
             table: entry.table,
             partition: entry.partition,
-            pieces,
+            path,
             persisted: Persisted {
                 file: entry.file.clone(),
                 lsn: manifest.lsn,
@@ -267,13 +269,16 @@ fn install(db: &Engine, manifest: &Manifest, partitions: Vec<LoadedPartition>) -
                 manifest.lsn, loaded.partition, def.name
             ))
         })?;
-        for (batch, serials) in &loaded.pieces {
-            partition.restore(&def, batch, serials, manifest.lsn, loaded.next_serial)?;
+        let mut pieces = 0;
+        read_partition_pieces(&loaded.path, |batch, serials| {
+            partition.restore(&def, &batch, &serials, manifest.lsn, loaded.next_serial)?;
             if let Some(residency) = db.txns.residency() {
-                residency.note_growth(slice_bytes(batch));
+                residency.note_growth(slice_bytes(&batch));
             }
-        }
-        if loaded.pieces.is_empty() {
+            pieces += 1;
+            Ok(())
+        })?;
+        if pieces == 0 {
             partition.restore(
                 &def,
                 &datafusion::arrow::record_batch::RecordBatch::new_empty(def.schema().clone()),
@@ -325,21 +330,38 @@ fn replay_log(db: &Engine, dir: &Path) -> Result<RecoveryReport> {
                 ),
             ));
         }
-        let scan = scan_segment(path, *first, |record| {
-            if record.lsn < db.txns.next_lsn() {
+        let scan = scan_segment(path, *first, |scanned| {
+            let lsn = scanned.lsn();
+            if lsn < db.txns.next_lsn() {
                 return Ok(());
             }
-            match &record.body {
-                RecordBody::Commit(changes) => {
-                    db.txns
-                        .replay_commit(record.lsn, changes, |id| db.table_by_id(id))?
+            let tables = |id| db.table_by_id(id);
+            let complete = match scanned {
+                Scanned::Record(LogRecord {
+                    body: RecordBody::Commit(changes),
+                    ..
+                }) => {
+                    db.txns.replay_changes(lsn, &changes, tables)?;
+                    db.txns.replayed(lsn);
+                    true
                 }
-                RecordBody::Catalog(change) => {
-                    db.apply_catalog_change(change, record.lsn)?;
-                    db.txns.replay_catalog(record.lsn);
+                Scanned::Record(LogRecord {
+                    body: RecordBody::Catalog(change),
+                    ..
+                }) => {
+                    db.apply_catalog_change(&change, lsn)?;
+                    db.txns.replay_catalog(lsn);
+                    true
                 }
-            }
-            report.records_replayed += 1;
+                Scanned::CommitPart { changes, last, .. } => {
+                    db.txns.replay_changes(lsn, &changes, tables)?;
+                    if last {
+                        db.txns.replayed(lsn);
+                    }
+                    last
+                }
+            };
+            report.records_replayed += u64::from(complete);
             Ok(())
         })?;
         if let Some((damage, at_lsn)) = &scan.damage {

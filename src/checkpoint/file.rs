@@ -9,18 +9,19 @@
 //! final name is complete; a file is only read back after its length and checksum match.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::error::{KuraError, Result};
 use crate::storage::chunk::Serial;
-use crate::wal::record::{FORMAT_VERSION, decode_batches};
+use crate::wal::record::FORMAT_VERSION;
 use crate::wal::segment::io_error;
 
 const MAGIC: &[u8; 8] = b"KURAPART";
@@ -122,11 +123,29 @@ fn write_stream(
     Ok(rows)
 }
 
-/// Reads a partition file back: batches without the serial column, and the serials.
-pub fn read_partition_file(path: &Path) -> Result<Vec<(RecordBatch, Vec<Serial>)>> {
-    let body = read_verified(path)?;
-    let mut out = Vec::new();
-    for batch in decode_batches(&body)? {
+/// Checks a partition file, then hands its batches (without the serial column) and their
+/// serials to `visit` one at a time; the file is read twice and never held whole in memory.
+pub fn read_partition_pieces(
+    path: &Path,
+    mut visit: impl FnMut(RecordBatch, Vec<Serial>) -> Result<()>,
+) -> Result<()> {
+    let layout = verify_partition_file(path)?;
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    file.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(|e| io_error(path, e))?;
+    let body = BufReader::with_capacity(1 << 20, file).take(layout.body_len);
+    let reader: Box<dyn Read> = if layout.compressed {
+        Box::new(
+            zstd::stream::Decoder::new(body)
+                .map_err(|e| bad(path, &format!("cannot decompress: {e}")))?,
+        )
+    } else {
+        Box::new(body)
+    };
+    let batches = StreamReader::try_new(reader, None)
+        .map_err(|e| bad(path, &format!("bad Arrow IPC stream: {e}")))?;
+    for batch in batches {
+        let mut batch = batch.map_err(|e| bad(path, &format!("bad Arrow IPC batch: {e}")))?;
         let last = batch
             .num_columns()
             .checked_sub(1)
@@ -139,43 +158,67 @@ pub fn read_partition_file(path: &Path) -> Result<Vec<(RecordBatch, Vec<Serial>)
             .ok_or_else(|| bad(path, "serial column missing"))?
             .values()
             .to_vec();
-        let mut batch = batch;
         batch.remove_column(last);
-        out.push((batch, serials));
+        visit(batch, serials)?;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Checks the header, length and checksum of a partition file; returns the decompressed body.
-pub fn read_verified(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| io_error(path, e))?;
-    if bytes.len() < HEADER_LEN + TRAILER_LEN || &bytes[..8] != MAGIC {
+/// Where a verified partition file's body is and how it is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLayout {
+    pub body_len: u64,
+    pub compressed: bool,
+}
+
+/// Checks the header, length and checksum of a partition file, reading it in pieces.
+pub fn verify_partition_file(path: &Path) -> Result<FileLayout> {
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let mut header = [0u8; HEADER_LEN];
+    if file_len < (HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(bad(path, "not a Kura checkpoint data file"));
     }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    file.read_exact(&mut header)
+        .map_err(|e| io_error(path, e))?;
+    if &header[..8] != MAGIC {
+        return Err(bad(path, "not a Kura checkpoint data file"));
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version != FORMAT_VERSION {
         return Err(bad(path, &format!("format version {version}")));
     }
-    let flags = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    let trailer = &bytes[bytes.len() - TRAILER_LEN..];
-    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let flags = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    let body_len = file_len - (HEADER_LEN + TRAILER_LEN) as u64;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut crc = 0u32;
+    let mut left = body_len;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        reader
+            .read_exact(&mut buf[..n])
+            .map_err(|e| io_error(path, e))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        left -= n as u64;
+    }
+    let mut trailer = [0u8; TRAILER_LEN];
+    reader
+        .read_exact(&mut trailer)
+        .map_err(|e| io_error(path, e))?;
+    let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let mut len = [0u8; 8];
     len.copy_from_slice(&trailer[4..]);
-    let body = &bytes[HEADER_LEN..bytes.len() - TRAILER_LEN];
-    if u64::from_le_bytes(len) != body.len() as u64 {
+    if u64::from_le_bytes(len) != body_len {
         return Err(bad(path, "length mismatch (truncated file)"));
     }
-    if crc32c::crc32c(body) != crc {
+    if crc != stored_crc {
         return Err(bad(path, "checksum mismatch"));
     }
-    if flags & FLAG_ZSTD != 0 {
-        zstd::stream::decode_all(body).map_err(|e| bad(path, &format!("cannot decompress: {e}")))
-    } else {
-        Ok(body.to_vec())
-    }
+    Ok(FileLayout {
+        body_len,
+        compressed: flags & FLAG_ZSTD != 0,
+    })
 }
 
 fn bad(path: &Path, why: &str) -> KuraError {
@@ -199,6 +242,15 @@ mod tests {
         )
         .unwrap();
         (batch, serials)
+    }
+
+    fn read_partition_file(path: &Path) -> Result<Vec<(RecordBatch, Vec<Serial>)>> {
+        let mut out = Vec::new();
+        read_partition_pieces(path, |batch, serials| {
+            out.push((batch, serials));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     #[test]

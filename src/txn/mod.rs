@@ -359,14 +359,15 @@ impl TxnManager {
         Ok(out)
     }
 
-    /// Replays one logged record at its LSN during recovery (no other activity runs).
-    pub fn replay_commit(
+    /// Replays logged partition changes of the commit at `lsn` during recovery (no other
+    /// activity runs); [`TxnManager::replayed`] follows once the commit's last changes are in.
+    pub fn replay_changes(
         &self,
         lsn: Lsn,
         changes: &[PartitionChange],
         table_by_id: impl Fn(TableId) -> Option<Arc<Table>>,
     ) -> Result<()> {
-        let mut last = self.commit_lock.lock();
+        let _serialised = self.commit_lock.lock();
         for change in changes {
             let table = table_by_id(change.table).ok_or_else(|| {
                 KuraError::internal(format!(
@@ -380,14 +381,18 @@ impl TxnManager {
             let ended = partition.resolve_serials(&change.deleted)?;
             apply_change(&table, &def, change, &ended, lsn, self.residency.get())?;
         }
-        self.advance_to(&mut last, lsn);
         Ok(())
     }
 
-    /// Records that catalog change `lsn` has been replayed.
-    pub fn replay_catalog(&self, lsn: Lsn) {
+    /// Records that the commit logged at `lsn` has been replayed.
+    pub fn replayed(&self, lsn: Lsn) {
         let mut last = self.commit_lock.lock();
         self.advance_to(&mut last, lsn);
+    }
+
+    /// Records that the catalog change logged at `lsn` has been replayed.
+    pub fn replay_catalog(&self, lsn: Lsn) {
+        self.replayed(lsn);
         self.note_catalog_change();
     }
 

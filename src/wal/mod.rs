@@ -466,7 +466,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use record::RecordBody;
+    use record::{LogRecord, RecordBody};
 
     fn options(dir: &Path, segment_size: u64) -> LogOptions {
         LogOptions {
@@ -504,7 +504,7 @@ mod tests {
         let mut seen = Vec::new();
         for (first, path) in &segments {
             let scan = segment::scan_segment(path, *first, |r| {
-                seen.push(r.lsn);
+                seen.push(r.lsn());
                 Ok(())
             })
             .unwrap();
@@ -599,9 +599,21 @@ mod tests {
     fn scan_all(dir: &Path) -> (Vec<(Lsn, usize)>, Option<segment::Damage>, u64) {
         let mut seen = Vec::new();
         let (first, path) = list_segments(dir).unwrap().remove(0);
-        let scan = segment::scan_segment(&path, first, |record| {
-            if let RecordBody::Commit(changes) = record.body {
-                seen.push((record.lsn, changes.iter().map(|c| c.inserted_rows()).sum()));
+        let scan = segment::scan_segment(&path, first, |scanned| {
+            let lsn = scanned.lsn();
+            let rows: usize = match scanned {
+                segment::Scanned::Record(LogRecord {
+                    body: RecordBody::Commit(changes),
+                    ..
+                })
+                | segment::Scanned::CommitPart { changes, .. } => {
+                    changes.iter().map(|c| c.inserted_rows()).sum()
+                }
+                segment::Scanned::Record(_) => return Ok(()),
+            };
+            match seen.last_mut() {
+                Some((last, sum)) if *last == lsn => *sum += rows,
+                _ => seen.push((lsn, rows)),
             }
             Ok(())
         })
@@ -676,7 +688,7 @@ mod tests {
         let (first, path) = list_segments(dir.path()).unwrap().remove(0);
         let mut lsns = Vec::new();
         let scan = segment::scan_segment(&path, first, |r| {
-            lsns.push(r.lsn);
+            lsns.push(r.lsn());
             Ok(())
         })
         .unwrap();

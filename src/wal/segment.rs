@@ -7,9 +7,12 @@
 //!
 //! Invariants: a scan reports exactly where the valid records end and why; it never reads
 //! past the file's length and never trusts a length field it has not bounded by the file size.
+//! A commit spanning several frames reaches the visitor only once its last frame has been
+//! read and checked, one frame at a time (the frames are read again then), so a scan holds
+//! one frame's rows in memory whatever the size of the commit.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::record::{
@@ -69,6 +72,30 @@ impl std::fmt::Display for Damage {
     }
 }
 
+/// What a scan hands its visitor, in log order.
+#[derive(Debug)]
+pub enum Scanned {
+    /// A record in one frame.
+    Record(LogRecord),
+    /// The changes of one frame of a commit spanning several. Every part carries the commit's
+    /// LSN (its last frame's); `last` marks the final part.
+    CommitPart {
+        lsn: Lsn,
+        changes: Vec<PartitionChange>,
+        last: bool,
+    },
+}
+
+impl Scanned {
+    /// The LSN of the record, or of the commit the part belongs to.
+    pub fn lsn(&self) -> Lsn {
+        match self {
+            Scanned::Record(record) => record.lsn,
+            Scanned::CommitPart { lsn, .. } => *lsn,
+        }
+    }
+}
+
 /// The result of scanning one segment.
 #[derive(Debug, Clone)]
 pub struct SegmentScan {
@@ -95,7 +122,7 @@ impl SegmentScan {
 pub fn scan_segment(
     path: &Path,
     first_lsn: Lsn,
-    mut visit: impl FnMut(LogRecord) -> Result<()>,
+    mut visit: impl FnMut(Scanned) -> Result<()>,
 ) -> Result<SegmentScan> {
     let file = File::open(path).map_err(|e| io_error(path, e))?;
     let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
@@ -156,29 +183,30 @@ pub fn scan_segment(
         }
         let frame_end = scan.valid_len + (FRAME_HEADER_LEN + header.payload_len) as u64;
         match (decoded, pending.take()) {
-            (Decoded::CommitPart(lsn, changes), None) => {
+            (Decoded::CommitPart(lsn, _), None) => {
                 pending = Some(PendingCommit {
                     start: scan.valid_len,
                     first_lsn: lsn,
-                    changes,
+                    parts: 1,
                 });
             }
-            (Decoded::CommitPart(_, changes), Some(mut part)) => {
-                part.changes.extend(changes);
+            (Decoded::CommitPart(..), Some(mut part)) => {
+                part.parts += 1;
                 pending = Some(part);
             }
-            (Decoded::Record(record), None) => visit(record)?,
+            (Decoded::Record(record), None) => visit(Scanned::Record(record))?,
             (
                 Decoded::Record(LogRecord {
                     lsn,
                     body: RecordBody::Commit(changes),
                 }),
-                Some(mut part),
+                Some(part),
             ) => {
-                part.changes.extend(changes);
-                visit(LogRecord {
+                revisit_parts(path, &part, lsn, &mut visit)?;
+                visit(Scanned::CommitPart {
                     lsn,
-                    body: RecordBody::Commit(part.changes),
+                    changes,
+                    last: true,
                 })?;
             }
             (Decoded::Record(_), Some(part)) => {
@@ -200,7 +228,46 @@ struct PendingCommit {
     /// Where its first frame starts.
     start: u64,
     first_lsn: Lsn,
-    changes: Vec<PartitionChange>,
+    /// How many frames (all but the last) there are.
+    parts: u64,
+}
+
+/// Reads the checked parts of a commit again and hands them to `visit` as parts of commit
+/// `lsn`.
+fn revisit_parts(
+    path: &Path,
+    part: &PendingCommit,
+    lsn: Lsn,
+    visit: &mut impl FnMut(Scanned) -> Result<()>,
+) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    file.seek(SeekFrom::Start(part.start))
+        .map_err(|e| io_error(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut payload = Vec::new();
+    for _ in 0..part.parts {
+        let mut frame = [0u8; FRAME_HEADER_LEN];
+        reader
+            .read_exact(&mut frame)
+            .map_err(|e| io_error(path, e))?;
+        let header = FrameHeader::parse(&frame);
+        payload.resize(header.payload_len.min(MAX_PAYLOAD_LEN), 0);
+        reader
+            .read_exact(&mut payload)
+            .map_err(|e| io_error(path, e))?;
+        let Decoded::CommitPart(_, changes) = LogRecord::decode(&header, &payload)? else {
+            return Err(KuraError::internal(format!(
+                "{}: a commit part changed while it was read",
+                path.display()
+            )));
+        };
+        visit(Scanned::CommitPart {
+            lsn,
+            changes,
+            last: false,
+        })?;
+    }
+    Ok(())
 }
 
 /// `scan` stopped by `damage` where LSN `expected` was due; inside a commit spanning several
