@@ -54,7 +54,7 @@ const KIND_COMMIT_PART: u8 = 3;
 
 /// Uncompressed bytes of encoded rows a commit puts in one frame before it continues in
 /// another (far below [`MAX_PAYLOAD_LEN`], so that no commit meets that limit).
-pub const COMMIT_FRAME_BUDGET: usize = 64 << 20;
+pub const COMMIT_FRAME_BUDGET: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct LogRecord {
