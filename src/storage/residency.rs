@@ -171,3 +171,63 @@ impl Residency {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::PartitionKey;
+    use crate::storage::schema::long_key_table;
+    use crate::storage::table::TableLimits;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    struct OneTable(Arc<Table>);
+
+    impl TableSource for OneTable {
+        fn all_tables(&self) -> Vec<Arc<Table>> {
+            vec![self.0.clone()]
+        }
+    }
+
+    #[test]
+    fn a_pass_swaps_out_the_chunks_read_longest_ago_and_rows_stay_readable() {
+        let def = long_key_table();
+        let limits = TableLimits {
+            chunk_rows: 1024,
+            max_partitions: 1,
+        };
+        let table = Arc::new(Table::new(def.clone(), Vec::new(), limits));
+        let rows = RecordBatch::try_new(
+            def.schema().clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..10_000))],
+        )
+        .unwrap();
+        let partition = table.partition_by_key(&PartitionKey::SINGLE).unwrap();
+        partition.append(&def, &rows, 1, 0).unwrap();
+        let sealed = partition.snapshot().sealed.clone();
+        // Read the first chunk last, so it is the warmest.
+        sealed[0].segments().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 20_000;
+        let residency = Residency::new(limit, SwapDir::open(dir.path(), false).unwrap());
+        let source: Arc<dyn TableSource> = Arc::new(OneTable(table.clone()));
+        residency.attach(Arc::downgrade(&source));
+        let report = residency.enforce().unwrap();
+
+        assert!(report.resident_bytes <= limit / 8 * TARGET_EIGHTHS);
+        assert!(report.swapped_out > 0);
+        let snapshot = partition.snapshot();
+        assert!(!snapshot.sealed[0].is_swapped(), "the warmest chunk stays");
+        assert!(snapshot.sealed[1].is_swapped(), "a cold chunk goes");
+        let total: i64 = snapshot
+            .chunks()
+            .flat_map(|c| c.segments().unwrap().into_owned())
+            .map(|b| {
+                let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                ids.values().iter().sum::<i64>()
+            })
+            .sum();
+        assert_eq!(total, (0..10_000).sum::<i64>());
+    }
+}
