@@ -330,8 +330,10 @@ fn read_chunk_rows(
         })
         .collect();
     let mut out = Vec::new();
-    let mut start = 0;
-    for segment in chunk.segments()?.iter() {
+    if visible.is_empty() {
+        return Ok(out);
+    }
+    for (start, segment) in chunk.segments_holding(&visible)? {
         let n = segment.num_rows();
         let inside: Vec<usize> = visible
             .iter()
@@ -354,7 +356,6 @@ fn read_chunk_rows(
             };
             out.push(project(spec, &picked, inside.len(), ids)?);
         }
-        start += n;
     }
     Ok(out)
 }

@@ -262,6 +262,21 @@ impl Chunk {
         }
     }
 
+    /// The batches holding any of `offsets` (ascending), each with the offset of its first
+    /// row: every segment when the rows are in memory, only the blocks needed when swapped.
+    pub fn segments_holding(&self, offsets: &[usize]) -> Result<Vec<(usize, RecordBatch)>> {
+        self.note_read();
+        match &self.swapped {
+            None => Ok(self
+                .starts
+                .iter()
+                .copied()
+                .zip(self.segments.iter().cloned())
+                .collect()),
+            Some(rows) => rows.read_holding(offsets),
+        }
+    }
+
     /// The rows as held in memory (the open chunk is never swapped out).
     fn resident_segments(&self) -> Result<&[RecordBatch]> {
         if self.swapped.is_some() {

@@ -171,6 +171,20 @@ impl SwappedRows {
         self.blocks.iter().map(|b| self.read(&file, b)).collect()
     }
 
+    /// The blocks holding any of `offsets` (ascending), each with the offset of its first row.
+    pub fn read_holding(&self, offsets: &[usize]) -> Result<Vec<(usize, RecordBatch)>> {
+        let file = self.open()?;
+        let mut out = Vec::new();
+        for block in &self.blocks {
+            let end = block.first_row + block.rows;
+            let from = offsets.partition_point(|o| *o < block.first_row);
+            if offsets.get(from).is_some_and(|o| *o < end) {
+                out.push((block.first_row, self.read(&file, block)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The block holding row `offset` and the row's position in it.
     pub fn read_row(&self, offset: usize) -> Result<Option<(RecordBatch, usize)>> {
         let index = self.blocks.partition_point(|b| b.first_row <= offset);
@@ -272,6 +286,9 @@ mod tests {
                 .unwrap();
             assert_eq!(ids.value(at), 6123);
             assert!(rows.read_row(9000).unwrap().is_none());
+            let holding = rows.read_holding(&[3, 4100, 4101]).unwrap();
+            let starts: Vec<usize> = holding.iter().map(|(start, _)| *start).collect();
+            assert_eq!(starts, vec![0, BLOCK_ROWS]);
             assert_eq!(swap.stats().writes, 1);
         }
     }
