@@ -10,14 +10,50 @@ use tokio_postgres::Client;
 
 const ROWS: i64 = 60_000;
 
-fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("kura.json");
-    std::fs::write(
-        &path,
-        r#"{"dataStore": {"storeMemoryLimit": "1MB", "chunkRows": 1024}}"#,
-    )
-    .expect("config written");
-    path
+/// A data directory that outlives restarts, and the arguments of a server on it with a 1 MB
+/// store memory limit.
+struct Limited {
+    _dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+impl Limited {
+    fn new() -> Limited {
+        let dir = common::temp_dir();
+        let config = dir.path().join("kura.json");
+        std::fs::write(
+            &config,
+            r#"{"dataStore": {"storeMemoryLimit": "1MB", "chunkRows": 1024}}"#,
+        )
+        .expect("config written");
+        let args = vec![
+            "--config".to_string(),
+            config.to_str().expect("utf-8 path").to_string(),
+        ];
+        Limited {
+            data_dir: dir.path().join("data"),
+            _dir: dir,
+            args,
+        }
+    }
+
+    fn start(&self) -> TestServer {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        TestServer::start_in(&self.data_dir, &args)
+    }
+}
+
+/// Sends `data` through `COPY ... FROM STDIN`; returns the rows the server reports.
+async fn copy_in(client: &Client, sql: &str, data: &str) -> u64 {
+    let sink = client.copy_in(sql).await.expect("copy");
+    futures::pin_mut!(sink);
+    for piece in data.as_bytes().chunks(1 << 16) {
+        sink.send(Bytes::copy_from_slice(piece))
+            .await
+            .expect("send");
+    }
+    sink.finish().await.expect("copy done")
 }
 
 async fn load(client: &Client) {
@@ -26,14 +62,10 @@ async fn load(client: &Client) {
     for id in 0..ROWS {
         data.push_str(&format!("{id}\t{}\n", format_args!("{id:0>100}")));
     }
-    let sink = client.copy_in("COPY big FROM STDIN").await.expect("copy");
-    futures::pin_mut!(sink);
-    for piece in data.as_bytes().chunks(1 << 16) {
-        sink.send(Bytes::copy_from_slice(piece))
-            .await
-            .expect("send");
-    }
-    assert_eq!(sink.finish().await.expect("copy done"), ROWS as u64);
+    assert_eq!(
+        copy_in(client, "COPY big FROM STDIN", &data).await,
+        ROWS as u64
+    );
 }
 
 /// Row data in memory and in swap files, summed over the table's data partitions.
@@ -63,11 +95,9 @@ async fn check_contents(client: &Client, deleted: i64) {
 
 #[tokio::test]
 async fn a_table_larger_than_the_memory_limit_is_swapped_out_and_stays_whole() {
-    let dir = common::temp_dir();
-    let config = config_file(dir.path());
-    let data_dir = dir.path().join("data");
-    let args = ["--config", config.to_str().expect("utf-8 path")];
-    let mut server = TestServer::start_in(&data_dir, &args);
+    let limited = Limited::new();
+    let data_dir = &limited.data_dir;
+    let mut server = limited.start();
     let client = server.connect().await;
     load(&client).await;
 
@@ -94,7 +124,7 @@ async fn a_table_larger_than_the_memory_limit_is_swapped_out_and_stays_whole() {
     check_contents(&client, 6).await;
 
     server.kill();
-    let server = TestServer::start_in(&data_dir, &args);
+    let server = limited.start();
     let client = server.connect().await;
     check_contents(&client, 6).await;
     let (_, swapped) = residency(&client).await;
@@ -115,11 +145,8 @@ async fn a_table_larger_than_the_memory_limit_is_swapped_out_and_stays_whole() {
 
 #[tokio::test]
 async fn a_transaction_larger_than_the_memory_limit_spills_its_rows_and_commits_them_whole() {
-    let dir = common::temp_dir();
-    let config = config_file(dir.path());
-    let data_dir = dir.path().join("data");
-    let args = ["--config", config.to_str().expect("utf-8 path")];
-    let mut server = TestServer::start_in(&data_dir, &args);
+    let limited = Limited::new();
+    let mut server = limited.start();
     let client = server.connect().await;
     exec(
         &client,
@@ -143,13 +170,8 @@ async fn a_transaction_larger_than_the_memory_limit_spills_its_rows_and_commits_
         data
     };
     exec(&client, "BEGIN").await;
-    let sink = client
-        .copy_in("COPY series FROM STDIN")
-        .await
-        .expect("copy");
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from(copy(0))).await.expect("send");
-    assert_eq!(sink.finish().await.expect("copy done"), ROWS as u64);
+    let copied = copy_in(&client, "COPY series FROM STDIN", &copy(0)).await;
+    assert_eq!(copied, ROWS as u64);
     // The transaction reads its own spilled rows and deletes some of them again.
     assert_eq!(
         text_rows(&client, "SELECT count(*), sum(id) FROM series").await,
@@ -160,13 +182,7 @@ async fn a_transaction_larger_than_the_memory_limit_spills_its_rows_and_commits_
 
     // A rolled-back COPY of the same size leaves nothing behind.
     exec(&client, "BEGIN").await;
-    let sink = client
-        .copy_in("COPY series FROM STDIN")
-        .await
-        .expect("copy");
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from(copy(ROWS))).await.expect("send");
-    sink.finish().await.expect("copy done");
+    copy_in(&client, "COPY series FROM STDIN", &copy(ROWS)).await;
     exec(&client, "ROLLBACK").await;
 
     let kept: Vec<i64> = (0..ROWS).filter(|id| id % 1000 != 0).collect();
@@ -182,7 +198,7 @@ async fn a_transaction_larger_than_the_memory_limit_spills_its_rows_and_commits_
         vec!["5"]
     );
     server.kill();
-    let server = TestServer::start_in(&data_dir, &args);
+    let server = limited.start();
     let client = server.connect().await;
     assert_eq!(text_rows(&client, sums).await, expected);
 }

@@ -617,12 +617,7 @@ fn remove_index_entries(
 
 /// All rows of a chunk as one batch in the current definition's shape.
 pub fn chunk_batch(chunk: &Chunk, def: &TableDef) -> Result<RecordBatch> {
-    let segments = chunk
-        .segments()?
-        .iter()
-        .map(|s| def.widen(s))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(concat_batches(def.schema(), &segments)?)
+    def.widen_concat(&chunk.segments()?)
 }
 
 /// The key of `row` in an index over `columns`.

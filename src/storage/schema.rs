@@ -198,6 +198,18 @@ impl TableDef {
         }
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+
+    /// `batches` widened to the current shape and joined into one batch.
+    pub fn widen_concat(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        let widened = batches
+            .iter()
+            .map(|b| self.widen(b))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(datafusion::arrow::compute::concat_batches(
+            &self.schema,
+            &widened,
+        )?)
+    }
 }
 
 fn missing_array(value: &ScalarValue, ty: &SqlType, rows: usize) -> Result<ArrayRef> {

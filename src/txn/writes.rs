@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::locks::LockKey;
@@ -64,14 +64,7 @@ impl RowsPiece {
     pub fn load(&self, def: &TableDef) -> Result<RecordBatch> {
         match self {
             RowsPiece::Memory(batch) => def.widen(batch),
-            RowsPiece::Swapped { rows, .. } => {
-                let blocks = rows
-                    .read_all()?
-                    .iter()
-                    .map(|b| def.widen(b))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(concat_batches(def.schema(), &blocks)?)
-            }
+            RowsPiece::Swapped { rows, .. } => def.widen_concat(&rows.read_all()?),
         }
     }
 
@@ -232,6 +225,7 @@ impl WriteSet {
         keys: Vec<IndexKey>,
     ) -> Result<()> {
         let id = table.id();
+        self.memory_bytes += slice_bytes(&batch);
         let writes = self.entry(table);
         let first = writes.total;
         for (i, key) in keys.into_iter().enumerate() {
@@ -241,7 +235,6 @@ impl WriteSet {
         writes.total += batch.num_rows();
         writes.inserts.push(RowsPiece::Memory(batch));
         self.undo.push(Undo::Insert { table: id });
-        self.memory_bytes += self.tables[&id].inserts.last().map_or(0, RowsPiece::bytes);
         self.spill_if_over()
     }
 
