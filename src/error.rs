@@ -35,6 +35,8 @@ pub mod sqlstate {
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const CHECK_VIOLATION: &str = "23514";
     pub const INVALID_TRANSACTION_STATE: &str = "25000";
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";

@@ -99,6 +99,10 @@ pub async fn run(db: Arc<Engine>, interval: Duration, limit: usize) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if db.txns.write_refusal().is_some() {
+            // A standby applies the releases its primary logs; a fenced primary waits.
+            continue;
+        }
         if let Err(e) = release_expired(&db, limit).await {
             tracing::warn!("expiry release failed: {e}");
         }

@@ -5,7 +5,8 @@
 //! (snapshots, locks, commit pipeline) → `storage` (MVCC column chunks and indexes).
 //! Durability: `wal` (transaction log, group commit), `checkpoint` (consistent snapshots on
 //! disk), `recovery` (checkpoint + log replay at start, the data-directory lock).
-//! `security`: users, privileges and authentication.
+//! `security`: users, privileges and authentication. `replication`: log streaming to standbys,
+//! hot standby, promotion.
 //! See docs/ARCHITECTURE.md for the flow of a query.
 
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod pg_catalog;
 pub mod query;
 pub mod recovery;
+pub mod replication;
 pub mod security;
 pub mod server;
 pub mod session;

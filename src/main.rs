@@ -97,6 +97,9 @@ struct ServeArgs {
     /// JSON definition file (see conf/kura.json); defaults apply without one.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Run as a standby of the primary at HOST:PORT (sets `/cluster/standbyOf`).
+    #[arg(long, value_name = "HOST:PORT")]
+    standby_of: Option<String>,
     /// Lets `SET kura.test_clock` move the server clock (for tests only).
     #[arg(long, hide = true)]
     test_clock: bool,
@@ -178,6 +181,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(dir) = args.data_dir {
         config.system.data_dir = dir;
+    }
+    if let Some(primary) = args.standby_of {
+        config.cluster.standby_of = primary;
     }
     config.system.test_clock = args.test_clock;
     config.validate().map_err(|e| e.to_string())?;

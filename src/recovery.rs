@@ -20,6 +20,8 @@ use crate::checkpoint::{CheckpointOptions, Checkpointer, DATA_DIR};
 use crate::config::{Config, StoreCompressionMode};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::{DatabaseOptions, Engine};
+use crate::replication::hub::HubSettings;
+use crate::replication::{NodeState, ReplicationHub, Role};
 use crate::storage::PartitionKey;
 use crate::storage::chunk::{Serial, slice_bytes};
 use crate::storage::partition::Persisted;
@@ -108,7 +110,25 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     let lock = DataDirLock::acquire(data_dir)?;
     let started = Instant::now();
     tracing::info!(data_dir = %data_dir.display(), "recovery begin");
+    crate::replication::incoming::install_pending(data_dir)?;
     let db = Engine::new(DatabaseOptions::from_config(config, target_partitions));
+    let node_state = NodeState::load(data_dir)?;
+    let role = if config.cluster.is_standby() {
+        Role::Standby {
+            primary: config.cluster.standby_of.clone(),
+        }
+    } else {
+        ReplicationHub::restart_role(&node_state)
+    };
+    let hub = ReplicationHub::new(
+        data_dir.clone(),
+        HubSettings::from_config(config),
+        db.txns.clone(),
+        node_state,
+        role,
+    );
+    db.attach_replication(hub.clone());
+    db.txns.attach_standby_acks(hub)?;
     let store = &config.data_store;
     let swap = SwapDir::open(
         &data_dir.join(SWAP_DIR),
@@ -349,8 +369,8 @@ fn replay_log(db: &Engine, dir: &Path) -> Result<RecoveryReport> {
                     body: RecordBody::Catalog(change),
                     ..
                 }) => {
-                    db.apply_catalog_change(&change, lsn)?;
-                    db.txns.replay_catalog(lsn);
+                    db.txns
+                        .replay_catalog(lsn, || db.apply_catalog_change(&change, lsn))?;
                     true
                 }
                 Scanned::CommitPart { changes, last, .. } => {

@@ -1,6 +1,6 @@
 //! The server's settings: the GridDB-style JSON definition file (`conf/kura.json`), its
 //! sections (`/system`, `/transaction`, `/dataStore`, `/checkpoint`, `/sql`, `/security`,
-//! `/trace`), unit-bearing values
+//! `/trace`, `/cluster`, `/sync`), unit-bearing values
 //! (`"60s"`, `"1024MB"`), and the checks run at startup. Every setting is documented in
 //! `docs/CONFIGURATION.md`.
 //!
@@ -15,6 +15,7 @@
 //!   file or the docs miss a setting).
 
 mod document;
+mod replication;
 mod sections;
 mod trace;
 mod units;
@@ -24,6 +25,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use replication::{
+    ClusterConfig, ReplicationMode, ReplicationTimeoutAction, SyncConfig, split_host_port,
+};
 pub use sections::{
     AuthMethod, CheckpointConfig, ClientCertificate, DataStoreConfig, IsolationLevelSetting,
     PasswordEncryption, SecurityConfig, SqlConfig, SslMode, StoreCompressionMode, SystemConfig,
@@ -67,6 +71,8 @@ pub struct Config {
     pub sql: SqlConfig,
     pub security: SecurityConfig,
     pub trace: TraceConfig,
+    pub cluster: ClusterConfig,
+    pub sync: SyncConfig,
 }
 
 impl Config {
@@ -95,6 +101,7 @@ impl Config {
         self.checkpoint.validate()?;
         self.sql.validate()?;
         self.security.validate(&self.system)?;
+        self.cluster.validate()?;
         self.trace.validate()
     }
 

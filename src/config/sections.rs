@@ -244,6 +244,12 @@ pub struct TransactionConfig {
     pub authentication_timeout_interval: ConfigDuration,
     /// Default isolation level of new sessions.
     pub isolation_level: IsolationLevelSetting,
+    /// What a commit waits for from the standbys.
+    pub replication_mode: super::ReplicationMode,
+    /// Longest wait of a SEMISYNC or SYNC commit for its standbys.
+    pub replication_timeout_interval: ConfigDuration,
+    /// What such a commit does when the wait times out.
+    pub replication_timeout_action: super::ReplicationTimeoutAction,
 }
 
 impl Default for TransactionConfig {
@@ -254,6 +260,9 @@ impl Default for TransactionConfig {
             lock_timeout: ConfigDuration::from_secs(0),
             authentication_timeout_interval: ConfigDuration::from_secs(5),
             isolation_level: IsolationLevelSetting::ReadCommitted,
+            replication_mode: super::ReplicationMode::Async,
+            replication_timeout_interval: ConfigDuration::from_secs(10),
+            replication_timeout_action: super::ReplicationTimeoutAction::Fail,
         }
     }
 }
@@ -273,6 +282,11 @@ impl TransactionConfig {
         require(
             !self.authentication_timeout_interval.is_zero(),
             "/transaction/authenticationTimeoutInterval",
+            "must be longer than 0s",
+        )?;
+        require(
+            !self.replication_timeout_interval.is_zero(),
+            "/transaction/replicationTimeoutInterval",
             "must be longer than 0s",
         )
     }

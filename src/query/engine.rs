@@ -36,6 +36,8 @@ pub struct Engine {
     checkpointer: OnceLock<Arc<Checkpointer>>,
     /// The administrators (absent for engines made inside the library).
     admins: OnceLock<Arc<Admins>>,
+    /// Replication state (absent for engines without a data directory).
+    replication: OnceLock<Arc<crate::replication::ReplicationHub>>,
     me: Weak<Engine>,
 }
 
@@ -77,6 +79,7 @@ impl Engine {
                 databases: RwLock::new(BTreeMap::from([(PUBLIC_DATABASE.to_string(), public)])),
                 checkpointer: OnceLock::new(),
                 admins: OnceLock::new(),
+                replication: OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -174,6 +177,14 @@ impl Engine {
         self.checkpointer.get()
     }
 
+    pub fn attach_replication(&self, hub: Arc<crate::replication::ReplicationHub>) {
+        let _ = self.replication.set(hub);
+    }
+
+    pub fn replication(&self) -> Option<&Arc<crate::replication::ReplicationHub>> {
+        self.replication.get()
+    }
+
     /// Takes a checkpoint now, off the async runtime's worker threads.
     pub async fn checkpoint(&self) -> Result<CheckpointStats> {
         let checkpointer = self.checkpointer.get().cloned().ok_or_else(|| {
@@ -195,7 +206,7 @@ impl Engine {
         prepare: impl FnOnce() -> Result<CatalogChange>,
     ) -> Result<()> {
         self.txns
-            .change_catalog(CommitWait::Flush, prepare, |change, ts| {
+            .change_catalog(CommitWait::FLUSH, prepare, |change, ts| {
                 self.apply_catalog_change(change, ts)
             })
             .await
@@ -257,6 +268,15 @@ impl Engine {
                 self.directory.set_grant(user, database, *privilege);
                 Ok(())
             }
+            CatalogChange::NewEpoch { epoch } => match self.replication.get() {
+                Some(hub) => hub.update_state(|state| {
+                    state.note_epoch(crate::replication::EpochStart {
+                        epoch: *epoch,
+                        start: ts,
+                    })
+                }),
+                None => Ok(()),
+            },
         }
     }
 

@@ -93,6 +93,10 @@ pub struct KuraHandler {
     authenticated: AtomicBool,
     /// The client negotiated TLS.
     secure: AtomicBool,
+    /// A replication connection (startup parameter `replication`): replication commands only.
+    replication: AtomicBool,
+    /// The stream a START_REPLICATION has opened, for the connection loop to run.
+    stream: parking_lot::Mutex<Option<super::replication::ReplicationStream>>,
 }
 
 impl KuraHandler {
@@ -108,6 +112,8 @@ impl KuraHandler {
             pending: parking_lot::Mutex::new(None),
             authenticated: AtomicBool::new(false),
             secure: AtomicBool::new(false),
+            replication: AtomicBool::new(false),
+            stream: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -341,6 +347,16 @@ impl KuraHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let parameters = self.startup.lock().take().unwrap_or_default();
+        let replication =
+            super::replication::requested(parameters.get("replication").map(String::as_str))
+                .and_then(|asked| {
+                    if asked {
+                        super::replication::check_privilege(&login)?;
+                    }
+                    Ok(asked)
+                })
+                .map_err(|e| self.refuse(client, "CONNECT", &e))?;
+        self.replication.store(replication, Ordering::Release);
         let mut session = self.session.lock().await;
         let database = parameters
             .get("database")
@@ -420,6 +436,60 @@ impl KuraHandler {
     pub fn is_authenticated(&self) -> bool {
         self.authenticated.load(Ordering::Acquire)
     }
+
+    /// The replication stream a START_REPLICATION opened, once.
+    pub fn take_replication_stream(&self) -> Option<super::replication::ReplicationStream> {
+        self.stream.lock().take()
+    }
+
+    /// A query on a replication connection: a replication command.
+    async fn on_replication_command<C>(&self, client: &mut C, sql: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use super::replication::{Action, command};
+        let mut session = self.session.lock().await;
+        let engine = session.engine().clone();
+        let user = session.identity.user.clone();
+        let name = session
+            .settings
+            .get("application_name")
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| client.socket_addr().to_string(), str::to_string);
+        let action = command(&engine, sql, &user, &name, Some(client.socket_addr())).await;
+        match action {
+            Ok(Action::Query(sql)) => {
+                let statements = parse_sql(&sql).map_err(to_pgwire)?;
+                for statement in &statements {
+                    run_simple(&mut session, client, statement).await?;
+                }
+            }
+            Ok(Action::Stream(stream)) => {
+                let response = pgwire::messages::copy::CopyBothResponse::new(0, 0, Vec::new());
+                client
+                    .send(PgWireBackendMessage::CopyBothResponse(response))
+                    .await?;
+                client.set_state(PgWireConnectionState::CopyInProgress(false));
+                *self.stream.lock() = Some(stream);
+                return Ok(());
+            }
+            Err(e) => {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                TransactionStatus::Idle,
+            )))
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -435,6 +505,9 @@ impl SimpleQueryHandler for KuraHandler {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        if self.replication.load(Ordering::Acquire) {
+            return self.on_replication_command(client, &query.query).await;
+        }
         let mut session = self.session.lock().await;
         session.begin_request();
         let sql = query.query;

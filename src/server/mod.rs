@@ -5,9 +5,11 @@
 //! itself.
 
 pub mod auth;
+pub mod connection;
 pub mod described;
 pub mod handler;
 pub mod params;
+pub mod replication;
 pub mod text;
 pub mod tls;
 pub mod wire;
@@ -16,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pgwire::tokio::process_socket;
 use std::os::fd::AsFd;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -32,7 +33,7 @@ use crate::security::admins::{self, Admins, FirstStart};
 use crate::session::backends::Backends;
 use crate::session::{Session, SessionLimits};
 use auth::Authenticator;
-use handler::{Accepted, ConnectionHandlers, KuraHandler};
+use handler::{Accepted, KuraHandler};
 
 pub struct Server {
     listener: TcpListener,
@@ -45,6 +46,8 @@ pub struct Server {
     tls: Option<pgwire::tokio::TlsAcceptor>,
     audit: Option<Arc<AuditLog>>,
     first_start: FirstStart,
+    /// The primary this server follows, when it is a standby.
+    upstream: Option<crate::replication::receiver::Upstream>,
     _lock: DataDirLock,
 }
 
@@ -78,6 +81,13 @@ impl Server {
             &config,
         ));
         let tls = tls::acceptor(&config)?;
+        let upstream = if config.cluster.is_standby() {
+            Some(crate::replication::receiver::Upstream::from_config(
+                &config,
+            )?)
+        } else {
+            None
+        };
         let audit = AuditLog::open(&config).map_err(|e| {
             KuraError::new(
                 sqlstate::IO_ERROR,
@@ -105,6 +115,7 @@ impl Server {
             tls,
             audit,
             first_start,
+            upstream,
             _lock: recovered.lock,
         })
     }
@@ -139,6 +150,14 @@ impl Server {
             std::time::Duration::from_secs(1),
             self.config.data_store.batch_scan_num as usize,
         ));
+        if let (Some(upstream), Some(hub)) = (&self.upstream, self.engine.replication()) {
+            tokio::spawn(crate::replication::receiver::run(
+                self.engine.clone(),
+                hub.clone(),
+                upstream.clone(),
+                self.config.system.data_dir.clone(),
+            ));
+        }
         tokio::spawn(self.checkpointer.clone().run_periodically(
             self.engine.clone(),
             self.config.checkpoint.checkpoint_interval.get(),
@@ -216,7 +235,7 @@ async fn serve_connection(
     // A TLS connection cannot take a plaintext message: it is only closed.
     let plaintext = |stream: Option<std::net::TcpStream>| stream.filter(|_| !handler.is_secure());
     tokio::select! {
-        ended = process_socket(socket, tls, ConnectionHandlers(handler.clone())) => {
+        ended = connection::serve(socket, tls, handler.clone()) => {
             if let Err(e) = ended {
                 tracing::debug!("connection from {peer} ended: {e}");
             }

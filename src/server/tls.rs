@@ -73,6 +73,30 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>> {
     Ok(Some(TlsAcceptor::from(Arc::new(server))))
 }
 
+/// The connector a standby uses for its primary: the primary's certificate must be signed by
+/// the CA in `<securityPath>/ca.crt` and name the host in `/cluster/standbyOf`.
+pub fn connector(config: &Config) -> Result<pgwire::tokio::TlsConnector> {
+    let path = config.system.security_dir().join(CA_CERT_FILE);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&path)
+        .map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?
+    {
+        let cert =
+            cert.map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error(format!("TLS versions: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(pgwire::tokio::TlsConnector::from(Arc::new(client)))
+}
+
 /// Requires client certificates signed by the CA in `<dir>/ca.crt`.
 fn client_verifier(
     dir: &Path,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{KuraError, Result, sqlstate};
 use crate::session::zone::SessionZone;
-use crate::txn::CommitWait;
+use crate::txn::{CommitWait, StandbyWait};
 
 pub const SERVER_VERSION: &str = concat!("15.0 (Kura ", env!("CARGO_PKG_VERSION"), ")");
 
@@ -550,12 +550,20 @@ impl Settings {
         self.values = self.reset_values.clone();
     }
 
-    /// What a commit waits for: `synchronous_commit = on` waits for the log fsync.
+    /// What a commit waits for (`synchronous_commit`): `off` does not wait for the local
+    /// fsync, every other level does; `local` waits for no standby, `remote_write` for
+    /// standbys to receive the record, `remote_apply` for them to apply it, and `on` and `off`
+    /// as `/transaction/replicationMode` says.
     pub fn commit_wait(&self) -> CommitWait {
-        if self.get("synchronous_commit") == Some("off") {
-            CommitWait::Written
-        } else {
-            CommitWait::Flush
+        let standbys = match self.get("synchronous_commit") {
+            Some("local") => StandbyWait::None,
+            Some("remote_write") => StandbyWait::Received,
+            Some("remote_apply") => StandbyWait::Applied,
+            _ => StandbyWait::Configured,
+        };
+        CommitWait {
+            flush: self.get("synchronous_commit") != Some("off"),
+            standbys,
         }
     }
 
@@ -731,9 +739,11 @@ fn time_zone(value: &str) -> Result<String> {
 
 fn synchronous_commit(value: &str) -> Result<String> {
     match value.trim().to_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" | "local" | "remote_write" | "remote_apply" => Ok("on".into()),
+        "on" | "true" | "yes" | "1" => Ok("on".into()),
         "off" | "false" | "no" | "0" => Ok("off".into()),
-        _ => Err(invalid("synchronous_commit", value).with_hint("Available values: on, off.")),
+        level @ ("local" | "remote_write" | "remote_apply") => Ok(level.into()),
+        _ => Err(invalid("synchronous_commit", value)
+            .with_hint("Available values: off, local, remote_write, on, remote_apply.")),
     }
 }
 
@@ -826,9 +836,22 @@ mod tests {
         assert_eq!(s.set("lock_timeout", "1s").unwrap(), "1s");
         assert_eq!(s.set("lock_timeout", "1500").unwrap(), "1500ms");
         assert_eq!(s.lock_timeout(), Some(Duration::from_millis(1500)));
-        assert_eq!(s.commit_wait(), CommitWait::Flush);
+        assert_eq!(s.commit_wait(), CommitWait::FLUSH);
         assert_eq!(s.set("synchronous_commit", "OFF").unwrap(), "off");
-        assert_eq!(s.commit_wait(), CommitWait::Written);
+        assert_eq!(s.commit_wait(), CommitWait::WRITTEN);
+        for (level, standbys) in [
+            ("local", StandbyWait::None),
+            ("remote_write", StandbyWait::Received),
+            ("remote_apply", StandbyWait::Applied),
+            ("on", StandbyWait::Configured),
+        ] {
+            assert_eq!(s.set("synchronous_commit", level).unwrap(), level);
+            let wait = CommitWait {
+                flush: true,
+                standbys,
+            };
+            assert_eq!(s.commit_wait(), wait);
+        }
         assert!(s.set("synchronous_commit", "sometimes").is_err());
     }
 

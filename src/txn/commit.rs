@@ -85,6 +85,7 @@ impl TxnManager {
         if txn.handle.is_aborted() {
             return Err(timed_out());
         }
+        self.check_writable()?;
         let now = self.clock.now_millis();
         let mut new_partitions: BTreeMap<TableId, (Arc<Table>, Vec<PartitionKey>)> =
             BTreeMap::new();

@@ -97,6 +97,9 @@ pub struct TxnManager {
     residency: OnceLock<Arc<Residency>>,
     /// The server's wall clock: commits use it to drop rows of expired partitions.
     pub clock: Arc<Clock>,
+    /// Why this server refuses writes (a standby, a fenced primary), if it does.
+    write_refusal: parking_lot::RwLock<Option<Arc<str>>>,
+    standby_acks: OnceLock<Arc<dyn StandbyAcks>>,
 }
 
 /// The first transaction id of this process: the microseconds since the Unix epoch, so that
@@ -109,13 +112,50 @@ fn first_transaction_id() -> TxnId {
     u64::try_from(micros).unwrap_or(u64::MAX / 2).max(1)
 }
 
-/// What a commit waits for before it is acknowledged.
+/// What a commit waits for before it is acknowledged: the local log, then the standbys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitWait {
-    /// The log record is on stable storage (fsynced); survives power loss.
-    Flush,
-    /// The log record is in the operating system; survives a crash of the server process.
-    Written,
+pub struct CommitWait {
+    /// Wait until the log record is on stable storage (fsynced), surviving power loss;
+    /// otherwise until it is in the operating system, surviving a crash of the process.
+    pub flush: bool,
+    pub standbys: StandbyWait,
+}
+
+impl CommitWait {
+    /// DDL and the configured defaults: fsynced here, standbys as configured.
+    pub const FLUSH: CommitWait = CommitWait {
+        flush: true,
+        standbys: StandbyWait::Configured,
+    };
+    pub const WRITTEN: CommitWait = CommitWait {
+        flush: false,
+        standbys: StandbyWait::Configured,
+    };
+}
+
+/// How far standbys must have got with a commit before it is acknowledged (the session's
+/// `synchronous_commit` level; see docs/REPLICATION.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbyWait {
+    /// As `/transaction/replicationMode` says.
+    Configured,
+    /// Not at all (`local`).
+    None,
+    /// Received by the standbys (`remote_write`, SEMISYNC).
+    Received,
+    /// Durable on the standbys (SYNC).
+    Flushed,
+    /// Applied, so readable there (`remote_apply`).
+    Applied,
+}
+
+/// Waits for standbys to confirm commits; attached by the replication layer on servers that
+/// replicate.
+#[async_trait::async_trait]
+pub trait StandbyAcks: Send + Sync + std::fmt::Debug {
+    /// Returns once the standbys confirm `lsn` as `wait` asks, or fails (40003) when they do
+    /// not in time.
+    async fn wait(&self, lsn: Lsn, wait: StandbyWait) -> Result<()>;
 }
 
 /// One transaction: its writes (shared with the scans of its statements), its snapshot under
@@ -153,7 +193,36 @@ impl TxnManager {
             log: OnceLock::new(),
             residency: OnceLock::new(),
             clock,
+            write_refusal: parking_lot::RwLock::new(None),
+            standby_acks: OnceLock::new(),
         })
+    }
+
+    /// Refuses (with the reason given) or accepts every later commit and DDL. Replay of a
+    /// primary's log on a standby is not affected.
+    pub fn refuse_writes(&self, why: Option<String>) {
+        let _paused = self.commit_lock.lock();
+        *self.write_refusal.write() = why.map(Arc::from);
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn write_refusal(&self) -> Option<Arc<str>> {
+        self.write_refusal.read().clone()
+    }
+
+    /// Fails with SQLSTATE 25006 when this server refuses writes.
+    pub fn check_writable(&self) -> Result<()> {
+        match self.write_refusal() {
+            None => Ok(()),
+            Some(why) => Err(read_only_error(&why)),
+        }
+    }
+
+    /// From now on commits wait for standbys as their `CommitWait` asks.
+    pub fn attach_standby_acks(&self, acks: Arc<dyn StandbyAcks>) -> Result<()> {
+        self.standby_acks
+            .set(acks)
+            .map_err(|_| KuraError::internal("standby acknowledgements are already attached"))
     }
 
     /// Sets the last commit timestamp after loading a checkpoint (before any activity).
@@ -271,7 +340,9 @@ impl TxnManager {
                 return Err(e);
             }
         };
-        if wait == CommitWait::Written || self.log.get().is_none() {
+        let waits_for_standbys =
+            wait.standbys != StandbyWait::None && self.standby_acks.get().is_some();
+        if (!wait.flush && !waits_for_standbys) || self.log.get().is_none() {
             // Nothing to wait for: publish at once.
             self.make_visible(ts);
             self.finish(txn);
@@ -294,15 +365,21 @@ impl TxnManager {
         Ok(ts)
     }
 
-    /// Waits for the log as `wait` asks, then makes commit `ts` (and all before it) visible.
+    /// Waits for the log and the standbys as `wait` asks, then makes commit `ts` (and all
+    /// before it) visible. A commit that the standbys did not confirm in time is published
+    /// all the same (it is in the log here) before its error is returned.
     async fn publish(&self, ts: Ts, wait: CommitWait) -> Result<()> {
-        if wait == CommitWait::Flush
+        if wait.flush
             && let Some(log) = self.log.get()
         {
             log.wait_durable(ts).await?;
         }
+        let confirmed = match self.standby_acks.get() {
+            Some(acks) => acks.wait(ts, wait.standbys).await,
+            None => Ok(()),
+        };
         self.make_visible(ts);
-        Ok(())
+        confirmed
     }
 
     /// Publishes commit `ts` and all before it; `fetch_max`, so commits that finish waiting
@@ -331,8 +408,32 @@ impl TxnManager {
         prepare: impl FnOnce() -> Result<CatalogChange>,
         apply: impl FnOnce(&CatalogChange, Ts) -> Result<T>,
     ) -> Result<T> {
+        self.change_catalog_gated(true, wait, prepare, apply).await
+    }
+
+    /// [`TxnManager::change_catalog`] on a server that refuses writes: the record that starts
+    /// a new epoch at a promotion, logged before the server takes writes.
+    pub async fn change_catalog_unguarded<T>(
+        &self,
+        wait: CommitWait,
+        prepare: impl FnOnce() -> Result<CatalogChange>,
+        apply: impl FnOnce(&CatalogChange, Ts) -> Result<T>,
+    ) -> Result<T> {
+        self.change_catalog_gated(false, wait, prepare, apply).await
+    }
+
+    async fn change_catalog_gated<T>(
+        &self,
+        gated: bool,
+        wait: CommitWait,
+        prepare: impl FnOnce() -> Result<CatalogChange>,
+        apply: impl FnOnce(&CatalogChange, Ts) -> Result<T>,
+    ) -> Result<T> {
         let (ts, out) = {
             let mut last = self.commit_lock.lock();
+            if gated {
+                self.check_writable()?;
+            }
             let change = prepare()?;
             let ts = *last + 1;
             if let Some(log) = self.log.get() {
@@ -390,10 +491,15 @@ impl TxnManager {
         self.advance_to(&mut last, lsn);
     }
 
-    /// Records that the catalog change logged at `lsn` has been replayed.
-    pub fn replay_catalog(&self, lsn: Lsn) {
-        self.replayed(lsn);
+    /// Replays the catalog change logged at `lsn` with `apply`, with commits and DDL paused.
+    pub fn replay_catalog(&self, lsn: Lsn, apply: impl FnOnce() -> Result<()>) -> Result<()> {
+        {
+            let mut last = self.commit_lock.lock();
+            apply()?;
+            self.advance_to(&mut last, lsn);
+        }
         self.note_catalog_change();
+        Ok(())
     }
 
     fn advance_to(&self, last: &mut Ts, lsn: Lsn) {
@@ -444,6 +550,14 @@ fn partition_of(table: &Table, key: PartitionKey) -> Result<Arc<Partition>> {
             table.def().name
         ))
     })
+}
+
+/// The error of a write on a server that refuses writes.
+pub fn read_only_error(why: &str) -> KuraError {
+    KuraError::new(
+        sqlstate::READ_ONLY_SQL_TRANSACTION,
+        format!("cannot execute writes: {why}"),
+    )
 }
 
 /// The error of a transaction rolled back for outliving `/transaction/transactionTimeoutLimit`.

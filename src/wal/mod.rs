@@ -16,6 +16,7 @@
 
 pub mod record;
 pub mod segment;
+pub mod tail;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -50,10 +51,11 @@ struct Segment {
     len: u64,
 }
 
+/// What the flusher last made durable, or why it failed.
 #[derive(Debug, Clone, Default)]
-struct Durable {
-    lsn: Lsn,
-    failed: Option<Arc<str>>,
+pub struct Durable {
+    pub lsn: Lsn,
+    pub failed: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -81,6 +83,8 @@ pub struct TxnLog {
     flusher: Arc<Flusher>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     closed: std::sync::atomic::AtomicBool,
+    /// The newest LSN whose frame is whole in a segment, for readers tailing the log.
+    written: watch::Sender<Lsn>,
 }
 
 impl TxnLog {
@@ -120,6 +124,7 @@ impl TxnLog {
             flusher,
             thread: Mutex::new(Some(thread)),
             closed: std::sync::atomic::AtomicBool::new(false),
+            written: watch::Sender::new(last),
         }))
     }
 
@@ -147,6 +152,27 @@ impl TxnLog {
         first_lsn: Lsn,
         frames: impl IntoIterator<Item = Result<F>>,
     ) -> Result<Lsn> {
+        self.append_in_segment(first_lsn, frames, true)
+    }
+
+    /// Appends frames a standby received from its primary. `may_rotate` is false when the
+    /// first of them continues a commit whose earlier frames were appended before, so that a
+    /// commit's frames always share one segment.
+    pub fn append_received<F: AsRef<[u8]>>(
+        &self,
+        first_lsn: Lsn,
+        frames: impl IntoIterator<Item = Result<F>>,
+        may_rotate: bool,
+    ) -> Result<Lsn> {
+        self.append_in_segment(first_lsn, frames, may_rotate)
+    }
+
+    fn append_in_segment<F: AsRef<[u8]>>(
+        &self,
+        first_lsn: Lsn,
+        frames: impl IntoIterator<Item = Result<F>>,
+        may_rotate: bool,
+    ) -> Result<Lsn> {
         if let Some(why) = self.failed() {
             return Err(log_failed(&why));
         }
@@ -171,6 +197,7 @@ impl TxnLog {
             };
             let frame = frame.as_ref();
             if start.is_none()
+                && may_rotate
                 && segment.len > segment::SEGMENT_HEADER_LEN
                 && segment.len + frame.len() as u64 > self.options.segment_size
             {
@@ -196,6 +223,7 @@ impl TxnLog {
         let last = next.saturating_sub(1);
         if start.is_some() {
             self.flusher.state.lock().written = last;
+            self.written.send_replace(last);
         }
         Ok(last)
     }
@@ -216,9 +244,11 @@ impl TxnLog {
     }
 
     /// Starts a new segment for records from `next_lsn` on; the old one is fsynced first.
+    /// Nothing happens when the log already holds frames past `next_lsn - 1` (a standby in the
+    /// middle of a commit spanning several frames), so a commit never spans two segments.
     pub fn rotate(&self, next_lsn: Lsn) -> Result<()> {
         let mut segment = self.segment.lock();
-        if segment.len == segment::SEGMENT_HEADER_LEN {
+        if segment.len == segment::SEGMENT_HEADER_LEN || self.written_lsn() + 1 != next_lsn {
             return Ok(());
         }
         self.rotate_locked(&mut segment, next_lsn)
@@ -264,6 +294,62 @@ impl TxnLog {
         .with_hint("the outcome of this transaction is unknown until the server restarts"))
     }
 
+    /// Asks the flusher for an fsync through `lsn` without waiting for it (a standby, which
+    /// reports what is durable as it becomes so).
+    pub fn request_flush(&self, lsn: Lsn) {
+        let mut state = self.flusher.state.lock();
+        if state.durable < lsn {
+            state.requested = state.requested.max(lsn);
+            self.flusher.wake.notify_one();
+        }
+    }
+
+    /// Follows what the flusher makes durable.
+    pub fn subscribe_durable(&self) -> watch::Receiver<Durable> {
+        self.flusher.durable.subscribe()
+    }
+
+    /// Cuts the newest segment back so that the log ends just before LSN `first` (a standby
+    /// promoted in the middle of a commit spanning several frames drops that commit's frames).
+    pub fn discard_from(&self, first: Lsn) -> Result<()> {
+        let mut segment = self.segment.lock();
+        let mut offset = segment::SEGMENT_HEADER_LEN;
+        let mut lsn = segment::segment_first_lsn(&segment.path)?;
+        if lsn > first {
+            return Err(KuraError::internal(format!(
+                "LSN {first} is not in the newest log segment (it starts at {lsn})"
+            )));
+        }
+        let mut header = [0u8; record::FRAME_HEADER_LEN];
+        while lsn < first {
+            segment
+                .file
+                .read_exact_at(&mut header, offset)
+                .map_err(|e| io_error(&segment.path, e))?;
+            let parsed = record::FrameHeader::parse(&header);
+            offset += (record::FRAME_HEADER_LEN + parsed.payload_len) as u64;
+            lsn += 1;
+        }
+        segment
+            .file
+            .set_len(offset)
+            .and_then(|()| segment.file.sync_data())
+            .map_err(|e| io_error(&segment.path, e))?;
+        segment.len = offset;
+        let last = first - 1;
+        {
+            let mut state = self.flusher.state.lock();
+            state.written = last;
+            state.requested = state.requested.min(last);
+            state.durable = state.durable.min(last);
+        }
+        self.flusher
+            .durable
+            .send_modify(|d| d.lsn = d.lsn.min(last));
+        self.written.send_replace(last);
+        Ok(())
+    }
+
     /// Makes everything appended so far durable (blocking; for checkpoints and shutdown).
     pub fn sync_now(&self) -> Result<Lsn> {
         let segment = self.segment.lock();
@@ -276,6 +362,21 @@ impl TxnLog {
         drop(segment);
         self.flusher.advance(written);
         Ok(written)
+    }
+
+    /// The newest LSN whose frame is whole in the log (written to the operating system).
+    pub fn written_lsn(&self) -> Lsn {
+        *self.written.borrow()
+    }
+
+    /// Follows [`TxnLog::written_lsn`] as it grows.
+    pub fn subscribe_written(&self) -> watch::Receiver<Lsn> {
+        self.written.subscribe()
+    }
+
+    /// Wakes every reader following the log (shutdown, or the log's end was cut back).
+    pub fn notify_readers(&self) {
+        self.written.send_modify(|_| {});
     }
 
     /// The newest LSN known to be on stable storage.

@@ -125,6 +125,10 @@ pub enum CatalogChange {
         database: String,
         privilege: Option<Privilege>,
     },
+    /// A promotion: epoch `epoch` begins with this record.
+    NewEpoch {
+        epoch: u64,
+    },
 }
 
 /// A database as logged: its name and the number behind its oid.

@@ -1,0 +1,69 @@
+//! Replication: a primary streams its transaction log to standbys, which apply it and serve
+//! read-only queries; a standby can be promoted to primary (docs/REPLICATION.md).
+//!
+//! - `hub`: the node's role, standbys and receiver status, and the commit wait for standbys;
+//! - `epoch`: the epoch history that tells whether one node's log is a prefix of another's;
+//! - `protocol`: replication commands and the messages of the CopyBoth stream;
+//! - `sender`: the primary's side of a replication connection;
+//! - `receiver` and `apply`: the standby's side, appending and applying what arrives;
+//! - `incoming`: a checkpoint copy for a standby the log can no longer bring up to date.
+//!
+//! Invariants: only a primary takes writes (the transaction manager's write gate follows the
+//! role); every promotion starts a new epoch with a logged record, so a deposed primary and
+//! the standbys of the new one recognise each other.
+
+pub mod apply;
+pub mod epoch;
+pub mod hub;
+pub mod incoming;
+pub mod protocol;
+pub mod receiver;
+pub mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use epoch::{EpochStart, NodeState};
+pub use hub::{ReplicationHub, Role};
+
+use crate::error::{KuraError, Result, sqlstate};
+use crate::query::Engine;
+use crate::wal::CatalogChange;
+
+/// Makes this server a primary: a standby stops following (after applying everything it
+/// received), a fenced primary is opened; either starts a new epoch. Returns false when it
+/// was a primary already.
+pub async fn promote(engine: &Arc<Engine>, wait: Duration) -> Result<bool> {
+    let hub = engine
+        .replication()
+        .cloned()
+        .ok_or_else(|| KuraError::unsupported("promotion needs a server with a data directory"))?;
+    match hub.role() {
+        Role::Primary => return Ok(false),
+        Role::Standby { .. } => {
+            hub.promote_requested.send_replace(true);
+            let mut stopped = hub.receiver_stopped.subscribe();
+            let stopped = tokio::time::timeout(wait, stopped.wait_for(|done| *done)).await;
+            if stopped.is_err() {
+                return Err(KuraError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "the standby did not stop following its primary in time",
+                ));
+            }
+        }
+        Role::Fenced { .. } => {}
+    }
+    let epoch = hub.current_epoch().epoch + 1;
+    engine
+        .txns
+        .change_catalog_unguarded(
+            crate::txn::CommitWait::FLUSH,
+            || Ok(CatalogChange::NewEpoch { epoch }),
+            |change, lsn| engine.apply_catalog_change(change, lsn),
+        )
+        .await?;
+    hub.update_state(|state| Ok(!std::mem::take(&mut state.known_standbys).is_empty()))?;
+    hub.set_role(Role::Primary);
+    tracing::warn!(epoch, "promoted: this server is now a primary");
+    Ok(true)
+}
