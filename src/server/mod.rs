@@ -81,13 +81,7 @@ impl Server {
             &config,
         ));
         let tls = tls::acceptor(&config)?;
-        let upstream = if config.cluster.is_standby() {
-            Some(crate::replication::receiver::Upstream::from_config(
-                &config,
-            )?)
-        } else {
-            None
-        };
+
         let audit = AuditLog::open(&config).map_err(|e| {
             KuraError::new(
                 sqlstate::IO_ERROR,
@@ -104,6 +98,20 @@ impl Server {
                 format!("cannot listen on {address}: {e}"),
             )
         })?;
+        let mut config = config;
+        if config.cluster.standby_name.is_empty()
+            && let Ok(bound) = listener.local_addr()
+        {
+            // The name a standby reports defaults to the address it really listens on.
+            config.cluster.standby_name = bound.to_string();
+        }
+        let upstream = if config.cluster.is_standby() {
+            Some(crate::replication::receiver::Upstream::from_config(
+                &config,
+            )?)
+        } else {
+            None
+        };
         Ok(Server {
             listener,
             engine: recovered.engine,

@@ -29,6 +29,8 @@ pub trait SessionState {
     fn backend_pid(&self) -> i32;
     /// `pg_cancel_backend` / `pg_terminate_backend`: whether the connection exists.
     fn signal_backend(&self, pid: i32, terminate: bool) -> bool;
+    /// `pg_is_in_recovery()`: whether this server is a standby.
+    fn in_recovery(&self) -> bool;
 }
 
 /// The schemas a session can see, in search order (`pg_catalog` is always searched first).
@@ -57,6 +59,8 @@ enum SessionFunction {
     BackendPid,
     Signal { terminate: bool },
     Sleep,
+    InRecovery,
+    Promote,
 }
 
 fn session_function(expr: &Expr) -> Option<SessionFunction> {
@@ -88,6 +92,8 @@ fn session_function(expr: &Expr) -> Option<SessionFunction> {
                 "current_schemas" if !bare => Some(SessionFunction::Schemas),
                 "pg_backend_pid" if !bare => Some(SessionFunction::BackendPid),
                 "pg_sleep" if !bare => Some(SessionFunction::Sleep),
+                "pg_is_in_recovery" if !bare => Some(SessionFunction::InRecovery),
+                "pg_promote" if !bare => Some(SessionFunction::Promote),
                 "pg_cancel_backend" if !bare => Some(SessionFunction::Signal { terminate: false }),
                 "pg_terminate_backend" if !bare => {
                     Some(SessionFunction::Signal { terminate: true })
@@ -114,6 +120,9 @@ pub struct Bound {
     pub statement: Option<Statement>,
     /// How long the statement's `pg_sleep` calls ask to wait before it runs.
     pub sleep: Duration,
+    /// `pg_promote(wait, wait_seconds)`: promote this server before the statement runs,
+    /// waiting at most this long for the standby to stop following its primary.
+    pub promote: Option<Duration>,
 }
 
 /// `statement` with its session functions replaced by their values. `params` are the bound
@@ -136,6 +145,7 @@ pub fn bind(
     let mut bound = statement.clone();
     name_top_level_calls(&mut bound);
     let mut sleep = Duration::ZERO;
+    let mut promote = None;
     let outcome = visit_expressions_mut(&mut bound, |expr| {
         let Some(function) = session_function(expr) else {
             return ControlFlow::Continue(());
@@ -149,6 +159,11 @@ pub fn bind(
             seconds_to_sleep(&args).map(|seconds| {
                 sleep = sleep.saturating_add(seconds);
                 typed_null()
+            })
+        } else if function == SessionFunction::Promote {
+            promote_wait(&args).map(|wait| {
+                promote = Some(wait);
+                boolean(true)
             })
         } else {
             value_of(function, expr, args, session, execute)
@@ -166,6 +181,7 @@ pub fn bind(
         ControlFlow::Continue(()) => Ok(Bound {
             statement: Some(bound),
             sleep,
+            promote: promote.filter(|_| execute),
         }),
     }
 }
@@ -184,6 +200,30 @@ fn seconds_to_sleep(args: &[Literal]) -> Result<Duration> {
         )
     })?;
     Ok(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX))
+}
+
+/// `pg_promote([wait boolean [, wait_seconds integer]])`: how long to wait for the standby to
+/// stop following (PostgreSQL's default: 60 seconds). Kura always waits.
+fn promote_wait(args: &[Literal]) -> Result<Duration> {
+    let seconds = match args {
+        [] | [_] => Some(60),
+        [_, Literal::Number(n)] => n.trim().parse::<u64>().ok().filter(|s| *s > 0),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        KuraError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "pg_promote takes (wait boolean, wait_seconds integer > 0)",
+        )
+    })?;
+    Ok(Duration::from_secs(seconds))
+}
+
+fn boolean(value: bool) -> Expr {
+    Expr::Value(ValueWithSpan {
+        value: Value::Boolean(value),
+        span: Span::empty(),
+    })
 }
 
 /// `SELECT current_user` names its column `current_user`, as PostgreSQL does; the literal
@@ -318,6 +358,11 @@ fn value_of(
             })
         }
         SessionFunction::Sleep => typed_null(),
+        SessionFunction::Promote => boolean(true),
+        SessionFunction::InRecovery => {
+            arg_count(0..=0)?;
+            boolean(session.in_recovery())
+        }
         SessionFunction::BackendPid => Expr::Cast {
             kind: CastKind::Cast,
             expr: Box::new(Expr::Value(ValueWithSpan {
@@ -502,6 +547,9 @@ mod tests {
         }
         fn signal_backend(&self, pid: i32, _terminate: bool) -> bool {
             pid == 4242
+        }
+        fn in_recovery(&self) -> bool {
+            false
         }
     }
 

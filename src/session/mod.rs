@@ -599,6 +599,21 @@ impl Session {
             other => other,
         };
         let bound = functions::bind(statement, self, Some(params))?;
+        if let Some(wait) = bound.promote {
+            if !self.identity.admin {
+                return Err(KuraError::new(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    "permission denied to promote: only administrators may",
+                ));
+            }
+            if !crate::replication::promote(self.engine(), wait).await? {
+                return Err(KuraError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "recovery is not in progress",
+                )
+                .with_hint("this server is a primary already"));
+            }
+        }
         if !bound.sleep.is_zero() {
             let interrupt = self.interrupt.clone();
             tokio::select! {
@@ -607,6 +622,7 @@ impl Session {
             }
         }
         let statement = bound.statement.as_ref().unwrap_or(statement);
+        self.check_writable(statement)?;
         let with_args = crate::sql::table_args::bind(statement, Some(params))?.statement;
         let statement = with_args.as_ref().unwrap_or(statement);
         // On the heap: the planning and execution future is large, and a worker thread's
@@ -696,6 +712,30 @@ impl Session {
                 Ok((params, result))
             }
         }
+    }
+
+    /// Refuses a statement that writes (DML, DDL, DCL) on a server that takes no writes (a
+    /// standby, a fenced primary) with PostgreSQL's 25006; the commit refuses it too, this
+    /// only fails it before it does any work.
+    fn check_writable(&self, statement: &Statement) -> Result<()> {
+        use crate::audit::Category;
+        let Some(why) = self.db.txns.write_refusal() else {
+            return Ok(());
+        };
+        let operation = crate::audit::classify(statement);
+        if !matches!(
+            operation.category,
+            Category::SqlWrite | Category::Ddl | Category::Dcl
+        ) {
+            return Ok(());
+        }
+        let text = statement.to_string();
+        let command = text.split_whitespace().next().unwrap_or("").to_uppercase();
+        Err(KuraError::new(
+            sqlstate::READ_ONLY_SQL_TRANSACTION,
+            format!("cannot execute {command} in a read-only transaction"),
+        )
+        .with_detail(why.to_string()))
     }
 
     async fn run_in_transaction(
@@ -1275,6 +1315,12 @@ impl functions::SessionState for Session {
         self.backends
             .as_ref()
             .is_some_and(|b| b.signal(pid, terminate))
+    }
+
+    fn in_recovery(&self) -> bool {
+        self.engine()
+            .replication()
+            .is_some_and(|hub| hub.is_standby())
     }
 }
 
