@@ -229,9 +229,9 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("connectionLimit"), "{message}");
-        let message = error_of(r#"{"cluster": {}}"#);
+        let message = error_of(r#"{"partitionTable": {}}"#);
         assert!(
-            message.starts_with("unknown setting \"/cluster\""),
+            message.starts_with("unknown setting \"/partitionTable\""),
             "{message}"
         );
         let message = error_of(r#"{"sql": {"a/b": 1}}"#);

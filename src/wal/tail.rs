@@ -64,10 +64,12 @@ impl LogTail {
     }
 
     /// Appends the frames from the next LSN through `through` (which the caller knows to be
-    /// written) to `out`, stopping early once `out` holds `budget` bytes; returns how many.
+    /// written) to `out`, stopping early once this call has added `budget` bytes (always at
+    /// least one frame); returns how many frames.
     pub fn read(&mut self, through: Lsn, budget: usize, out: &mut Vec<u8>) -> Result<u64> {
         let mut count = 0;
-        while self.next <= through && (out.is_empty() || out.len() < budget) {
+        let start = out.len();
+        while self.next <= through && (count == 0 || out.len() - start < budget) {
             let header = match self.header()? {
                 Some(header) => header,
                 None => {
@@ -161,7 +163,7 @@ mod tests {
         let log = TxnLog::open(
             LogOptions {
                 dir: dir.path().to_path_buf(),
-                segment_size: 300,
+                segment_size: 150,
                 compress: false,
                 sync_interval: None,
             },
