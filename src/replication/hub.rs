@@ -87,9 +87,6 @@ pub struct StandbyEntry {
     pub sent: Lsn,
     pub progress: StandbyProgress,
     pub last_reply: Option<chrono::DateTime<chrono::Utc>>,
-    /// When each of its recent acknowledgements of `applied` arrived after the commit was
-    /// sent: (lsn, seconds), for the lag columns.
-    pub lag_seconds: Option<f64>,
     pub connected: bool,
     pub last_seen: Instant,
 }
@@ -232,7 +229,6 @@ impl ReplicationHub {
                 applied: acked,
             },
             last_reply: None,
-            lag_seconds: None,
             connected: true,
             last_seen: Instant::now(),
         });

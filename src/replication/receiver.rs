@@ -421,12 +421,9 @@ impl StartupHandler for ReplicationStartup {
 /// which recovery installs before loading).
 fn restart_process() -> ! {
     use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os();
     let program = std::env::current_exe()
-        .ok()
         .map(std::ffi::OsString::from)
-        .or_else(|| args.next())
-        .unwrap_or_default();
+        .unwrap_or_else(|_| std::env::args_os().next().unwrap_or_default());
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let error = std::process::Command::new(program).args(args).exec();
     tracing::error!("cannot restart the standby: {error}");

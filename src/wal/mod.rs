@@ -48,6 +48,8 @@ pub struct LogOptions {
 struct Segment {
     file: Arc<File>,
     path: PathBuf,
+    /// The LSN of its first record (its name).
+    first_lsn: Lsn,
     len: u64,
 }
 
@@ -314,7 +316,7 @@ impl TxnLog {
     pub fn discard_from(&self, first: Lsn) -> Result<()> {
         let mut segment = self.segment.lock();
         let mut offset = segment::SEGMENT_HEADER_LEN;
-        let mut lsn = segment::segment_first_lsn(&segment.path)?;
+        let mut lsn = segment.first_lsn;
         if lsn > first {
             return Err(KuraError::internal(format!(
                 "LSN {first} is not in the newest log segment (it starts at {lsn})"
@@ -521,6 +523,7 @@ fn create_segment(dir: &Path, first_lsn: Lsn) -> Result<Segment> {
     Ok(Segment {
         file: Arc::new(file),
         path,
+        first_lsn,
         len: segment::SEGMENT_HEADER_LEN,
     })
 }
@@ -569,7 +572,7 @@ mod tests {
     use super::*;
     use record::{LogRecord, RecordBody};
 
-    fn options(dir: &Path, segment_size: u64) -> LogOptions {
+    pub(super) fn options(dir: &Path, segment_size: u64) -> LogOptions {
         LogOptions {
             dir: dir.to_path_buf(),
             segment_size,
@@ -578,7 +581,7 @@ mod tests {
         }
     }
 
-    fn frame(lsn: Lsn) -> Vec<u8> {
+    pub(super) fn frame(lsn: Lsn) -> Vec<u8> {
         LogRecord {
             lsn,
             body: RecordBody::Catalog(CatalogChange::DropView {

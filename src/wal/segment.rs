@@ -29,15 +29,6 @@ pub fn segment_name(first_lsn: Lsn) -> String {
     format!("{first_lsn:020}{SUFFIX}")
 }
 
-/// The first LSN of the segment at `path`, from its name.
-pub fn segment_first_lsn(path: &Path) -> Result<Lsn> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(SUFFIX))
-        .and_then(|digits| digits.parse().ok())
-        .ok_or_else(|| KuraError::internal(format!("{} is not a log segment", path.display())))
-}
-
 /// The segments in `dir`, ordered by first LSN. Files that are not segments are ignored.
 pub fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>> {
     super::lsn_named_files(dir, "", SUFFIX)

@@ -130,19 +130,8 @@ impl LogTail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::{LogRecord, RecordBody};
-    use crate::wal::{CatalogChange, LogOptions, TxnLog};
-
-    fn frame(lsn: Lsn) -> Vec<u8> {
-        LogRecord {
-            lsn,
-            body: RecordBody::Catalog(CatalogChange::DropUser {
-                name: format!("user{lsn}"),
-            }),
-        }
-        .encode(false)
-        .unwrap()
-    }
+    use crate::wal::TxnLog;
+    use crate::wal::tests::{frame, options};
 
     fn lsns_of(bytes: &[u8]) -> Vec<Lsn> {
         let mut lsns = Vec::new();
@@ -160,16 +149,7 @@ mod tests {
     #[test]
     fn frames_are_read_from_any_lsn_across_segments_as_they_are_written() {
         let dir = tempfile::tempdir().unwrap();
-        let log = TxnLog::open(
-            LogOptions {
-                dir: dir.path().to_path_buf(),
-                segment_size: 150,
-                compress: false,
-                sync_interval: None,
-            },
-            1,
-        )
-        .unwrap();
+        let log = TxnLog::open(options(dir.path(), 150), 1).unwrap();
         for lsn in 1..=5 {
             log.append(lsn, &frame(lsn)).unwrap();
         }
@@ -200,16 +180,7 @@ mod tests {
     #[test]
     fn a_removed_lsn_is_reported_as_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = TxnLog::open(
-            LogOptions {
-                dir: dir.path().to_path_buf(),
-                segment_size: 1 << 20,
-                compress: false,
-                sync_interval: None,
-            },
-            10,
-        )
-        .unwrap();
+        let log = TxnLog::open(options(dir.path(), 1 << 20), 10).unwrap();
         log.append(10, &frame(10)).unwrap();
         assert!(LogTail::open(dir.path(), 9).unwrap().is_none());
         assert!(LogTail::open(dir.path(), 10).unwrap().is_some());
