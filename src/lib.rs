@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod check;
 pub mod checkpoint;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod copy;

@@ -1,5 +1,6 @@
 //! The `kura` command: `kura serve` runs the server, `kura check` verifies, `kura user`
-//! manages administrators; later subcommands (backup, restore) join it here.
+//! manages administrators, `kura promote` turns a running standby into a primary; later
+//! subcommands (backup, restore) join it here.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,6 +56,19 @@ enum Command {
         #[arg(long = "client")]
         clients: Vec<String>,
     },
+    /// Promote a running standby to primary: it applies everything it has received, starts a
+    /// new epoch and takes writes (what `SELECT pg_promote()` on it does). The password comes
+    /// from PGPASSWORD, else it is prompted for on a terminal.
+    Promote {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Return once the promotion has been asked for, without waiting for it to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the promotion to finish.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait_seconds: u32,
+    },
     /// Manage administrators (the administrators' file, `/security/passwordFile`). The
     /// password is read from standard input (prompted for, without echo, on a terminal).
     User {
@@ -84,6 +98,45 @@ struct Location {
     /// JSON definition file.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+}
+
+/// A running server to talk to, as an administrator.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The server's port.
+    #[arg(long, short = 'p', default_value_t = 5433)]
+    port: u16,
+    /// The administrator to connect as.
+    #[arg(long, short = 'U', default_value = "admin")]
+    user: String,
+    /// The database to connect to.
+    #[arg(long, short = 'd', default_value = "public")]
+    dbname: String,
+    /// Connect over TLS and verify the server against this CA certificate.
+    #[arg(long, value_name = "FILE")]
+    sslrootcert: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn options(self) -> Result<kura::client::ClientOptions, String> {
+        use std::io::IsTerminal;
+        let password = match std::env::var("PGPASSWORD") {
+            Ok(password) => Some(password),
+            Err(_) if std::io::stdin().is_terminal() => Some(prompt_hidden("Password: ")?),
+            Err(_) => None,
+        };
+        Ok(kura::client::ClientOptions {
+            host: self.host,
+            port: self.port,
+            user: self.user,
+            password,
+            database: self.dbname,
+            root_cert: self.sslrootcert,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -118,6 +171,11 @@ fn main() -> ExitCode {
             None => config.map_or(Ok(()), |config| check(&config)),
         },
         Command::User { action, location } => manage_admins(action, location),
+        Command::Promote {
+            server,
+            no_wait,
+            wait_seconds,
+        } => promote(server, !no_wait, wait_seconds),
         Command::Cert {
             out,
             hosts,
@@ -170,7 +228,9 @@ fn check_data_dir(dir: &std::path::Path, repair: bool) -> Result<(), String> {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = load_config(args.config.as_ref())?;
-    if let Some(listen) = &args.listen {
+    // A standby re-executing itself after a checkpoint copy listens where it did before.
+    let restarted_on = std::env::var(kura::replication::receiver::RESTART_LISTEN_ENV).ok();
+    if let Some(listen) = restarted_on.as_ref().or(args.listen.as_ref()) {
         let (host, port) = listen
             .rsplit_once(':')
             .ok_or_else(|| format!("--listen expects HOST:PORT, got {listen:?}"))?;
@@ -224,6 +284,43 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         println!("kura: shutting down");
         let _ = std::io::stdout().flush();
         server.shutdown().await.map_err(describe)
+    })
+}
+
+fn promote(server: ServerArgs, wait: bool, wait_seconds: u32) -> Result<(), String> {
+    let options = server.options()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let client = kura::client::connect(&options).await?;
+        let wait_seconds = wait_seconds.max(1);
+        let row = client
+            .query_one(&format!("SELECT pg_promote({wait}, {wait_seconds})"), &[])
+            .await
+            .map_err(kura::client::server_error)?;
+        let done: bool = row.get(0);
+        let server = format!("{}:{}", options.host, options.port);
+        if !done {
+            return Err(format!(
+                "{server} did not finish its promotion within {wait_seconds} seconds"
+            ));
+        }
+        if !wait {
+            println!("kura: asked {server} to promote itself");
+            return Ok(());
+        }
+        let epoch = client
+            .query_opt("SELECT epoch FROM pg_stat_wal_receiver", &[])
+            .await
+            .map_err(kura::client::server_error)?
+            .map(|row| row.get::<_, i64>(0));
+        match epoch {
+            Some(epoch) => println!("kura: {server} is a primary now, in epoch {epoch}"),
+            None => println!("kura: {server} is a primary now"),
+        }
+        Ok(())
     })
 }
 

@@ -5,11 +5,13 @@
 //! commit, capture the catalog and start a new log segment; it then reads that snapshot while
 //! commits continue. Partitions unchanged since the file that holds them are not rewritten.
 //! The manifest is written last; older checkpoints beyond `/checkpoint/retentionCount` and
-//! the log segments only they needed are removed afterwards.
+//! the log segments only they needed are removed afterwards, except those a standby still
+//! needs (`/sync/keepLogInterval`).
 //!
 //! Invariants: a manifest exists only when every file it names is complete and fsynced; no
 //! file a retained manifest names is removed; log segments are removed only when every
-//! retained checkpoint is newer than all their records.
+//! retained checkpoint is newer than all their records and no connected or recently seen
+//! standby still has to receive them.
 
 pub mod file;
 pub mod manifest;
@@ -199,7 +201,11 @@ impl Checkpointer {
         let (checkpoints_removed, oldest_kept) = self.remove_old_checkpoints()?;
         stats.checkpoints_removed = checkpoints_removed;
         if let (Some(log), Some(oldest)) = (&log, oldest_kept) {
-            stats.segments_removed = log.remove_segments_through(oldest)?;
+            // Standbys that are connected or were seen within keepLogInterval resume from
+            // the log, so the segments they still need stay too.
+            let standbys_need = engine.replication().and_then(|hub| hub.log_needed_from());
+            let removable = standbys_need.map_or(oldest, |next| oldest.min(next.saturating_sub(1)));
+            stats.segments_removed = log.remove_segments_through(removable)?;
         }
         stats.duration = started.elapsed();
         tracing::info!(

@@ -17,6 +17,7 @@ pub mod information_schema;
 pub mod keywords;
 pub mod oids;
 pub mod relations;
+pub mod replication_views;
 pub mod rewrite;
 pub mod server_views;
 pub mod sizes;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::oids::{self, PgType, types};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
-use super::{server_views, statistics, time_zones};
+use super::{replication_views, server_views, statistics, time_zones};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -120,6 +120,18 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         name: "pg_stat_activity",
         layout: server_views::STAT_ACTIVITY,
         build: server_views::stat_activity,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_replication",
+        layout: replication_views::STAT_REPLICATION,
+        build: replication_views::stat_replication,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_wal_receiver",
+        layout: replication_views::STAT_WAL_RECEIVER,
+        build: replication_views::stat_wal_receiver,
         needs_views: false,
     },
     RelationSpec {

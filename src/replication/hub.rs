@@ -81,7 +81,7 @@ pub struct StandbyEntry {
     pub user: String,
     pub client_addr: Option<std::net::SocketAddr>,
     pub backend_start: chrono::DateTime<chrono::Utc>,
-    /// startup, copying (a checkpoint copy), catchup, streaming, or gone.
+    /// startup, copying (a checkpoint copy), catchup, streaming, or disconnected.
     pub state: &'static str,
     /// The newest LSN sent to it.
     pub sent: Lsn,
@@ -267,7 +267,8 @@ impl ReplicationHub {
         let names: Vec<&str> = state.known_standbys.iter().map(String::as_str).collect();
         Role::Fenced {
             why: format!(
-                "it restarted after having standbys ({}); it takes writes again once all of                  them have re-attached, or after `kura promote` here",
+                "it restarted after having standbys ({}); it takes writes again once all of \
+                 them have re-attached, or after `kura promote` here",
                 names.join(", ")
             ),
             until_standbys_return: true,
@@ -303,7 +304,7 @@ impl ReplicationHub {
     pub fn unregister_standby(&self, id: u64) {
         self.update_standby(id, |entry| {
             entry.connected = false;
-            entry.state = "gone";
+            entry.state = "disconnected";
         });
         self.progress.send_modify(|n| *n += 1);
     }
@@ -312,15 +313,16 @@ impl ReplicationHub {
         self.standbys.lock().clone()
     }
 
-    /// The oldest LSN a connected or recently seen standby still needs from the log, if
-    /// any: segments holding it or newer must stay.
+    /// The oldest LSN a connected or recently seen (within `keepLogInterval`) standby still
+    /// needs from the log, if any: segments holding it or newer must stay. A standby resumes
+    /// after what it has made durable.
     pub fn log_needed_from(&self) -> Option<Lsn> {
         let keep = self.settings.keep_log;
         self.standbys
             .lock()
             .iter()
             .filter(|s| s.connected || s.last_seen.elapsed() < keep)
-            .map(|s| s.progress.received + 1)
+            .map(|s| s.progress.flushed + 1)
             .min()
     }
 

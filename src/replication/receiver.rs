@@ -34,6 +34,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// A primary that has sent nothing (not even a keepalive) for this long is given up on.
 const PRIMARY_SILENCE: Duration = Duration::from_secs(30);
 pub const PASSWORD_ENV: &str = "KURA_REPLICATION_PASSWORD";
+/// Set when a standby re-executes itself after a checkpoint copy: the address it listened
+/// on, which the new image binds again (so clients and tests find it where it was).
+pub const RESTART_LISTEN_ENV: &str = "KURA_RESTART_LISTEN";
 
 /// Where and how a standby logs in to its primary.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct Upstream {
     pub password: String,
     pub name: String,
     pub tls: Option<pgwire::tokio::TlsConnector>,
+    /// The address this standby serves clients on, kept across a self-restart.
+    pub listening_on: Option<std::net::SocketAddr>,
 }
 
 impl Upstream {
@@ -74,6 +79,7 @@ impl Upstream {
                 .unwrap_or_else(|_| cluster.replication_password.clone()),
             name,
             tls,
+            listening_on: None,
         })
     }
 }
@@ -111,7 +117,7 @@ pub async fn run(
         };
         match outcome {
             Ok(Ended::Promoted) => break,
-            Ok(Ended::Restart) => restart_process(),
+            Ok(Ended::Restart) => restart_process(upstream.listening_on),
             Err(e) => {
                 tracing::warn!(primary = %upstream.address, "replication: {e}; retrying");
                 set_status(&hub, |s| {
@@ -277,7 +283,10 @@ async fn report(
         flushed: log.durable_lsn(),
         applied: applier.applied(),
     };
-    set_status(hub, |s| s.progress = progress);
+    set_status(hub, |s| {
+        s.progress = progress;
+        s.primary_written = s.primary_written.max(progress.received);
+    });
     let data = Message::Status(progress).encode()?;
     client
         .send(PgWireFrontendMessage::CopyData(CopyData::new(data)))
@@ -419,13 +428,18 @@ impl StartupHandler for ReplicationStartup {
 
 /// Replaces this process with a fresh start of the same command (after a checkpoint copy,
 /// which recovery installs before loading).
-fn restart_process() -> ! {
+fn restart_process(listening_on: Option<std::net::SocketAddr>) -> ! {
     use std::os::unix::process::CommandExt;
     let program = std::env::current_exe()
         .map(std::ffi::OsString::from)
         .unwrap_or_else(|_| std::env::args_os().next().unwrap_or_default());
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let error = std::process::Command::new(program).args(args).exec();
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    if let Some(address) = listening_on {
+        command.env(RESTART_LISTEN_ENV, address.to_string());
+    }
+    let error = command.exec();
     tracing::error!("cannot restart the standby: {error}");
     std::process::exit(70);
 }

@@ -378,6 +378,7 @@ impl KuraHandler {
                 let _ = Arc::make_mut(&mut session.settings).set(name, value);
             }
         }
+        session.note_server_role();
         let settings = Arc::make_mut(&mut session.settings);
         settings.set_session_user(&login.user);
         settings.seal_startup();

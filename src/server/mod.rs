@@ -106,9 +106,9 @@ impl Server {
             config.cluster.standby_name = bound.to_string();
         }
         let upstream = if config.cluster.is_standby() {
-            Some(crate::replication::receiver::Upstream::from_config(
-                &config,
-            )?)
+            let mut upstream = crate::replication::receiver::Upstream::from_config(&config)?;
+            upstream.listening_on = listener.local_addr().ok();
+            Some(upstream)
         } else {
             None
         };

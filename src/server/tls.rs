@@ -77,15 +77,21 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>> {
 /// the CA in `<securityPath>/ca.crt` and name the host in `/cluster/standbyOf`.
 pub fn connector(config: &Config) -> Result<pgwire::tokio::TlsConnector> {
     let path = config.system.security_dir().join(CA_CERT_FILE);
+    Ok(pgwire::tokio::TlsConnector::from(Arc::new(client_config(
+        &path,
+    )?)))
+}
+
+/// A TLS client that trusts the CA certificates in `ca_path` (and nothing else).
+pub fn client_config(ca_path: &Path) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&path)
-        .map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?
-    {
-        let cert =
-            cert.map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?;
+    let problem = |e: &dyn std::fmt::Display| {
+        config_error(format!("CA certificate {}: {e}", ca_path.display()))
+    };
+    for cert in CertificateDer::pem_file_iter(ca_path).map_err(|e| problem(&e))? {
         roots
-            .add(cert)
-            .map_err(|e| config_error(format!("CA certificate {}: {e}", path.display())))?;
+            .add(cert.map_err(|e| problem(&e))?)
+            .map_err(|e| problem(&e))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
@@ -94,7 +100,7 @@ pub fn connector(config: &Config) -> Result<pgwire::tokio::TlsConnector> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     client.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(pgwire::tokio::TlsConnector::from(Arc::new(client)))
+    Ok(client)
 }
 
 /// Requires client certificates signed by the CA in `<dir>/ca.crt`.

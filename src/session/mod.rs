@@ -343,6 +343,7 @@ impl Session {
         params: &ParamValues,
     ) -> Result<Outcome> {
         self.absorb_stream_failure();
+        self.note_server_role();
         if let Some(block) = &self.block
             && block.failed
             && !allowed_when_failed(statement)
@@ -711,6 +712,15 @@ impl Session {
                 }
                 Ok((params, result))
             }
+        }
+    }
+
+    /// Keeps `in_hot_standby` true to whether the server refuses writes now (it changes when
+    /// a standby is promoted or a primary fenced), so clients see it in ParameterStatus.
+    pub fn note_server_role(&mut self) {
+        let refusing = self.db.txns.write_refusal().is_some();
+        if self.settings.get("in_hot_standby") != Some(if refusing { "on" } else { "off" }) {
+            Arc::make_mut(&mut self.settings).set_hot_standby(refusing);
         }
     }
 
@@ -1265,6 +1275,8 @@ impl Session {
         let key = settings::canonical_name(&name);
         let value = if key == TEST_CLOCK {
             self.db.txns.clock.describe()
+        } else if key == "transaction_read_only" && self.db.txns.write_refusal().is_some() {
+            "on".to_string()
         } else if key == "transaction_isolation" {
             let isolation = self
                 .block

@@ -43,6 +43,8 @@ pub const REPORTED: &[&str] = &[
     "is_superuser",
     "intervalstyle",
     "session_authorization",
+    "default_transaction_read_only",
+    "in_hot_standby",
 ];
 
 /// Who may change a parameter, in PostgreSQL's `pg_settings.context` terms.
@@ -230,6 +232,14 @@ pub const PARAMS: &[Param] = &[
         Context::User,
         LOCALE,
         "Sets the display format for interval values.",
+    ),
+    param(
+        "in_hot_standby",
+        "off",
+        Kind::Bool,
+        Context::Internal,
+        PRESET,
+        "Shows whether this server refuses writes (a standby, or a fenced primary).",
     ),
     param(
         "is_superuser",
@@ -491,6 +501,19 @@ impl Settings {
             .insert("session_authorization".into(), user.to_string());
         self.reset_values
             .insert("session_authorization".into(), user.to_string());
+    }
+
+    /// Records whether the server refuses writes (`in_hot_standby`); returns whether that
+    /// changed.
+    pub fn set_hot_standby(&mut self, refusing_writes: bool) -> bool {
+        let value = if refusing_writes { "on" } else { "off" };
+        if self.get("in_hot_standby") == Some(value) {
+            return false;
+        }
+        for values in [&mut self.values, &mut self.reset_values] {
+            values.insert("in_hot_standby".into(), value.into());
+        }
+        true
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

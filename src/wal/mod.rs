@@ -14,6 +14,7 @@
 //! - Rotation fsyncs the old segment before the first record goes to the new one, so only the
 //!   newest segment can hold records that are not yet durable.
 
+pub mod marks;
 pub mod record;
 pub mod segment;
 pub mod tail;
@@ -87,6 +88,7 @@ pub struct TxnLog {
     closed: std::sync::atomic::AtomicBool,
     /// The newest LSN whose frame is whole in a segment, for readers tailing the log.
     written: watch::Sender<Lsn>,
+    marks: Mutex<marks::LogMarks>,
 }
 
 impl TxnLog {
@@ -127,6 +129,7 @@ impl TxnLog {
             thread: Mutex::new(Some(thread)),
             closed: std::sync::atomic::AtomicBool::new(false),
             written: watch::Sender::new(last),
+            marks: Mutex::new(marks::LogMarks::new(last)),
         }))
     }
 
@@ -223,8 +226,9 @@ impl TxnLog {
             next += 1;
         }
         let last = next.saturating_sub(1);
-        if start.is_some() {
+        if let Some(start) = start {
             self.flusher.state.lock().written = last;
+            self.marks.lock().appended(last, segment.len - start);
             self.written.send_replace(last);
         }
         Ok(last)
@@ -348,6 +352,7 @@ impl TxnLog {
         self.flusher
             .durable
             .send_modify(|d| d.lsn = d.lsn.min(last));
+        self.marks.lock().cut_back(last);
         self.written.send_replace(last);
         Ok(())
     }
@@ -374,6 +379,11 @@ impl TxnLog {
     /// Follows [`TxnLog::written_lsn`] as it grows.
     pub fn subscribe_written(&self) -> watch::Receiver<Lsn> {
         self.written.subscribe()
+    }
+
+    /// How far record `lsn` is behind the log's end, in bytes and in time.
+    pub fn lag_behind(&self, lsn: Lsn) -> marks::Lag {
+        self.marks.lock().lag(lsn, std::time::Instant::now())
     }
 
     /// Wakes every reader following the log (shutdown, or the log's end was cut back).
