@@ -1,24 +1,11 @@
 //! Replication across processes on 127.0.0.1: a standby follows its primary, serves reads,
-//! refuses writes, and can be promoted; the deposed primary comes back fenced.
+//! refuses writes, reports its state, feeds a standby of its own, and can be promoted; the
+//! deposed primary comes back fenced.
 
 mod common;
 
-use common::{ADMIN_PASSWORD, TestServer, exec, fails, text_rows, within};
-
-/// Starts a standby of `primary` on a data directory of its own.
-fn standby_of(primary: &TestServer, data_dir: &std::path::Path) -> TestServer {
-    let upstream = format!("127.0.0.1:{}", primary.port);
-    let mut command = TestServer::command(data_dir, &["--standby-of", &upstream]);
-    command.env("KURA_REPLICATION_PASSWORD", ADMIN_PASSWORD);
-    TestServer::start_command(&mut command, data_dir)
-}
-
-/// Runs `sql` on the primary and returns once the standby has applied it: `remote_apply`
-/// makes the commit wait for that.
-async fn write_applied(primary: &tokio_postgres::Client, sql: &str) {
-    exec(primary, "SET synchronous_commit = remote_apply").await;
-    exec(primary, sql).await;
-}
+use common::replicas::{eventually, standby_of, streaming_standbys, write_applied};
+use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, fails, text_rows, within};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_follows_serves_reads_and_refuses_writes() {
@@ -67,6 +54,53 @@ async fn a_standby_follows_serves_reads_and_refuses_writes() {
     fails(&s, "INSERT INTO t VALUES (9, 'nine')", "25006").await;
     exec(&s, "ROLLBACK").await;
     assert_eq!(text_rows(&s, "SELECT count(*) FROM t").await, ["3"]);
+
+    // Where things stand: the primary's view of its standby, the standby's of its primary.
+    let applied = text_rows(
+        &p,
+        "SELECT state, sent_lsn = replay_lsn, replay_lag_bytes, sync_state FROM pg_stat_replication",
+    )
+    .await;
+    assert_eq!(applied, ["streaming|t|0|async"]);
+    let receiver = text_rows(
+        &s,
+        "SELECT status, sender_port, replay_lsn = latest_end_lsn FROM pg_stat_wal_receiver",
+    )
+    .await;
+    assert_eq!(receiver, [format!("streaming|{}|t", primary.port)]);
+    assert!(text_rows(&p, "SELECT * FROM pg_stat_wal_receiver").await.is_empty());
+    assert_eq!(text_rows(&s, "SHOW transaction_read_only").await, ["on"]);
+    assert_eq!(text_rows(&p, "SHOW transaction_read_only").await, ["off"]);
+    assert_eq!(text_rows(&s, "SHOW in_hot_standby").await, ["on"]);
+
+    // A driver's multi-host string finds the primary whichever host comes first.
+    let hosts = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=admin password={ADMIN_PASSWORD} \
+         dbname=public target_session_attrs=read-write",
+        standby.port, primary.port
+    );
+    let found = connect_to(&hosts).await;
+    assert_eq!(text_rows(&found, "SELECT pg_is_in_recovery()").await, ["f"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_feeds_a_standby_of_its_own() {
+    let dir = common::temp_dir();
+    let primary = TestServer::start_in(&dir.path().join("primary"), &[]);
+    let p = primary.connect().await;
+    exec(&p, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let middle = standby_of(&primary, &dir.path().join("middle"));
+    let leaf = standby_of(&middle, &dir.path().join("leaf"));
+    let m = middle.connect().await;
+    let l = leaf.connect().await;
+    streaming_standbys(&m, 1).await;
+    write_applied(&p, "INSERT INTO t VALUES (1), (2)").await;
+    eventually(&l, "SELECT count(*) FROM t", |rows| rows == ["2"]).await;
+    fails(&l, "INSERT INTO t VALUES (3)", "25006").await;
+    assert_eq!(
+        text_rows(&l, "SELECT sender_port FROM pg_stat_wal_receiver").await,
+        [middle.port.to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,7 +119,16 @@ async fn a_promoted_standby_takes_writes_and_the_old_primary_comes_back_fenced()
     .await;
 
     primary.kill();
-    assert_eq!(text_rows(&s, "SELECT pg_promote()").await, ["t"]);
+    // `kura promote` asks the standby, as `SELECT pg_promote()` would.
+    let promoted = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["promote", "-p", &standby.port.to_string()])
+        .env("PGPASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kura promote");
+    let said = String::from_utf8_lossy(&promoted.stdout);
+    assert!(promoted.status.success(), "{said} {promoted:?}");
+    assert!(said.contains("is a primary now, in epoch 1"), "{said}");
     assert_eq!(text_rows(&s, "SELECT pg_is_in_recovery()").await, ["f"]);
     exec(&s, "INSERT INTO t VALUES (2)").await;
     assert_eq!(
@@ -93,6 +136,7 @@ async fn a_promoted_standby_takes_writes_and_the_old_primary_comes_back_fenced()
         ["1", "2"]
     );
     fails(&s, "SELECT pg_promote()", "55000").await;
+    assert_eq!(text_rows(&s, "SHOW in_hot_standby").await, ["off"]);
 
     // The old primary had a standby: it restarts fenced and refuses writes.
     let old = TestServer::start_in(&primary_dir, &[]);

@@ -6,6 +6,9 @@
 //! stderr (echoing them through `eprintln!`, which the test harness captures and shows on
 //! failure) so the child can never block on a full pipe.
 
+pub mod proxy;
+pub mod replicas;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
