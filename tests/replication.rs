@@ -68,7 +68,11 @@ async fn a_standby_follows_serves_reads_and_refuses_writes() {
     )
     .await;
     assert_eq!(receiver, [format!("streaming|{}|t", primary.port)]);
-    assert!(text_rows(&p, "SELECT * FROM pg_stat_wal_receiver").await.is_empty());
+    assert!(
+        text_rows(&p, "SELECT * FROM pg_stat_wal_receiver")
+            .await
+            .is_empty()
+    );
     assert_eq!(text_rows(&s, "SHOW transaction_read_only").await, ["on"]);
     assert_eq!(text_rows(&p, "SHOW transaction_read_only").await, ["off"]);
     assert_eq!(text_rows(&s, "SHOW in_hot_standby").await, ["on"]);

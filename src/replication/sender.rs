@@ -248,13 +248,11 @@ where
             let sent = tail.next_lsn() - 1;
             hub.update_standby(id, |entry| {
                 entry.sent = sent;
-                entry.state = if sent == through {
-                    "streaming"
-                } else {
-                    "catchup"
-                };
+                entry.state = "catchup";
             });
         }
+        // Everything written has been sent.
+        hub.update_standby(id, |entry| entry.state = "streaming");
         socket
             .flush()
             .await

@@ -24,7 +24,9 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on an ephemeral port of 127.0.0.1 and forwards to `target_port` there.
     pub async fn start(target_port: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let faults = Arc::new(watch::Sender::new(Faults::default()));
         let accepting = faults.clone();

@@ -38,6 +38,7 @@ pub fn standby_of(primary: &TestServer, data_dir: &Path) -> TestServer {
 pub async fn write_applied(primary: &tokio_postgres::Client, sql: &str) {
     exec(primary, "SET synchronous_commit = remote_apply").await;
     exec(primary, sql).await;
+    exec(primary, "RESET synchronous_commit").await;
 }
 
 /// Polls `query` on `client` until its rows (text, `|`-joined) satisfy `done`; panics with
@@ -61,6 +62,43 @@ pub async fn eventually(
     }
 }
 
+/// [`eventually`] on a server that may restart meanwhile (a standby re-executing itself after
+/// a checkpoint copy): each poll connects afresh, and failures are retried.
+pub async fn eventually_on(port: u16, query: &str, done: impl Fn(&[String]) -> bool) {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    let mut last = String::new();
+    loop {
+        if let Ok(client) = tokio::time::timeout(CALL_TIMEOUT, connect_eventually(port)).await {
+            match client.simple_query(query).await {
+                Ok(messages) => {
+                    let rows: Vec<String> = messages
+                        .into_iter()
+                        .filter_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                                (0..row.len())
+                                    .map(|i| row.get(i).unwrap_or("NULL"))
+                                    .collect::<Vec<_>>()
+                                    .join("|"),
+                            ),
+                            _ => None,
+                        })
+                        .collect();
+                    if done(&rows) {
+                        return;
+                    }
+                    last = format!("{rows:?}");
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`{query}` on port {port} still gives {last} after {CATCH_UP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the primary lists `count` standbys streaming to it.
 pub async fn streaming_standbys(primary: &tokio_postgres::Client, count: usize) {
     let expected = count.to_string();
@@ -75,9 +113,8 @@ pub async fn streaming_standbys(primary: &tokio_postgres::Client, count: usize) 
 /// Connects to a server that may be restarting (a standby re-executing itself after a
 /// checkpoint copy), retrying until it answers.
 pub async fn connect_eventually(port: u16) -> tokio_postgres::Client {
-    let conn = format!(
-        "host=127.0.0.1 port={port} user=admin password={ADMIN_PASSWORD} dbname=public"
-    );
+    let conn =
+        format!("host=127.0.0.1 port={port} user=admin password={ADMIN_PASSWORD} dbname=public");
     let deadline = tokio::time::Instant::now() + CATCH_UP + CALL_TIMEOUT;
     loop {
         match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
