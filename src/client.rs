@@ -75,3 +75,14 @@ pub fn server_error(e: tokio_postgres::Error) -> String {
     }
     text
 }
+
+/// Runs a client command's future on a small runtime of its own.
+pub fn block_on<T>(
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(future)
+}

@@ -62,10 +62,23 @@ enum Command {
     Promote {
         #[command(flatten)]
         server: ServerArgs,
-        /// Return once the promotion has been asked for, without waiting for it to finish.
-        #[arg(long)]
-        no_wait: bool,
         /// How long to wait for the promotion to finish.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait_seconds: u32,
+    },
+    /// Planned role swap with no data loss: fence the primary (it takes no more writes), wait
+    /// until the standby has applied everything the primary wrote, then promote the standby.
+    /// Restart the old primary with --standby-of the new one afterwards.
+    Switchover {
+        /// The primary, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        primary: String,
+        /// The standby to promote, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        standby: String,
+        #[command(flatten)]
+        login: Login,
+        /// How long to wait for the standby to catch up, and then to promote.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         wait_seconds: u32,
     },
@@ -109,6 +122,13 @@ struct ServerArgs {
     /// The server's port.
     #[arg(long, short = 'p', default_value_t = 5433)]
     port: u16,
+    #[command(flatten)]
+    login: Login,
+}
+
+/// Who connects to running servers, and how.
+#[derive(clap::Args)]
+struct Login {
     /// The administrator to connect as.
     #[arg(long, short = 'U', default_value = "admin")]
     user: String,
@@ -120,8 +140,10 @@ struct ServerArgs {
     sslrootcert: Option<PathBuf>,
 }
 
-impl ServerArgs {
-    fn options(self) -> Result<kura::client::ClientOptions, String> {
+impl Login {
+    /// How to reach `host:port`; the password comes from PGPASSWORD, else a prompt on a
+    /// terminal.
+    fn options(self, host: String, port: u16) -> Result<kura::client::ClientOptions, String> {
         use std::io::IsTerminal;
         let password = match std::env::var("PGPASSWORD") {
             Ok(password) => Some(password),
@@ -129,14 +151,19 @@ impl ServerArgs {
             Err(_) => None,
         };
         Ok(kura::client::ClientOptions {
-            host: self.host,
-            port: self.port,
+            host,
+            port,
             user: self.user,
             password,
             database: self.dbname,
             root_cert: self.sslrootcert,
         })
     }
+}
+
+fn host_port(address: &str) -> Result<(String, u16), String> {
+    kura::config::split_host_port(address)
+        .ok_or_else(|| format!("expected HOST:PORT, got {address:?}"))
 }
 
 #[derive(clap::Args)]
@@ -173,9 +200,17 @@ fn main() -> ExitCode {
         Command::User { action, location } => manage_admins(action, location),
         Command::Promote {
             server,
-            no_wait,
             wait_seconds,
-        } => promote(server, !no_wait, wait_seconds),
+        } => server
+            .login
+            .options(server.host, server.port)
+            .and_then(|options| kura::client::block_on(promote(options, wait_seconds))),
+        Command::Switchover {
+            primary,
+            standby,
+            login,
+            wait_seconds,
+        } => switchover(&primary, &standby, login, wait_seconds),
         Command::Cert {
             out,
             hosts,
@@ -287,39 +322,99 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     })
 }
 
-fn promote(server: ServerArgs, wait: bool, wait_seconds: u32) -> Result<(), String> {
-    let options = server.options()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let client = kura::client::connect(&options).await?;
-        let wait_seconds = wait_seconds.max(1);
-        let row = client
-            .query_one(&format!("SELECT pg_promote({wait}, {wait_seconds})"), &[])
-            .await
-            .map_err(kura::client::server_error)?;
-        let done: bool = row.get(0);
-        let server = format!("{}:{}", options.host, options.port);
-        if !done {
-            return Err(format!(
-                "{server} did not finish its promotion within {wait_seconds} seconds"
-            ));
-        }
-        if !wait {
-            println!("kura: asked {server} to promote itself");
-            return Ok(());
-        }
-        let epoch = client
-            .query_opt("SELECT epoch FROM pg_stat_wal_receiver", &[])
+/// Promotes the standby at `options`; prints its new epoch.
+async fn promote(options: kura::client::ClientOptions, wait_seconds: u32) -> Result<(), String> {
+    let client = kura::client::connect(&options).await?;
+    let wait_seconds = wait_seconds.max(1);
+    let server = format!("{}:{}", options.host, options.port);
+    let done: bool = client
+        .query_one(&format!("SELECT pg_promote(true, {wait_seconds})"), &[])
+        .await
+        .map_err(kura::client::server_error)?
+        .get(0);
+    if !done {
+        return Err(format!(
+            "{server} did not finish its promotion within {wait_seconds} seconds"
+        ));
+    }
+    let epoch = client
+        .query_opt("SELECT epoch FROM pg_stat_wal_receiver", &[])
+        .await
+        .map_err(kura::client::server_error)?
+        .map(|row| row.get::<_, i64>(0));
+    match epoch {
+        Some(epoch) => println!("kura: {server} is a primary now, in epoch {epoch}"),
+        None => println!("kura: {server} is a primary now"),
+    }
+    Ok(())
+}
+
+fn switchover(primary: &str, standby: &str, login: Login, wait_seconds: u32) -> Result<(), String> {
+    let (primary_host, primary_port) = host_port(primary)?;
+    let (standby_host, standby_port) = host_port(standby)?;
+    let standby_options = login.options(standby_host, standby_port)?;
+    let primary_options = kura::client::ClientOptions {
+        host: primary_host,
+        port: primary_port,
+        ..standby_options.clone()
+    };
+    kura::client::block_on(async move {
+        let old = kura::client::connect(&primary_options).await?;
+        let new = kura::client::connect(&standby_options).await?;
+        let old_recovering: bool = old
+            .query_one("SELECT pg_is_in_recovery()", &[])
             .await
             .map_err(kura::client::server_error)?
-            .map(|row| row.get::<_, i64>(0));
-        match epoch {
-            Some(epoch) => println!("kura: {server} is a primary now, in epoch {epoch}"),
-            None => println!("kura: {server} is a primary now"),
+            .get(0);
+        if old_recovering {
+            return Err(format!("{primary} is a standby, not a primary"));
         }
+        let new_status = new
+            .query_opt("SELECT status FROM pg_stat_wal_receiver", &[])
+            .await
+            .map_err(kura::client::server_error)?
+            .map(|row| row.get::<_, String>(0));
+        if new_status.as_deref() != Some("streaming") {
+            return Err(format!(
+                "{standby} is not a standby streaming from its primary (status: {})",
+                new_status.as_deref().unwrap_or("not a standby")
+            ));
+        }
+        old.query_one("SELECT kura_fence()", &[])
+            .await
+            .map_err(kura::client::server_error)?;
+        let last: i64 = old
+            .query_one("SELECT pg_current_wal_lsn()", &[])
+            .await
+            .map_err(kura::client::server_error)?
+            .get(0);
+        println!("kura: {primary} is fenced; its log ends at LSN {last}");
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait_seconds));
+        loop {
+            let applied: Option<i64> = new
+                .query_one("SELECT pg_last_wal_replay_lsn()", &[])
+                .await
+                .map_err(kura::client::server_error)?
+                .get(0);
+            if applied.is_some_and(|lsn| lsn >= last) {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{standby} applied only through LSN {} of {last} within {wait_seconds} \
+                     seconds; {primary} stays fenced (run `kura promote` on it to take writes \
+                     again, or retry)",
+                    applied.unwrap_or(0)
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        promote(standby_options, wait_seconds).await?;
+        println!(
+            "kura: switchover complete: {standby} has every commit through LSN {last}; restart \
+             {primary} with --standby-of {standby} to make it a standby"
+        );
         Ok(())
     })
 }

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::replicas::{eventually, standby_of, streaming_standbys, write_applied};
+use common::replicas::{
+    event_log_mentions, eventually, standby_of, streaming_standbys, write_applied,
+};
 use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, fails, text_rows, within};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,4 +150,55 @@ async fn a_promoted_standby_takes_writes_and_the_old_primary_comes_back_fenced()
     assert_eq!(text_rows(&o, "SELECT id FROM t").await, ["1"]);
     let refused = fails(&o, "INSERT INTO t VALUES (3)", "25006").await;
     assert!(refused.contains("read-only"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switchover_swaps_the_roles_without_losing_a_commit() {
+    let dir = common::temp_dir();
+    let primary_dir = dir.path().join("a");
+    let mut old_primary = TestServer::start_in(&primary_dir, &[]);
+    let a = old_primary.connect().await;
+    exec(&a, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let standby = standby_of(&old_primary, &dir.path().join("b"));
+    streaming_standbys(&a, 1).await;
+    for id in 1..=50 {
+        exec(&a, &format!("INSERT INTO t VALUES ({id})")).await;
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args([
+            "switchover",
+            "--primary",
+            &format!("127.0.0.1:{}", old_primary.port),
+            "--standby",
+            &format!("127.0.0.1:{}", standby.port),
+        ])
+        .env("PGPASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kura switchover");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {out:?}");
+    assert!(said.contains("switchover complete"), "{said}");
+
+    let b = standby.connect().await;
+    assert_eq!(text_rows(&b, "SELECT count(*) FROM t").await, ["50"]);
+    exec(&b, "INSERT INTO t VALUES (51)").await;
+    fails(&a, "INSERT INTO t VALUES (52)", "25006").await;
+
+    // The old primary, restarted as a standby of the new one, streams on from its own log.
+    old_primary.terminate();
+    let upstream = format!("127.0.0.1:{}", standby.port);
+    let mut command = TestServer::command(&primary_dir, &["--standby-of", &upstream]);
+    command.env("KURA_REPLICATION_PASSWORD", ADMIN_PASSWORD);
+    let follower = TestServer::start_command(&mut command, &primary_dir);
+    streaming_standbys(&b, 1).await;
+    write_applied(&b, "INSERT INTO t VALUES (53)").await;
+    let f = follower.connect().await;
+    assert_eq!(
+        text_rows(&f, "SELECT count(*), max(id) FROM t").await,
+        ["52|53"]
+    );
+    assert_eq!(text_rows(&f, "SELECT pg_is_in_recovery()").await, ["t"]);
+    assert!(!event_log_mentions(&primary_dir, "checkpoint copy"));
 }

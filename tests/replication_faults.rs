@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::proxy::Proxy;
 use common::replicas::{
-    config_file, connect_eventually, eventually, eventually_on, standby_of, standby_of_port,
-    streaming_standbys, write_applied,
+    config_file, connect_eventually, event_log_mentions, eventually, eventually_on, standby_of,
+    standby_of_port, streaming_standbys, write_applied,
 };
 use common::{TestServer, exec, fails, text_rows};
 
@@ -26,15 +26,6 @@ fn semisync(dir: &Path, action: &str) -> String {
                                   "replicationTimeoutAction": "{action}"}}}}"#
         ),
     )
-}
-
-/// Whether the server's event log mentions `needle`.
-fn event_log_mentions(data_dir: &Path, needle: &str) -> bool {
-    std::fs::read_dir(data_dir.join("log"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(needle)))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,6 +38,9 @@ pub struct NodeState {
     /// restarts fenced until all of them are back (see [`super::Role::Fenced`]).
     #[serde(default)]
     pub known_standbys: std::collections::BTreeSet<String>,
+    /// Why an administrator fenced this primary (`kura_fence()`), until a promotion here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced: Option<String>,
 }
 
 impl Default for NodeState {
@@ -45,6 +48,7 @@ impl Default for NodeState {
         NodeState {
             epochs: vec![EpochStart::FIRST],
             known_standbys: Default::default(),
+            fenced: None,
         }
     }
 }
@@ -166,6 +170,7 @@ mod tests {
                 .map(|&(epoch, start)| EpochStart { epoch, start })
                 .collect(),
             known_standbys: Default::default(),
+            fenced: None,
         }
     }
 

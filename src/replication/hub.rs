@@ -261,6 +261,12 @@ impl ReplicationHub {
 
     /// The role a primary restarting with this state starts in.
     pub fn restart_role(state: &NodeState) -> Role {
+        if let Some(why) = &state.fenced {
+            return Role::Fenced {
+                why: why.clone(),
+                until_standbys_return: false,
+            };
+        }
         if state.known_standbys.is_empty() {
             return Role::Primary;
         }
@@ -324,6 +330,29 @@ impl ReplicationHub {
             .filter(|s| s.connected || s.last_seen.elapsed() < keep)
             .map(|s| s.progress.flushed + 1)
             .min()
+    }
+
+    /// Waits, at most `timeout`, until every connected standby has made `lsn` durable (a
+    /// primary shutting down lets them have its last commits); returns whether they all have.
+    pub async fn drain(&self, lsn: Lsn, timeout: Duration) -> bool {
+        let mut progress = self.progress.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            progress.borrow_and_update();
+            let behind = self
+                .standbys
+                .lock()
+                .iter()
+                .filter(|s| s.connected && s.progress.flushed < lsn)
+                .count();
+            if behind == 0 {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
     }
 
     /// How many connected standbys have got as far as `wait` asks with `lsn`.

@@ -62,8 +62,39 @@ pub async fn promote(engine: &Arc<Engine>, wait: Duration) -> Result<bool> {
             |change, lsn| engine.apply_catalog_change(change, lsn),
         )
         .await?;
-    hub.update_state(|state| Ok(!std::mem::take(&mut state.known_standbys).is_empty()))?;
+    hub.update_state(|state| {
+        let had_standbys = !std::mem::take(&mut state.known_standbys).is_empty();
+        Ok(state.fenced.take().is_some() || had_standbys)
+    })?;
     hub.set_role(Role::Primary);
     tracing::warn!(epoch, "promoted: this server is now a primary");
     Ok(true)
+}
+
+/// Stops this primary taking writes, for a planned switchover: once its standby has applied
+/// everything it wrote (`pg_current_wal_lsn()` here) the standby is promoted, and this server
+/// restarted as a standby of it. It stays fenced across a restart; `kura promote` here opens
+/// it again instead. Returns false when it refused writes already.
+pub fn fence(engine: &Arc<Engine>) -> Result<bool> {
+    let hub = engine
+        .replication()
+        .cloned()
+        .ok_or_else(|| KuraError::unsupported("fencing needs a server with a data directory"))?;
+    match hub.role() {
+        Role::Primary => {
+            let why = "fenced by kura_fence() for a switchover; restart it as a standby of the \
+                       new primary, or run `kura promote` here to take writes again";
+            hub.update_state(|state| {
+                state.fenced = Some(why.to_string());
+                Ok(true)
+            })?;
+            hub.set_role(Role::Fenced {
+                why: why.into(),
+                until_standbys_return: false,
+            });
+            tracing::warn!("fenced: this primary takes no more writes");
+            Ok(true)
+        }
+        Role::Standby { .. } | Role::Fenced { .. } => Ok(false),
+    }
 }

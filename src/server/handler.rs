@@ -474,7 +474,7 @@ impl KuraHandler {
                     .send(PgWireBackendMessage::CopyBothResponse(response))
                     .await?;
                 client.set_state(PgWireConnectionState::CopyInProgress(false));
-                *self.stream.lock() = Some(stream);
+                *self.stream.lock() = Some(*stream);
                 return Ok(());
             }
             Err(e) => {

@@ -286,14 +286,26 @@ impl Server {
     /// A clean stop, after the accept loop has ended: new commits are refused, the ones in
     /// flight finish, a checkpoint is written and the log is closed.
     pub async fn shutdown(self) -> Result<()> {
-        tracing::info!("shutdown: writing a final checkpoint");
         let db = self.engine.clone();
+        let log = db.txns.log().cloned();
+        if let Some(log) = &log {
+            db.txns.with_commits_paused(|_| log.refuse_appends());
+            // Connected standbys get the last commits before the primary goes away.
+            if let Some(hub) = db.replication()
+                && !hub.standbys().is_empty()
+            {
+                let last = log.written_lsn();
+                if !hub.drain(last, hub.settings.timeout).await {
+                    tracing::warn!(
+                        lsn = last,
+                        "shutdown: not every connected standby confirmed the log's end in time"
+                    );
+                }
+            }
+        }
+        tracing::info!("shutdown: writing a final checkpoint");
         let checkpointer = self.checkpointer.clone();
         tokio::task::spawn_blocking(move || {
-            let log = db.txns.log().cloned();
-            if let Some(log) = &log {
-                db.txns.with_commits_paused(|_| log.refuse_appends());
-            }
             let checkpoint = checkpointer.run(&db);
             let closed = log.map_or(Ok(()), |log| log.close());
             checkpoint.and(closed)

@@ -55,7 +55,7 @@ pub enum Action {
     /// Answer with this SQL's result (IDENTIFY_SYSTEM).
     Query(String),
     /// Start streaming.
-    Stream(ReplicationStream),
+    Stream(Box<ReplicationStream>),
 }
 
 /// Parses and checks a replication command.
@@ -87,12 +87,12 @@ pub async fn command(
                 addr,
             };
             let plan = sender::plan(engine, &hub, &request).await?;
-            Ok(Action::Stream(ReplicationStream {
+            Ok(Action::Stream(Box::new(ReplicationStream {
                 engine: engine.clone(),
                 hub,
                 request,
                 plan,
-            }))
+            })))
         }
     }
 }

@@ -31,6 +31,19 @@ pub trait SessionState {
     fn signal_backend(&self, pid: i32, terminate: bool) -> bool;
     /// `pg_is_in_recovery()`: whether this server is a standby.
     fn in_recovery(&self) -> bool;
+    /// The log positions of `pg_current_wal_lsn()` and friends, if this server has them.
+    fn log_position(&self, which: LogPosition) -> Option<u64>;
+}
+
+/// Which LSN a log position function reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogPosition {
+    /// The newest record written here (`pg_current_wal_lsn`).
+    Written,
+    /// The newest record a standby has received (`pg_last_wal_receive_lsn`).
+    Received,
+    /// The newest record a standby has applied (`pg_last_wal_replay_lsn`).
+    Replayed,
 }
 
 /// The schemas a session can see, in search order (`pg_catalog` is always searched first).
@@ -61,6 +74,8 @@ enum SessionFunction {
     Sleep,
     InRecovery,
     Promote,
+    Fence,
+    Position(LogPosition),
 }
 
 fn session_function(expr: &Expr) -> Option<SessionFunction> {
@@ -94,6 +109,18 @@ fn session_function(expr: &Expr) -> Option<SessionFunction> {
                 "pg_sleep" if !bare => Some(SessionFunction::Sleep),
                 "pg_is_in_recovery" if !bare => Some(SessionFunction::InRecovery),
                 "pg_promote" if !bare => Some(SessionFunction::Promote),
+                "kura_fence" if !bare => Some(SessionFunction::Fence),
+                "pg_current_wal_lsn" | "pg_current_wal_insert_lsn" | "pg_current_wal_flush_lsn"
+                    if !bare =>
+                {
+                    Some(SessionFunction::Position(LogPosition::Written))
+                }
+                "pg_last_wal_receive_lsn" if !bare => {
+                    Some(SessionFunction::Position(LogPosition::Received))
+                }
+                "pg_last_wal_replay_lsn" if !bare => {
+                    Some(SessionFunction::Position(LogPosition::Replayed))
+                }
                 "pg_cancel_backend" if !bare => Some(SessionFunction::Signal { terminate: false }),
                 "pg_terminate_backend" if !bare => {
                     Some(SessionFunction::Signal { terminate: true })
@@ -123,6 +150,8 @@ pub struct Bound {
     /// `pg_promote(wait, wait_seconds)`: promote this server before the statement runs,
     /// waiting at most this long for the standby to stop following its primary.
     pub promote: Option<Duration>,
+    /// `kura_fence()`: stop this primary taking writes before the statement runs.
+    pub fence: bool,
 }
 
 /// `statement` with its session functions replaced by their values. `params` are the bound
@@ -146,6 +175,7 @@ pub fn bind(
     name_top_level_calls(&mut bound);
     let mut sleep = Duration::ZERO;
     let mut promote = None;
+    let mut fence = false;
     let outcome = visit_expressions_mut(&mut bound, |expr| {
         let Some(function) = session_function(expr) else {
             return ControlFlow::Continue(());
@@ -165,6 +195,9 @@ pub fn bind(
                 promote = Some(wait);
                 boolean(true)
             })
+        } else if function == SessionFunction::Fence {
+            fence = true;
+            Ok(boolean(true))
         } else {
             value_of(function, expr, args, session, execute)
         };
@@ -182,6 +215,7 @@ pub fn bind(
             statement: Some(bound),
             sleep,
             promote: promote.filter(|_| execute),
+            fence: fence && execute,
         }),
     }
 }
@@ -358,7 +392,41 @@ fn value_of(
             })
         }
         SessionFunction::Sleep => typed_null(),
-        SessionFunction::Promote => boolean(true),
+        SessionFunction::Promote | SessionFunction::Fence => boolean(true),
+        SessionFunction::Position(which) => {
+            arg_count(0..=0)?;
+            if which == LogPosition::Written && session.in_recovery() {
+                return Err(KuraError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "recovery is in progress",
+                )
+                .with_hint(format!(
+                    "{name}() cannot be executed during recovery; use pg_last_wal_receive_lsn()"
+                )));
+            }
+            match session.log_position(which) {
+                Some(lsn) => Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(Expr::Value(ValueWithSpan {
+                        value: Value::Number(lsn.to_string(), false),
+                        span: Span::empty(),
+                    })),
+                    data_type: DataType::BigInt(None),
+                    array: false,
+                    format: None,
+                },
+                None => Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(Expr::Value(ValueWithSpan {
+                        value: Value::Null,
+                        span: Span::empty(),
+                    })),
+                    data_type: DataType::BigInt(None),
+                    array: false,
+                    format: None,
+                },
+            }
+        }
         SessionFunction::InRecovery => {
             arg_count(0..=0)?;
             boolean(session.in_recovery())
@@ -550,6 +618,9 @@ mod tests {
         }
         fn in_recovery(&self) -> bool {
             false
+        }
+        fn log_position(&self, which: LogPosition) -> Option<u64> {
+            (which == LogPosition::Written).then_some(17)
         }
     }
 

@@ -615,6 +615,15 @@ impl Session {
                 .with_hint("this server is a primary already"));
             }
         }
+        if bound.fence {
+            if !self.identity.admin {
+                return Err(KuraError::new(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    "permission denied to fence this server: only administrators may",
+                ));
+            }
+            crate::replication::fence(self.engine())?;
+        }
         if !bound.sleep.is_zero() {
             let interrupt = self.interrupt.clone();
             tokio::select! {
@@ -1333,6 +1342,16 @@ impl functions::SessionState for Session {
         self.engine()
             .replication()
             .is_some_and(|hub| hub.is_standby())
+    }
+
+    fn log_position(&self, which: functions::LogPosition) -> Option<u64> {
+        let hub = self.engine().replication()?;
+        match which {
+            functions::LogPosition::Written => Some(self.db.txns.log()?.written_lsn()),
+            _ if !hub.is_standby() => None,
+            functions::LogPosition::Received => Some(hub.receiver.lock().progress.received),
+            functions::LogPosition::Replayed => Some(hub.receiver.lock().progress.applied),
+        }
     }
 }
 

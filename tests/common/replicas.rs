@@ -132,3 +132,12 @@ pub async fn connect_eventually(port: u16) -> tokio_postgres::Client {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Whether the server's event log mentions `needle`.
+pub fn event_log_mentions(data_dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(data_dir.join("log"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(needle)))
+}
