@@ -33,12 +33,14 @@ pub async fn connect(options: &ClientOptions) -> Result<tokio_postgres::Client, 
         config.password(password);
     }
     let failed = |e: tokio_postgres::Error| {
-        format!(
-            "cannot connect to {}:{} as \"{}\": {}",
-            options.host,
-            options.port,
-            options.user,
+        let why = if options.password.is_none() && e.to_string().contains("password missing") {
+            "the server asks for a password: set PGPASSWORD".to_string()
+        } else {
             server_error(e)
+        };
+        format!(
+            "cannot connect to {}:{} as \"{}\": {why}",
+            options.host, options.port, options.user
         )
     };
     match &options.root_cert {
@@ -64,7 +66,11 @@ pub async fn connect(options: &ClientOptions) -> Result<tokio_postgres::Client, 
 /// A server's error as the command reports it: message, SQLSTATE, detail and hint.
 pub fn server_error(e: tokio_postgres::Error) -> String {
     let Some(db) = e.as_db_error() else {
-        return e.to_string();
+        use std::error::Error;
+        return match e.source() {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        };
     };
     let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
     if let Some(detail) = db.detail() {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::replicas::{
-    event_log_mentions, eventually, standby_of, streaming_standbys, write_applied,
+    event_log_mentions, eventually, kura_client, standby_of, streaming_standbys, write_applied,
 };
 use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, fails, text_rows, within};
 
@@ -126,14 +126,7 @@ async fn a_promoted_standby_takes_writes_and_the_old_primary_comes_back_fenced()
 
     primary.kill();
     // `kura promote` asks the standby, as `SELECT pg_promote()` would.
-    let promoted = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
-        .args(["promote", "-p", &standby.port.to_string()])
-        .env("PGPASSWORD", ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kura promote");
-    let said = String::from_utf8_lossy(&promoted.stdout);
-    assert!(promoted.status.success(), "{said} {promoted:?}");
+    let said = kura_client(&["promote", "-p", &standby.port.to_string()]);
     assert!(said.contains("is a primary now, in epoch 1"), "{said}");
     assert_eq!(text_rows(&s, "SELECT pg_is_in_recovery()").await, ["f"]);
     exec(&s, "INSERT INTO t VALUES (2)").await;
@@ -165,20 +158,13 @@ async fn a_switchover_swaps_the_roles_without_losing_a_commit() {
         exec(&a, &format!("INSERT INTO t VALUES ({id})")).await;
     }
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
-        .args([
-            "switchover",
-            "--primary",
-            &format!("127.0.0.1:{}", old_primary.port),
-            "--standby",
-            &format!("127.0.0.1:{}", standby.port),
-        ])
-        .env("PGPASSWORD", ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kura switchover");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said} {out:?}");
+    let said = kura_client(&[
+        "switchover",
+        "--primary",
+        &format!("127.0.0.1:{}", old_primary.port),
+        "--standby",
+        &format!("127.0.0.1:{}", standby.port),
+    ]);
     assert!(said.contains("switchover complete"), "{said}");
 
     let b = standby.connect().await;
@@ -201,4 +187,39 @@ async fn a_switchover_swaps_the_roles_without_losing_a_commit() {
     );
     assert_eq!(text_rows(&f, "SELECT pg_is_in_recovery()").await, ["t"]);
     assert!(!event_log_mentions(&primary_dir, "checkpoint copy"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiry_on_the_primary_releases_the_same_partitions_on_the_standby() {
+    let dir = common::temp_dir();
+    let primary = TestServer::start_in(&dir.path().join("primary"), &["--test-clock"]);
+    let p = primary.connect().await;
+    let standby = standby_of(&primary, &dir.path().join("standby"));
+    let s = standby.connect().await;
+    exec(
+        &p,
+        "CREATE TABLE ex (ts TIMESTAMP PRIMARY KEY, v INTEGER) USING TIMESERIES \
+         WITH (expiration_type='PARTITION', expiration_time=2, expiration_time_unit='DAY') \
+         PARTITION BY RANGE (ts) EVERY (1, DAY)",
+    )
+    .await;
+    write_applied(
+        &p,
+        "INSERT INTO ex VALUES ('2100-01-01 01:00:00', 1), ('2100-01-02 01:00:00', 2), \
+         ('2100-01-03 01:00:00', 3)",
+    )
+    .await;
+    let partitions = "SELECT partition_boundary_value FROM \"#table_partitions\" \
+                      WHERE table_name = 'ex' ORDER BY partition_seq";
+    assert_eq!(text_rows(&s, partitions).await.len(), 3);
+
+    // Day 1 expires on the primary's clock; its reaper releases it, and the release is
+    // replicated (the standby's own clock is far from 2100).
+    exec(&p, "SET kura.test_clock = '2100-01-04 00:00:01'").await;
+    let left = eventually(&p, partitions, |rows| rows.len() == 2).await;
+    eventually(&s, partitions, |rows| rows == left.as_slice()).await;
+    assert_eq!(
+        text_rows(&s, "SELECT v FROM ex ORDER BY ts").await,
+        ["2", "3"]
+    );
 }

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::replicas::{
-    config_file, connect_eventually, eventually, standby_of_port, streaming_standbys, write_applied,
+    config_file, connect_eventually, eventually, kura_client, standby_of_port, streaming_standbys,
+    write_applied,
 };
 use common::{ADMIN_PASSWORD, TestServer, connect_to, exec, fails, text_rows};
 use parking_lot::Mutex;
@@ -84,14 +85,7 @@ async fn most_advanced(standbys: &[(TestServer, tokio_postgres::Client)]) -> usi
 }
 
 fn promote(port: u16) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
-        .args(["promote", "-p", &port.to_string()])
-        .env("PGPASSWORD", ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kura promote");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kura promote: {said} {out:?}");
+    let said = kura_client(&["promote", "-p", &port.to_string()]);
     assert!(said.contains("is a primary now"), "{said}");
 }
 

@@ -16,22 +16,28 @@ use common::replicas::{
 };
 use common::{TestServer, exec, fails, text_rows};
 
-fn semisync(dir: &Path, action: &str) -> String {
-    config_file(
-        dir,
-        &format!("semisync-{action}.json"),
+/// A SEMISYNC primary (3 s timeout, `action` when it passes) with one standby that reaches it
+/// through a proxy, streaming, and table `t (id)`.
+struct SemisyncPair {
+    _dir: tempfile::TempDir,
+    _primary: TestServer,
+    _standby: TestServer,
+    proxy: Proxy,
+    p: tokio_postgres::Client,
+    s: tokio_postgres::Client,
+}
+
+async fn semisync_pair(action: &str) -> SemisyncPair {
+    let dir = common::temp_dir();
+    let config = config_file(
+        dir.path(),
+        "semisync.json",
         &format!(
             r#"{{"transaction": {{"replicationMode": "SEMISYNC",
                                   "replicationTimeoutInterval": "3s",
                                   "replicationTimeoutAction": "{action}"}}}}"#
         ),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_silent_standby_fails_semisync_commits_after_the_timeout() {
-    let dir = common::temp_dir();
-    let config = semisync(dir.path(), "FAIL");
+    );
     let primary = TestServer::start_in(&dir.path().join("primary"), &["--config", &config]);
     let proxy = Proxy::start(primary.port).await;
     let standby = standby_of_port(proxy.port, &dir.path().join("standby"), &[]);
@@ -39,7 +45,20 @@ async fn a_silent_standby_fails_semisync_commits_after_the_timeout() {
     let s = standby.connect().await;
     streaming_standbys(&p, 1).await;
     exec(&p, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
-    exec(&p, "INSERT INTO t VALUES (1)").await;
+    SemisyncPair {
+        _dir: dir,
+        _primary: primary,
+        _standby: standby,
+        proxy,
+        p,
+        s,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_standby_fails_semisync_commits_after_the_timeout() {
+    let SemisyncPair { proxy, p, s, .. } = &semisync_pair("FAIL").await;
+    exec(p, "INSERT INTO t VALUES (1)").await;
 
     proxy.freeze();
     let why = fails(&p, "INSERT INTO t VALUES (2)", "40003").await;
@@ -68,15 +87,7 @@ async fn a_silent_standby_fails_semisync_commits_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_standby_degrades_semisync_to_async_until_it_catches_up() {
-    let dir = common::temp_dir();
-    let config = semisync(dir.path(), "DEGRADE");
-    let primary = TestServer::start_in(&dir.path().join("primary"), &["--config", &config]);
-    let proxy = Proxy::start(primary.port).await;
-    let standby = standby_of_port(proxy.port, &dir.path().join("standby"), &[]);
-    let p = primary.connect().await;
-    let s = standby.connect().await;
-    streaming_standbys(&p, 1).await;
-    exec(&p, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    let SemisyncPair { proxy, p, s, .. } = &semisync_pair("DEGRADE").await;
     let sync_state = "SELECT sync_state FROM pg_stat_replication";
     assert_eq!(text_rows(&p, sync_state).await, ["quorum"]);
 

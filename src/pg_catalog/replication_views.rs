@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Source;
 use super::oids;
+use super::server_views;
 use super::table::{Kind, Rows, V};
 use crate::config::ReplicationMode;
 use crate::error::Result;
@@ -98,18 +99,8 @@ pub fn stat_replication(source: &Source) -> Result<Rows> {
             ("usesysid", oids::role(&standby.user, source.user()).into()),
             ("usename", standby.user.into()),
             ("application_name", standby.name.into()),
-            (
-                "client_addr",
-                standby.client_addr.map(|a| a.ip().to_string()).into(),
-            ),
-            (
-                "client_port",
-                standby
-                    .client_addr
-                    .map(|a| i32::from(a.port()))
-                    .unwrap_or(-1)
-                    .into(),
-            ),
+            server_views::client_addr(standby.client_addr),
+            server_views::client_port(standby.client_addr),
             ("backend_start", micros(standby.backend_start)),
             ("state", standby.state.into()),
             ("sent_lsn", lsn(standby.sent)),

@@ -227,6 +227,19 @@ fn database_oid(source: &Source, name: &str) -> i32 {
         .map_or(oids::DATABASE, |db| oids::database(db.id))
 }
 
+/// The `client_addr` column of a connection from `addr`.
+pub fn client_addr(addr: Option<std::net::SocketAddr>) -> (&'static str, V) {
+    ("client_addr", addr.map(|a| a.ip().to_string()).into())
+}
+
+/// The `client_port` column: -1 when the connection has no address.
+pub fn client_port(addr: Option<std::net::SocketAddr>) -> (&'static str, V) {
+    (
+        "client_port",
+        addr.map_or(-1, |a| i32::from(a.port())).into(),
+    )
+}
+
 pub fn stat_activity(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_ACTIVITY);
     let Some(session) = source.session else {
@@ -241,18 +254,8 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
             ("pid", activity.pid.into()),
             ("usename", activity.user.into()),
             ("application_name", activity.application_name.into()),
-            (
-                "client_addr",
-                activity.client_addr.map(|a| a.ip().to_string()).into(),
-            ),
-            (
-                "client_port",
-                activity
-                    .client_addr
-                    .map(|a| i32::from(a.port()))
-                    .unwrap_or(-1)
-                    .into(),
-            ),
+            client_addr(activity.client_addr),
+            client_port(activity.client_addr),
             ("backend_start", micros(activity.backend_start)),
             ("query_start", activity.query_start.map_or(V::Null, micros)),
             ("state_change", activity.query_start.map_or(V::Null, micros)),

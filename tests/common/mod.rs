@@ -325,9 +325,17 @@ pub async fn affected(client: &tokio_postgres::Client, sql: &str) -> u64 {
 /// with `|` (NULL as `NULL`).
 #[allow(dead_code)]
 pub async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+    rows_as_text(
+        within(sql, client.simple_query(sql))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
+    )
+}
+
+/// The rows of simple-query messages as [`text_rows`] gives them.
+#[allow(dead_code)]
+pub fn rows_as_text(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<String> {
+    messages
         .into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(row) => Some(

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ADMIN_PASSWORD, CALL_TIMEOUT, TestServer, exec, text_rows};
+use super::{ADMIN_PASSWORD, CALL_TIMEOUT, TestServer, exec, rows_as_text, text_rows};
 
 /// How long a standby may take to reach a state the test waits for.
 pub const CATCH_UP: Duration = Duration::from_secs(60);
@@ -71,18 +71,7 @@ pub async fn eventually_on(port: u16, query: &str, done: impl Fn(&[String]) -> b
         if let Ok(client) = tokio::time::timeout(CALL_TIMEOUT, connect_eventually(port)).await {
             match client.simple_query(query).await {
                 Ok(messages) => {
-                    let rows: Vec<String> = messages
-                        .into_iter()
-                        .filter_map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                                (0..row.len())
-                                    .map(|i| row.get(i).unwrap_or("NULL"))
-                                    .collect::<Vec<_>>()
-                                    .join("|"),
-                            ),
-                            _ => None,
-                        })
-                        .collect();
+                    let rows = rows_as_text(messages);
                     if done(&rows) {
                         return;
                     }
@@ -140,4 +129,18 @@ pub fn event_log_mentions(data_dir: &Path, needle: &str) -> bool {
         .flatten()
         .flatten()
         .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(needle)))
+}
+
+/// Runs `kura ARGS` as an administrator (PGPASSWORD) and returns what it printed; panics
+/// when it fails.
+pub fn kura_client(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(args)
+        .env("PGPASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the kura command");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "kura {args:?}: {said} {out:?}");
+    said
 }
