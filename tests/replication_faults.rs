@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -61,45 +60,45 @@ async fn a_silent_standby_fails_semisync_commits_after_the_timeout() {
     exec(p, "INSERT INTO t VALUES (1)").await;
 
     proxy.freeze();
-    let why = fails(&p, "INSERT INTO t VALUES (2)", "40003").await;
+    let why = fails(p, "INSERT INTO t VALUES (2)", "40003").await;
     assert!(why.contains("did not confirm"), "{why}");
     // The commit is durable here; only its fate on a failover is unknown.
     assert_eq!(
-        text_rows(&p, "SELECT id FROM t ORDER BY id").await,
+        text_rows(p, "SELECT id FROM t ORDER BY id").await,
         ["1", "2"]
     );
     proxy.thaw();
-    eventually(&s, "SELECT count(*) FROM t", |rows| rows == ["2"]).await;
-    exec(&p, "INSERT INTO t VALUES (3)").await;
+    eventually(s, "SELECT count(*) FROM t", |rows| rows == ["2"]).await;
+    exec(p, "INSERT INTO t VALUES (3)").await;
 
     // A cut connection: the standby reconnects and resumes where it was.
     proxy.cut();
     eventually(
-        &p,
+        p,
         "SELECT count(*) FROM pg_stat_replication WHERE state = 'disconnected'",
         |rows| rows == ["1"],
     )
     .await;
-    streaming_standbys(&p, 1).await;
-    exec(&p, "INSERT INTO t VALUES (4)").await;
-    eventually(&s, "SELECT count(*) FROM t", |rows| rows == ["4"]).await;
+    streaming_standbys(p, 1).await;
+    exec(p, "INSERT INTO t VALUES (4)").await;
+    eventually(s, "SELECT count(*) FROM t", |rows| rows == ["4"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_standby_degrades_semisync_to_async_until_it_catches_up() {
     let SemisyncPair { proxy, p, s, .. } = &semisync_pair("DEGRADE").await;
     let sync_state = "SELECT sync_state FROM pg_stat_replication";
-    assert_eq!(text_rows(&p, sync_state).await, ["quorum"]);
+    assert_eq!(text_rows(p, sync_state).await, ["quorum"]);
 
     proxy.freeze();
     // The first commit waits out the timeout and succeeds; the primary no longer waits.
-    exec(&p, "INSERT INTO t VALUES (1)").await;
-    assert_eq!(text_rows(&p, sync_state).await, ["async"]);
-    exec(&p, "INSERT INTO t VALUES (2)").await;
+    exec(p, "INSERT INTO t VALUES (1)").await;
+    assert_eq!(text_rows(p, sync_state).await, ["async"]);
+    exec(p, "INSERT INTO t VALUES (2)").await;
     proxy.thaw();
-    eventually(&p, sync_state, |rows| rows == ["quorum"]).await;
-    write_applied(&p, "INSERT INTO t VALUES (3)").await;
-    assert_eq!(text_rows(&s, "SELECT count(*) FROM t").await, ["3"]);
+    eventually(p, sync_state, |rows| rows == ["quorum"]).await;
+    write_applied(p, "INSERT INTO t VALUES (3)").await;
+    assert_eq!(text_rows(s, "SELECT count(*) FROM t").await, ["3"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
