@@ -78,6 +78,20 @@ async fn a_standby_follows_serves_reads_and_refuses_writes() {
     assert_eq!(text_rows(&s, "SHOW transaction_read_only").await, ["on"]);
     assert_eq!(text_rows(&p, "SHOW transaction_read_only").await, ["off"]);
     assert_eq!(text_rows(&s, "SHOW in_hot_standby").await, ["on"]);
+    fails(&s, "SELECT kura_fence()", "55000").await;
+    fails(&s, "SELECT pg_current_wal_lsn()", "55000").await;
+    assert_eq!(
+        text_rows(
+            &s,
+            "SELECT pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn()"
+        )
+        .await,
+        ["t"]
+    );
+    assert_eq!(
+        text_rows(&p, "SELECT pg_last_wal_replay_lsn() IS NULL").await,
+        ["t"]
+    );
 
     // A driver's multi-host string finds the primary whichever host comes first.
     let hosts = format!(

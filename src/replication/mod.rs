@@ -74,7 +74,7 @@ pub async fn promote(engine: &Arc<Engine>, wait: Duration) -> Result<bool> {
 /// Stops this primary taking writes, for a planned switchover: once its standby has applied
 /// everything it wrote (`pg_current_wal_lsn()` here) the standby is promoted, and this server
 /// restarted as a standby of it. It stays fenced across a restart; `kura promote` here opens
-/// it again instead. Returns false when it refused writes already.
+/// it again instead. Returns false when it was fenced already; a standby is refused (55000).
 pub fn fence(engine: &Arc<Engine>) -> Result<bool> {
     let hub = engine
         .replication()
@@ -95,6 +95,11 @@ pub fn fence(engine: &Arc<Engine>) -> Result<bool> {
             tracing::warn!("fenced: this primary takes no more writes");
             Ok(true)
         }
-        Role::Standby { .. } | Role::Fenced { .. } => Ok(false),
+        Role::Fenced { .. } => Ok(false),
+        Role::Standby { .. } => Err(KuraError::new(
+            sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "recovery is in progress",
+        )
+        .with_hint("kura_fence() fences a primary; this server is a standby")),
     }
 }
