@@ -1,8 +1,8 @@
 //! Spawning `kura serve` for a bench: login and time-limit settings, throw-away run
 //! directories, the server process (readiness, log tail, kill on drop) and small client helpers.
 //!
-//! Used by `durability` and `timeseries`; `wire` has its own spawner (it can also bench a server
-//! it did not start).
+//! Used by `durability`, `timeseries` and `replication`; `wire` has its own spawner (it can also
+//! bench a server it did not start).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
@@ -145,6 +145,9 @@ impl Drop for RunDir {
 pub struct KuraServer {
     child: Child,
     pub conninfo: String,
+    /// The address from the `listening on` line.
+    pub host: String,
+    pub port: u16,
     /// From just before the process was spawned until its `listening on` line was read.
     pub ready_after: Duration,
 }
@@ -165,6 +168,18 @@ impl KuraServer {
         data: &Path,
         config_file: &Path,
         extra_args: &[&str],
+    ) -> Result<Self> {
+        Self::start_with_env(settings, data, config_file, extra_args, &[])
+    }
+
+    /// [`KuraServer::start`] with extra environment variables for the server process (e.g.
+    /// `KURA_ADMIN_PASSWORD`).
+    pub fn start_with_env(
+        settings: &ServerSettings,
+        data: &Path,
+        config_file: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
     ) -> Result<Self> {
         let run_dir = data.parent().unwrap_or(data);
         let stderr_log = run_dir.join("kura.stderr.log");
@@ -190,6 +205,7 @@ impl KuraServer {
             .arg(config_file)
             .args(extra_args)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -218,12 +234,16 @@ impl KuraServer {
         let mut server = Self {
             child,
             conninfo: String::new(),
+            host: String::new(),
+            port: 0,
             ready_after: Duration::ZERO,
         };
         match rx.recv_timeout(settings.ready_timeout) {
             Ok(((host, port), at)) => {
                 server.ready_after = at.duration_since(started);
                 server.conninfo = settings.conninfo(&host, port);
+                server.host = host;
+                server.port = port;
                 Ok(server)
             }
             Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
