@@ -524,29 +524,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match support::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("durability bench: cannot start the tokio runtime: {e}");
+            eprintln!("durability bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "Kura durability benchmark{}",
-        if cfg.quick {
-            " (quick smoke run: no --bench flag)"
-        } else {
-            ""
-        }
-    );
-    println!("binary:   {}", cfg.server.binary.display());
-    println!(
-        "machine:  {} CPUs, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
+    support::report::print_heading(
+        "Kura durability benchmark",
+        cfg.quick,
+        &cfg.server.binary,
+        "",
     );
     println!(
         "config:   restart_rows={} checkpoint_rows={} load_clients={} series_chunk={} \

@@ -853,29 +853,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match support::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("replication bench: cannot start the tokio runtime: {e}");
+            eprintln!("replication bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "Kura replication benchmark{}",
-        if cfg.quick {
-            " (quick smoke run: no --bench flag)"
-        } else {
-            ""
-        }
-    );
-    println!("binary:   {}", cfg.server.binary.display());
-    println!(
-        "machine:  {} CPUs, {} (the primary, its standbys and the clients share them)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
+    support::report::print_heading(
+        "Kura replication benchmark",
+        cfg.quick,
+        &cfg.server.binary,
+        " (the primary, its standbys and the clients share them)",
     );
     println!(
         "config:   logWriteMode={} ({}) on every server, replicationTimeoutInterval={}s, \

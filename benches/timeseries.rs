@@ -1041,19 +1041,11 @@ fn main() -> ExitCode {
         }
     };
     let layout = Layout::new(cfg.rows);
-    println!(
-        "Kura time-series benchmark{}",
-        if cfg.quick {
-            " (quick smoke run: no --bench flag)"
-        } else {
-            ""
-        }
-    );
-    println!("binary:   {}", cfg.server.binary.display());
-    println!(
-        "machine:  {} CPUs, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
+    support::report::print_heading(
+        "Kura time-series benchmark",
+        cfg.quick,
+        &cfg.server.binary,
+        "",
     );
     println!(
         "config:   rows={} clients={} batch_rows={} runs={} flat_load={:?} parts=ingest{}{}",
@@ -1102,13 +1094,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match support::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("timeseries bench: cannot start the tokio runtime: {e}");
+            eprintln!("timeseries bench: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -123,3 +123,12 @@ pub fn group_digits(n: u64) -> String {
     }
     out
 }
+
+/// The multi-threaded runtime a bench drives its clients on (`wire` builds its own).
+#[allow(dead_code)]
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}

@@ -111,3 +111,20 @@ impl Table {
         }
     }
 }
+
+/// The lines every bench starts with: its title (and whether this is a quick smoke run), the
+/// binary, and the machine (`machine_note` is appended to that line).
+pub fn print_heading(title: &str, quick: bool, binary: &std::path::Path, machine_note: &str) {
+    let smoke = if quick {
+        " (quick smoke run: no --bench flag)"
+    } else {
+        ""
+    };
+    println!("{title}{smoke}");
+    println!("binary:   {}", binary.display());
+    println!(
+        "machine:  {} CPUs, {}{machine_note}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z")
+    );
+}
