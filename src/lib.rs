@@ -6,10 +6,11 @@
 //! Durability: `wal` (transaction log, group commit), `checkpoint` (consistent snapshots on
 //! disk), `recovery` (checkpoint + log replay at start, the data-directory lock).
 //! `security`: users, privileges and authentication. `replication`: log streaming to standbys,
-//! hot standby, promotion.
+//! hot standby, promotion. `backup`: online backups, continuous log archiving, restore.
 //! See docs/ARCHITECTURE.md for the flow of a query.
 
 pub mod audit;
+pub mod backup;
 pub mod check;
 pub mod checkpoint;
 pub mod client;

@@ -1,6 +1,6 @@
 //! The `kura` command: `kura serve` runs the server, `kura check` verifies, `kura user`
-//! manages administrators, `kura promote` turns a running standby into a primary; later
-//! subcommands (backup, restore) join it here.
+//! manages administrators, `kura promote` turns a running standby into a primary, `kura
+//! backup` and `kura restore` take and restore backups.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -82,6 +82,30 @@ enum Command {
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         wait_seconds: u32,
     },
+    /// Online backups (GridDB's gs_backup, gs_backuplist): take one on a running server,
+    /// watch it, list the backup directory, verify a backup's files.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+    /// Restore a backup into an empty data directory (the server must be stopped), to its
+    /// end or to a point in time; `--test` shows what would be used and checks it.
+    Restore {
+        /// The backup set to restore.
+        name: String,
+        /// Restore the commits made at or before this time: RFC 3339, or
+        /// 'YYYY-MM-DD HH:MM:SS' in this machine's time zone.
+        #[arg(long, conflicts_with = "until_lsn")]
+        until: Option<String>,
+        /// Restore the records up to and including this LSN.
+        #[arg(long)]
+        until_lsn: Option<u64>,
+        /// Show the backups and log that would be used, and check them, without writing.
+        #[arg(long)]
+        test: bool,
+        #[command(flatten)]
+        location: BackupLocation,
+    },
     /// Manage administrators (the administrators' file, `/security/passwordFile`). The
     /// password is read from standard input (prompted for, without echo, on a terminal).
     User {
@@ -90,6 +114,62 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+}
+
+#[derive(Subcommand)]
+enum BackupAction {
+    /// Take a backup on a running server (prints progress on a terminal).
+    Create {
+        /// The backup set: 1 to 12 letters, digits or _.
+        name: String,
+        /// full (default), baseline, since, incremental, auto (full, then continuous log
+        /// archiving) or auto_stop (stop archiving into NAME).
+        #[arg(long, default_value = "full")]
+        mode: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// What the running server's backup is doing.
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The backup sets, newest first; with NAME, the backups of that set.
+    List {
+        name: Option<String>,
+        #[command(flatten)]
+        location: BackupLocation,
+    },
+    /// Re-read every file of a backup set and check digests, content and log continuity.
+    Verify {
+        name: String,
+        #[command(flatten)]
+        location: BackupLocation,
+    },
+}
+
+/// Where the backups are: `--backup-path`, else the definition file's `/dataStore/backupPath`
+/// under its data directory.
+#[derive(clap::Args)]
+struct BackupLocation {
+    /// The backup directory.
+    #[arg(long)]
+    backup_path: Option<PathBuf>,
+    #[command(flatten)]
+    location: Location,
+}
+
+impl BackupLocation {
+    fn config(&self) -> Result<Config, String> {
+        let mut config = load_config(self.location.config.as_ref())?;
+        if let Some(dir) = &self.location.data_dir {
+            config.system.data_dir = dir.clone();
+        }
+        if let Some(path) = &self.backup_path {
+            config.data_store.backup_path = path.clone();
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Subcommand)]
@@ -198,6 +278,14 @@ fn main() -> ExitCode {
             None => config.map_or(Ok(()), |config| check(&config)),
         },
         Command::User { action, location } => manage_admins(action, location),
+        Command::Backup { action } => backup(action),
+        Command::Restore {
+            name,
+            until,
+            until_lsn,
+            test,
+            location,
+        } => restore(&name, until.as_deref(), until_lsn, test, &location),
         Command::Promote {
             server,
             wait_seconds,
@@ -417,6 +505,75 @@ fn switchover(primary: &str, standby: &str, login: Login, wait_seconds: u32) -> 
         );
         Ok(())
     })
+}
+
+fn backup(action: BackupAction) -> Result<(), String> {
+    use kura::backup::command;
+    match action {
+        BackupAction::Create { name, mode, server } => {
+            let mode = kura::backup::names::Mode::parse(&mode).map_err(describe)?;
+            let options = server.login.options(server.host, server.port)?;
+            let done = kura::client::block_on(command::create(&options, &name, mode))?;
+            println!("kura: {done}");
+        }
+        BackupAction::Status { server } => {
+            let options = server.login.options(server.host, server.port)?;
+            println!("{}", kura::client::block_on(command::status(&options))?);
+        }
+        BackupAction::List { name, location } => {
+            let dir = location.config()?.backup_dir();
+            print!(
+                "{}",
+                command::list(&dir, name.as_deref()).map_err(describe)?
+            );
+        }
+        BackupAction::Verify { name, location } => {
+            let dir = location.config()?.backup_dir();
+            let (report, sound) = command::verify(&dir, &name).map_err(describe)?;
+            print!("{report}");
+            if !sound {
+                return Err(format!("backup {name} is damaged"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn restore(
+    name: &str,
+    until: Option<&str>,
+    until_lsn: Option<u64>,
+    test: bool,
+    location: &BackupLocation,
+) -> Result<(), String> {
+    use kura::backup::{command, restore};
+    let config = location.config()?;
+    let target = match (until, until_lsn) {
+        (Some(time), _) => restore::Target::Time(command::parse_time(time)?),
+        (None, Some(lsn)) => restore::Target::Lsn(lsn),
+        (None, None) => restore::Target::Latest,
+    };
+    let backup_dir = config.backup_dir();
+    let plan = restore::plan(&backup_dir, name, target).map_err(describe)?;
+    print!("{}", command::describe_plan(&plan, &backup_dir));
+    if plan.short_of_target() {
+        println!(
+            "kura: warning: the backup's log ends before the target time; everything it holds              is restored"
+        );
+    }
+    if test {
+        println!("kura: --test: every file checked; nothing written");
+        return Ok(());
+    }
+    let data_dir = &config.system.data_dir;
+    let restored = restore::apply(&plan, data_dir).map_err(describe)?;
+    println!(
+        "kura: restored {name} into {} (checkpoint LSN {}, log to LSN {}); start the server on it",
+        data_dir.display(),
+        restored.checkpoint_lsn,
+        restored.reach.lsn
+    );
+    Ok(())
 }
 
 fn manage_admins(action: UserAction, location: Location) -> Result<(), String> {

@@ -110,6 +110,18 @@ pub fn open(config: &Config, target_partitions: usize) -> Result<Recovered> {
     let lock = DataDirLock::acquire(data_dir)?;
     let started = Instant::now();
     tracing::info!(data_dir = %data_dir.display(), "recovery begin");
+    if data_dir
+        .join(crate::backup::restore::RESTORE_MARKER)
+        .exists()
+    {
+        return Err(KuraError::new(
+            crate::error::sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "{} holds an interrupted restore: run `kura restore` again before starting",
+                data_dir.display()
+            ),
+        ));
+    }
     crate::replication::incoming::install_pending(data_dir)?;
     let db = Engine::new(DatabaseOptions::from_config(config, target_partitions));
     let node_state = NodeState::load(data_dir)?;

@@ -36,6 +36,7 @@ fn category_of(statement: &Statement) -> (Category, &'static str) {
     use Category::*;
     match statement {
         s if crate::sql::dialect::is_checkpoint(s) => (System, "CHECKPOINT"),
+        s if crate::sql::backup_syntax::backup_call(s).is_some() => (System, "BACKUP"),
         Statement::Explain {
             analyze: true,
             statement,

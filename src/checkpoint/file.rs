@@ -173,13 +173,25 @@ pub struct FileLayout {
 
 /// Checks the header, length and checksum of a partition file, reading it in pieces.
 pub fn verify_partition_file(path: &Path) -> Result<FileLayout> {
-    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
     let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    verify_partition_stream(file, file_len, path)
+}
+
+/// [`verify_partition_file`] for the `file_len` bytes `reader` yields (`path` names them in
+/// errors): a backup's copy is checked as it is decompressed.
+pub fn verify_partition_stream(
+    reader: impl Read,
+    file_len: u64,
+    path: &Path,
+) -> Result<FileLayout> {
     let mut header = [0u8; HEADER_LEN];
     if file_len < (HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(bad(path, "not a Kura checkpoint data file"));
     }
-    file.read_exact(&mut header)
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    reader
+        .read_exact(&mut header)
         .map_err(|e| io_error(path, e))?;
     if &header[..8] != MAGIC {
         return Err(bad(path, "not a Kura checkpoint data file"));
@@ -190,7 +202,6 @@ pub fn verify_partition_file(path: &Path) -> Result<FileLayout> {
     }
     let flags = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
     let body_len = file_len - (HEADER_LEN + TRAILER_LEN) as u64;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut crc = 0u32;
     let mut left = body_len;
     let mut buf = vec![0u8; 1 << 20];

@@ -92,6 +92,11 @@ impl Manifest {
     /// Reads and verifies a manifest.
     pub fn read(path: &Path) -> Result<Manifest> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        Manifest::parse(&bytes, path)
+    }
+
+    /// Verifies and parses a manifest's bytes (`path` names them in errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest> {
         let bad = |why: &str| {
             KuraError::new(
                 crate::error::sqlstate::IO_ERROR,

@@ -6,7 +6,7 @@
 //! commits continue. Partitions unchanged since the file that holds them are not rewritten.
 //! The manifest is written last; older checkpoints beyond `/checkpoint/retentionCount` and
 //! the log segments only they needed are removed afterwards, except those a standby still
-//! needs (`/sync/keepLogInterval`).
+//! needs (`/sync/keepLogInterval`) or a backup or the log archiver has not copied yet.
 //!
 //! Invariants: a manifest exists only when every file it names is complete and fsynced; no
 //! file a retained manifest names is removed; log segments are removed only when every
@@ -28,6 +28,7 @@ use crate::query::Engine;
 use crate::storage::partition::Persisted;
 use crate::storage::stored::{StoredTable, StoredView};
 use crate::wal::StoredDatabase;
+use crate::wal::holds::LogHolds;
 use crate::wal::record::{FORMAT_VERSION, Lsn};
 use crate::wal::segment::io_error;
 use crate::wal::{dir_entries, sync_dir};
@@ -62,6 +63,8 @@ pub struct Checkpointer {
     options: CheckpointOptions,
     /// Held for the whole of a checkpoint, so two never run at once.
     running: Mutex<Option<Lsn>>,
+    /// Backups and the log archiver still copying the log.
+    log_holds: LogHolds,
 }
 
 impl Checkpointer {
@@ -70,7 +73,13 @@ impl Checkpointer {
         Checkpointer {
             options,
             running: Mutex::new(last),
+            log_holds: LogHolds::default(),
         }
+    }
+
+    /// Who keeps log segments from removal besides standbys.
+    pub fn log_holds(&self) -> &LogHolds {
+        &self.log_holds
     }
 
     pub fn options(&self) -> &CheckpointOptions {
@@ -203,8 +212,15 @@ impl Checkpointer {
         if let (Some(log), Some(oldest)) = (&log, oldest_kept) {
             // Standbys that are connected or were seen within keepLogInterval resume from
             // the log, so the segments they still need stay too.
+            // So do backups and the log archiver, from the first record they have not copied.
             let standbys_need = engine.replication().and_then(|hub| hub.log_needed_from());
-            let removable = standbys_need.map_or(oldest, |next| oldest.min(next.saturating_sub(1)));
+            let needed = [standbys_need, self.log_holds.oldest()];
+            let removable = needed
+                .into_iter()
+                .flatten()
+                .fold(oldest, |removable, next| {
+                    removable.min(next.saturating_sub(1))
+                });
             stats.segments_removed = log.remove_segments_through(removable)?;
         }
         stats.duration = started.elapsed();

@@ -110,6 +110,11 @@ impl Config {
         self.system.data_dir.join(&self.security.password_file)
     }
 
+    /// The backup directory (`/dataStore/backupPath`), resolved against the data directory.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.system.data_dir.join(&self.data_store.backup_path)
+    }
+
     /// The address to listen on, `host:port`; IPv6 literals are bracketed (`[::1]:5433`).
     pub fn listen_addr(&self) -> String {
         let host = self.system.service_address.trim();

@@ -323,6 +323,9 @@ pub struct DataStoreConfig {
     pub gc_interval: ConfigDuration,
     /// Most expired data partitions the background reaper releases per pass (once a second).
     pub batch_scan_num: u32,
+    /// Where online backups are written; a relative path is resolved against the data
+    /// directory. Put it on another disk in production.
+    pub backup_path: PathBuf,
 }
 
 impl Default for DataStoreConfig {
@@ -336,6 +339,7 @@ impl Default for DataStoreConfig {
             chunk_rows: 16_384,
             gc_interval: ConfigDuration::from_secs(1),
             batch_scan_num: 2000,
+            backup_path: PathBuf::from("backup"),
         }
     }
 }
@@ -372,6 +376,11 @@ impl DataStoreConfig {
             !self.gc_interval.is_zero(),
             "/dataStore/gcInterval",
             "must be longer than 0s",
+        )?;
+        require(
+            !is_empty_path(&self.backup_path),
+            "/dataStore/backupPath",
+            "must not be empty",
         )
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::oids::{self, PgType, types};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
-use super::{replication_views, server_views, statistics, time_zones};
+use super::{backup_views, replication_views, server_views, statistics, time_zones};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -126,6 +126,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         name: "pg_stat_replication",
         layout: replication_views::STAT_REPLICATION,
         build: replication_views::stat_replication,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "pg_stat_progress_basebackup",
+        layout: backup_views::STAT_PROGRESS_BASEBACKUP,
+        build: backup_views::stat_progress_basebackup,
         needs_views: false,
     },
     RelationSpec {

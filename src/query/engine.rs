@@ -38,6 +38,8 @@ pub struct Engine {
     admins: OnceLock<Arc<Admins>>,
     /// Replication state (absent for engines without a data directory).
     replication: OnceLock<Arc<crate::replication::ReplicationHub>>,
+    /// Online backups (absent for engines without a data directory).
+    backups: OnceLock<Arc<crate::backup::BackupManager>>,
     me: Weak<Engine>,
 }
 
@@ -80,6 +82,7 @@ impl Engine {
                 checkpointer: OnceLock::new(),
                 admins: OnceLock::new(),
                 replication: OnceLock::new(),
+                backups: OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -183,6 +186,14 @@ impl Engine {
 
     pub fn replication(&self) -> Option<&Arc<crate::replication::ReplicationHub>> {
         self.replication.get()
+    }
+
+    pub fn attach_backups(&self, backups: Arc<crate::backup::BackupManager>) {
+        let _ = self.backups.set(backups);
+    }
+
+    pub fn backups(&self) -> Option<&Arc<crate::backup::BackupManager>> {
+        self.backups.get()
     }
 
     /// Takes a checkpoint now, off the async runtime's worker threads.

@@ -70,6 +70,15 @@ impl Server {
         })
         .await
         .map_err(|e| KuraError::internal(format!("recovery task failed: {e}")))??;
+        let backups =
+            crate::backup::BackupManager::new(config.backup_dir(), config.system.data_dir.clone());
+        {
+            let (backups, engine) = (backups.clone(), recovered.engine.clone());
+            tokio::task::spawn_blocking(move || backups.recover(&engine))
+                .await
+                .map_err(|e| KuraError::internal(format!("backup start task failed: {e}")))??;
+        }
+        recovered.engine.attach_backups(backups);
         let password_file = config.password_file();
         let first_start =
             admins::ensure_file(&password_file, std::env::var(admins::PASSWORD_ENV).ok())?;
@@ -165,6 +174,9 @@ impl Server {
                 upstream.clone(),
                 self.config.system.data_dir.clone(),
             ));
+        }
+        if let Some(backups) = self.engine.backups() {
+            backups.start_archiving(&self.engine);
         }
         tokio::spawn(self.checkpointer.clone().run_periodically(
             self.engine.clone(),
@@ -302,6 +314,9 @@ impl Server {
                     );
                 }
             }
+        }
+        if let Some(backups) = db.backups() {
+            backups.flush_archive().await;
         }
         tracing::info!("shutdown: writing a final checkpoint");
         let checkpointer = self.checkpointer.clone();

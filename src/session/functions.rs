@@ -451,6 +451,29 @@ enum Literal {
     Null,
 }
 
+/// The arguments of a procedure call (`CALL name(...)`) as text, `None` for NULL; they must
+/// be constants or bound parameters.
+pub fn call_text_args(
+    function: &datafusion::sql::sqlparser::ast::Function,
+    params: Option<&ParamValues>,
+) -> Result<Vec<Option<String>>> {
+    let call = Expr::Function(function.clone());
+    let args = literal_args(&call, params)?.ok_or_else(|| {
+        KuraError::new(
+            sqlstate::UNDEFINED_PARAMETER,
+            format!("{}: a parameter has no value", function.name),
+        )
+    })?;
+    Ok(args
+        .into_iter()
+        .map(|arg| match arg {
+            Literal::Text(s) | Literal::Number(s) => Some(s),
+            Literal::Bool(b) => Some(b.to_string()),
+            Literal::Null => None,
+        })
+        .collect())
+}
+
 fn function_name(call: &Expr) -> String {
     match call {
         Expr::Function(f) => f.name.to_string().to_lowercase(),

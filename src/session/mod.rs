@@ -12,6 +12,7 @@
 //! mark taken when it started).
 
 pub mod backends;
+mod backup;
 pub mod copy;
 mod copy_file;
 pub mod cursors;
@@ -359,6 +360,10 @@ impl Session {
         if let Some(result) = self.execute_security(statement).await {
             return self.failing(result);
         }
+        if let Some(call) = crate::sql::backup_syntax::backup_call(statement) {
+            let result = self.backup(call, params).await;
+            return self.failing(result);
+        }
         match statement {
             Statement::StartTransaction { modes, .. } => self.begin(modes),
             Statement::Commit { .. } => self.commit().await,
@@ -646,6 +651,9 @@ impl Session {
         &mut self,
         statement: &Statement,
     ) -> Result<crate::sql::describe::Description> {
+        if crate::sql::backup_syntax::backup_call(statement).is_some() {
+            return Ok((Vec::new(), Some(backup::backup_schema())));
+        }
         match statement {
             Statement::ShowVariable { variable } => match self.show(variable)? {
                 Outcome::Rows { schema, .. } => Ok((Vec::new(), Some(schema))),

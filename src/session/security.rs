@@ -57,6 +57,9 @@ fn need(statement: &Statement) -> Need {
         checkpoint if crate::sql::dialect::is_checkpoint(checkpoint) => {
             Need::Admin("run CHECKPOINT")
         }
+        backup if crate::sql::backup_syntax::backup_call(backup).is_some() => {
+            Need::Admin("take backups")
+        }
         Statement::Insert(_)
         | Statement::Update(_)
         | Statement::Delete(_)

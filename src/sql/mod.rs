@@ -1,6 +1,7 @@
 //! SQL layer: parsing (GridDB + PostgreSQL dialect), DDL, DML and query execution inside a
 //! transaction. Transaction control and session settings live in `session`.
 
+pub mod backup_syntax;
 pub mod colnames;
 pub mod cursor_syntax;
 pub mod ddl;

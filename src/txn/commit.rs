@@ -25,7 +25,7 @@ use crate::storage::residency::Residency;
 use crate::storage::schema::duplicate_key;
 use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::PartitionChange;
-use crate::wal::record::{COMMIT_FRAME_BUDGET, encode_batches, encode_commit};
+use crate::wal::record::{COMMIT_FRAME_BUDGET, CommitFrame, encode_batches, encode_commit};
 
 /// A commit's changes to one data partition, gathered before the commit lock is taken.
 struct PreparedChange {
@@ -139,6 +139,7 @@ impl TxnManager {
         if let Some(log) = self.log.get() {
             let first = *last + 1;
             let compress = log.compress();
+            let committed_at = self.clock.now().timestamp_micros();
             let encoded = frames.iter().enumerate().map(|(i, run)| {
                 let changes = logged[run.clone()]
                     .iter()
@@ -149,13 +150,12 @@ impl TxnManager {
                     .map(|c| encode_batches(&c.inserted))
                     .collect::<Result<Vec<_>>>()?;
                 let ipc: Vec<&[u8]> = ipc.iter().map(Vec::as_slice).collect();
-                encode_commit(
-                    first + i as u64,
-                    &changes,
-                    &ipc,
-                    compress,
-                    i + 1 == frames.len(),
-                )
+                let role = if i + 1 == frames.len() {
+                    CommitFrame::Last(Some(committed_at))
+                } else {
+                    CommitFrame::Part
+                };
+                encode_commit(first + i as u64, &changes, &ipc, compress, role)
             });
             log.append_frames(first, encoded)?;
         }

@@ -14,6 +14,8 @@
 //! - Rotation fsyncs the old segment before the first record goes to the new one, so only the
 //!   newest segment can hold records that are not yet durable.
 
+pub mod frames;
+pub mod holds;
 pub mod marks;
 pub mod record;
 pub mod segment;
@@ -707,7 +709,12 @@ mod tests {
             inserted: vec![batch.clone()],
         };
         let ipc = record::encode_batches(&[batch]).unwrap();
-        record::encode_commit(lsn, &[change], &[ipc], false, last).unwrap()
+        let role = if last {
+            record::CommitFrame::Last(Some(lsn as i64))
+        } else {
+            record::CommitFrame::Part
+        };
+        record::encode_commit(lsn, &[change], &[ipc], false, role).unwrap()
     }
 
     fn scan_all(dir: &Path) -> (Vec<(Lsn, usize)>, Option<segment::Damage>, u64) {

@@ -31,10 +31,11 @@ pub type Lsn = u64;
 /// Version of the checkpoint format written by this build.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Version of the log format written by this build: 3 adds commits spanning several frames.
-pub const LOG_FORMAT_VERSION: u32 = 3;
+/// Version of the log format written by this build: 3 adds commits spanning several frames,
+/// 4 the commit time in a commit's last frame (kind 4).
+pub const LOG_FORMAT_VERSION: u32 = 4;
 
-/// The oldest log format this build reads (its records are a subset of version 3's).
+/// The oldest log format this build reads (its records are a subset of version 4's).
 pub const OLDEST_LOG_FORMAT_VERSION: u32 = 2;
 
 pub const FRAME_HEADER_LEN: usize = 17;
@@ -51,6 +52,10 @@ const KIND_CATALOG: u8 = 2;
 /// Changes of a commit too large for one frame, continued in the frames with the next LSNs
 /// up to the commit's own `KIND_COMMIT` frame (format version 3).
 const KIND_COMMIT_PART: u8 = 3;
+/// A commit's last (or only) frame with the server clock's time of the commit, in
+/// microseconds since the Unix epoch, before the changes (format version 4): what
+/// point-in-time restore compares its target with.
+const KIND_TIMED_COMMIT: u8 = 4;
 
 /// Uncompressed bytes of encoded rows a commit puts in one frame before it continues in
 /// another (far below [`MAX_PAYLOAD_LEN`], so that no commit meets that limit).
@@ -151,7 +156,7 @@ impl LogRecord {
                     .iter()
                     .map(|c| encode_batches(&c.inserted))
                     .collect::<Result<Vec<_>>>()?;
-                encode_commit(self.lsn, changes, &ipc, compress, true)
+                encode_commit(self.lsn, changes, &ipc, compress, CommitFrame::Last(None))
             }
             RecordBody::Catalog(change) => encode_catalog(self.lsn, change, compress),
         }
@@ -173,8 +178,11 @@ impl LogRecord {
         };
         let mut reader = Reader(payload);
         let kind = reader.u8()?;
+        if kind == KIND_TIMED_COMMIT {
+            reader.u64()?;
+        }
         let body = match kind {
-            KIND_COMMIT | KIND_COMMIT_PART => {
+            KIND_COMMIT | KIND_COMMIT_PART | KIND_TIMED_COMMIT => {
                 let count = reader.u32()? as usize;
                 let mut changes = Vec::with_capacity(count.min(1024));
                 for _ in 0..count {
@@ -205,20 +213,37 @@ pub enum Decoded {
     CommitPart(Lsn, Vec<PartitionChange>),
 }
 
+/// Which frame of a commit is being encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitFrame {
+    /// One that the frames with the next LSNs continue.
+    Part,
+    /// The commit's last (or only) frame, with the commit's time in microseconds since the
+    /// Unix epoch when it is known.
+    Last(Option<i64>),
+}
+
 /// A commit frame, with the inserted rows of each change already encoded by
-/// [`encode_batches`] (so the expensive part can run outside the commit lock): the commit's
-/// last frame, or (`last` false) a part that the frames with the next LSNs continue.
+/// [`encode_batches`] (so the expensive part can run outside the commit lock).
 pub fn encode_commit(
     lsn: Lsn,
     changes: &[PartitionChange],
     ipc: &[impl AsRef<[u8]>],
     compress: bool,
-    last: bool,
+    role: CommitFrame,
 ) -> Result<Vec<u8>> {
     if ipc.len() != changes.len() {
         return Err(KuraError::internal("encoded rows do not match the changes"));
     }
-    let mut payload = vec![if last { KIND_COMMIT } else { KIND_COMMIT_PART }];
+    let mut payload = match role {
+        CommitFrame::Part => vec![KIND_COMMIT_PART],
+        CommitFrame::Last(None) => vec![KIND_COMMIT],
+        CommitFrame::Last(Some(micros)) => {
+            let mut payload = vec![KIND_TIMED_COMMIT];
+            payload.extend_from_slice(&micros.to_le_bytes());
+            payload
+        }
+    };
     put_u32(&mut payload, len_u32(changes.len())?);
     for (change, ipc) in changes.iter().zip(ipc) {
         encode_change(&mut payload, change, ipc.as_ref())?;
@@ -290,6 +315,53 @@ impl FrameHeader {
         head[8] = self.flags;
         crc32c::crc32c_append(crc32c::crc32c(&head), payload)
     }
+
+    /// What kind of frame this is, from its payload, without decoding its changes: checks
+    /// the checksum and unpacks only the first bytes of a compressed payload.
+    pub fn peek(&self, payload: &[u8]) -> Result<FrameKind> {
+        if self.checksum(payload) != self.crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let mut head = [0u8; 9];
+        let head = if self.flags & FLAG_ZSTD != 0 {
+            let mut decoder = zstd::stream::read::Decoder::new(payload)
+                .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+            let mut filled = 0;
+            while filled < head.len() {
+                match std::io::Read::read(&mut decoder, &mut head[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => return Err(corrupt(format!("cannot decompress: {e}"))),
+                }
+            }
+            &head[..filled]
+        } else {
+            &payload[..payload.len().min(head.len())]
+        };
+        let mut reader = Reader(head);
+        Ok(match reader.u8()? {
+            KIND_COMMIT => FrameKind::Commit { time: None },
+            KIND_TIMED_COMMIT => FrameKind::Commit {
+                time: Some(reader.u64()? as i64),
+            },
+            KIND_COMMIT_PART => FrameKind::CommitPart,
+            KIND_CATALOG => FrameKind::Catalog,
+            other => return Err(corrupt(format!("unknown record kind {other}"))),
+        })
+    }
+}
+
+/// A frame's kind as [`FrameHeader::peek`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A commit's last (or only) frame, with the commit's time (µs since the Unix epoch)
+    /// when the log records it (format version 4).
+    Commit {
+        time: Option<i64>,
+    },
+    /// A frame of a commit that later frames continue.
+    CommitPart,
+    Catalog,
 }
 
 fn encode_change(out: &mut Vec<u8>, change: &PartitionChange, ipc: &[u8]) -> Result<()> {

@@ -288,7 +288,7 @@ fn stopped(
     scan
 }
 
-fn check_header(
+pub fn check_header(
     header: &[u8; SEGMENT_HEADER_LEN as usize],
     first_lsn: Lsn,
 ) -> std::result::Result<(), String> {
