@@ -88,6 +88,11 @@ pub struct ArchiveStatus {
     pub next_lsn: Lsn,
     pub sealed_files: usize,
     pub error: Option<String>,
+    /// When records were last archived (this run).
+    pub last_archived: Option<chrono::DateTime<chrono::Utc>>,
+    /// Copies that failed (this run).
+    pub failures: u64,
+    pub last_failure: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The archive being written.
@@ -270,7 +275,16 @@ pub struct Archiver {
     hold: LogHold,
     log: Arc<TxnLog>,
     error: Mutex<Option<String>>,
+    record: Mutex<CopyRecord>,
     stop: watch::Sender<bool>,
+}
+
+/// When copies succeeded and failed.
+#[derive(Debug, Default)]
+struct CopyRecord {
+    last_archived: Option<chrono::DateTime<chrono::Utc>>,
+    failures: u64,
+    last_failure: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Archiver {
@@ -343,6 +357,7 @@ impl Archiver {
             hold,
             log,
             error: Mutex::new(None),
+            record: Mutex::new(CopyRecord::default()),
             stop: watch::Sender::new(false),
         }))
     }
@@ -353,11 +368,15 @@ impl Archiver {
 
     pub fn status(&self) -> ArchiveStatus {
         let writer = self.writer.lock();
+        let record = self.record.lock();
         ArchiveStatus {
             set: self.set.clone(),
             next_lsn: writer.next,
             sealed_files: writer.index.segments.len(),
             error: self.error.lock().clone(),
+            last_archived: record.last_archived,
+            failures: record.failures,
+            last_failure: record.last_failure,
         }
     }
 
@@ -386,16 +405,28 @@ impl Archiver {
         let me = self.clone();
         let copied = tokio::task::spawn_blocking(move || {
             let mut writer = me.writer.lock();
+            let before = writer.next;
             let result = writer.copy_through(through);
             me.hold.advance(writer.next);
-            result
+            result.map(|()| writer.next > before)
         })
         .await;
+        let now = chrono::Utc::now();
         let error = match copied {
-            Ok(Ok(())) => None,
+            Ok(Ok(progressed)) => {
+                if progressed {
+                    self.record.lock().last_archived = Some(now);
+                }
+                None
+            }
             Ok(Err(e)) => Some(e.message),
             Err(e) => Some(format!("archiver task failed: {e}")),
         };
+        if error.is_some() {
+            let mut record = self.record.lock();
+            record.failures += 1;
+            record.last_failure = Some(now);
+        }
         if let Some(why) = &error
             && self.error.lock().as_deref() != Some(why)
         {

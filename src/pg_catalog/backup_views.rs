@@ -1,5 +1,7 @@
 //! `pg_stat_progress_basebackup`: the backup running on this server (PostgreSQL's columns,
 //! then Kura's: the set, the backup directory and the mode). No row while none runs.
+//! `pg_stat_archiver`: the continuous log archiver (one row, as in PostgreSQL; Kura's own
+//! columns name the set and how far its archive reaches).
 //!
 //! Invariant: byte counts are of the files being read (uncompressed); the total grows once
 //! the log's size is known, so `backup_streamed` never passes `backup_total` for long.
@@ -51,5 +53,62 @@ pub fn stat_progress_basebackup(source: &Source) -> Result<Rows> {
             ("started", V::Micros(running.started.timestamp_micros())),
         ]);
     }
+    Ok(rows)
+}
+
+pub const STAT_ARCHIVER: &[(&str, Kind)] = &[
+    ("archived_count", Int8),
+    ("last_archived_wal", Text),
+    ("last_archived_time", Timestamptz),
+    ("failed_count", Int8),
+    ("last_failed_wal", Text),
+    ("last_failed_time", Timestamptz),
+    ("stats_reset", Timestamptz),
+    ("archive_set", Text),
+    ("archived_lsn", Int8),
+    ("last_error", Text),
+];
+
+fn time(value: Option<chrono::DateTime<chrono::Utc>>) -> V {
+    value.map_or(V::Null, |t| V::Micros(t.timestamp_micros()))
+}
+
+pub fn stat_archiver(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(STAT_ARCHIVER);
+    let status = source
+        .engine
+        .as_ref()
+        .and_then(|e| e.backups().cloned())
+        .and_then(|b| b.status().archive);
+    let archived = status.as_ref().map(|s| s.next_lsn.saturating_sub(1));
+    rows.push(vec![
+        (
+            "archived_count",
+            status
+                .as_ref()
+                .map_or(V::Int(0), |s| bytes(s.sealed_files as u64)),
+        ),
+        (
+            "last_archived_wal",
+            archived.map(|lsn| lsn.to_string()).into(),
+        ),
+        (
+            "last_archived_time",
+            time(status.as_ref().and_then(|s| s.last_archived)),
+        ),
+        (
+            "failed_count",
+            status.as_ref().map_or(V::Int(0), |s| bytes(s.failures)),
+        ),
+        ("last_failed_wal", V::Null),
+        (
+            "last_failed_time",
+            time(status.as_ref().and_then(|s| s.last_failure)),
+        ),
+        ("stats_reset", V::Null),
+        ("archive_set", status.as_ref().map(|s| s.set.clone()).into()),
+        ("archived_lsn", archived.map_or(V::Null, bytes)),
+        ("last_error", status.and_then(|s| s.error).into()),
+    ]);
     Ok(rows)
 }

@@ -135,6 +135,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         needs_views: false,
     },
     RelationSpec {
+        name: "pg_stat_archiver",
+        layout: backup_views::STAT_ARCHIVER,
+        build: backup_views::stat_archiver,
+        needs_views: false,
+    },
+    RelationSpec {
         name: "pg_stat_wal_receiver",
         layout: replication_views::STAT_WAL_RECEIVER,
         build: replication_views::stat_wal_receiver,
