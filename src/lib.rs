@@ -31,6 +31,7 @@ pub mod security;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod stats;
 pub mod storage;
 pub mod txn;
 pub mod types;

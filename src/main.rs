@@ -82,6 +82,13 @@ enum Command {
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         wait_seconds: u32,
     },
+    /// The statistics of a running server as JSON (GridDB's gs_stat): node status and role,
+    /// memory, store and file sizes, checkpoints, log, connections, transactions, rows read
+    /// and written, lock conflicts, recovery, backups. The password comes from PGPASSWORD.
+    Stat {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Online backups (GridDB's gs_backup, gs_backuplist): take one on a running server,
     /// watch it, list the backup directory, verify a backup's files.
     Backup {
@@ -166,7 +173,9 @@ impl BackupLocation {
             config.system.data_dir = dir.clone();
         }
         if let Some(path) = &self.backup_path {
-            config.data_store.backup_path = path.clone();
+            // Relative to where the command runs, not to the data directory.
+            config.data_store.backup_path =
+                std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(config)
     }
@@ -257,6 +266,10 @@ struct ServeArgs {
     /// JSON definition file (see conf/kura.json); defaults apply without one.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve /metrics and /health over HTTP on HOST:PORT (sets `/system/metricsAddress`;
+    /// port 0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
     /// Run as a standby of the primary at HOST:PORT (sets `/cluster/standbyOf`).
     #[arg(long, value_name = "HOST:PORT")]
     standby_of: Option<String>,
@@ -279,6 +292,11 @@ fn main() -> ExitCode {
         },
         Command::User { action, location } => manage_admins(action, location),
         Command::Backup { action } => backup(action),
+        Command::Stat { server } => server
+            .login
+            .options(server.host, server.port)
+            .and_then(|options| kura::client::block_on(kura::stats::command::stat(&options)))
+            .map(|json| println!("{json}")),
         Command::Restore {
             name,
             until,
@@ -365,6 +383,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         config.system.data_dir = dir;
     }
+    if let Some(metrics) = args.metrics_listen {
+        config.system.metrics_address = metrics;
+    }
     if let Some(primary) = args.standby_of {
         config.cluster.standby_of = primary;
     }
@@ -393,6 +414,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 kura::security::admins::DEFAULT_ADMIN,
                 kura::security::admins::PASSWORD_ENV
             );
+        }
+        if let Some(metrics) = server.metrics_addr() {
+            println!("kura: metrics on http://{metrics}/metrics, health on http://{metrics}/health");
         }
         println!("kura {} listening on {address}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
@@ -558,7 +582,8 @@ fn restore(
     print!("{}", command::describe_plan(&plan, &backup_dir));
     if plan.short_of_target() {
         println!(
-            "kura: warning: the backup's log ends before the target time; everything it holds              is restored"
+            "kura: warning: the backup's log ends before the target time; everything it holds \
+             is restored"
         );
     }
     if test {

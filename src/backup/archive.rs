@@ -40,7 +40,7 @@ use crate::wal::{Lsn, TxnLog, sync_dir};
 pub const ARCHIVE_DIR: &str = "archive";
 pub const INDEX_FILE: &str = "archive_index.json";
 /// In the data directory: the set being archived into.
-const STATE_FILE: &str = "backup_archive.json";
+pub const STATE_FILE: &str = "backup_archive.json";
 
 /// The sealed files of an archive.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -151,7 +151,7 @@ pub fn list(backup_dir: &Path, set: Option<&str>) -> Result<String, KuraError> {
     );
     let _ = writeln!(
         out,
-        "{:<20} {:>6} {:<12} {:>12} {:>12}  {:<32} {:<32}",
+        "{:<20} {:>6} {:<12} {:>13} {:>12}  {:<32} {:<32}",
         "BackupData", "Status", "Mode", "CheckpointLSN", "EndLSN", "StartTime", "EndTime"
     );
     let _ = writeln!(out, "{}", "-".repeat(134));
@@ -160,7 +160,7 @@ pub fn list(backup_dir: &Path, set: Option<&str>) -> Result<String, KuraError> {
             Ok(info) => {
                 let _ = writeln!(
                     out,
-                    "{:<20} {:>6} {:<12} {:>12} {:>12}  {:<32} {:<32}",
+                    "{:<20} {:>6} {:<12} {:>13} {:>12}  {:<32} {:<32}",
                     info.data,
                     info.status.as_str(),
                     info.mode.to_string(),

@@ -25,6 +25,7 @@ use crate::checkpoint::DATA_DIR;
 use crate::checkpoint::manifest::{Manifest, list_manifests};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::query::Engine;
+use crate::wal::holds::LogHold;
 use crate::wal::segment::io_error;
 
 /// A backup that did not complete: the error, and its information file as saved (NG).
@@ -40,12 +41,14 @@ impl From<KuraError> for Failure {
     }
 }
 
-/// Takes the backup `progress` describes into `backup_dir` (blocking).
+/// Takes the backup `progress` describes into `backup_dir` (blocking). The hold returned
+/// keeps the log after the backup's end until the caller drops it (an `auto` backup's
+/// archiver takes its own hold first, so no record is lost between the two).
 pub fn take_backup(
     engine: &Arc<Engine>,
     backup_dir: &Path,
     progress: &Progress,
-) -> std::result::Result<BackupInfo, Failure> {
+) -> std::result::Result<(BackupInfo, LogHold), Failure> {
     let set_dir = backup_dir.join(&progress.set);
     let (level, previous) = place(&set_dir, &progress.set, progress.mode)?;
     let mut info = BackupInfo::new(&progress.set, level, progress.mode, now_text(engine));
@@ -56,7 +59,7 @@ pub fn take_backup(
     info.save(&data_dir)?;
     tracing::info!(backup = %info.data, mode = %info.mode, "backup begin");
     match copy_everything(engine, &set_dir, &data_dir, &mut info, progress) {
-        Ok(()) => {
+        Ok(hold) => {
             info.status = Status::Ok;
             info.end_time = Some(now_text(engine));
             info.save(&data_dir)?;
@@ -68,7 +71,7 @@ pub fn take_backup(
                 bytes = info.stored_bytes(),
                 "backup complete"
             );
-            Ok(info)
+            Ok((info, hold))
         }
         Err(error) => {
             tracing::error!(backup = %info.data, "backup failed: {}", error.message);
@@ -146,7 +149,7 @@ fn copy_everything(
     data_dir: &Path,
     info: &mut BackupInfo,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<LogHold> {
     let checkpointer = engine.checkpointer().ok_or_else(|| {
         KuraError::unsupported("backups need a server started on a data directory")
     })?;
@@ -209,8 +212,8 @@ fn copy_everything(
     let log_files = copy_log(&log_dir, manifest.lsn + 1, end, data_dir, &progress.done)?;
     info.files.extend(log_files);
     info.end_lsn = end;
-    drop(hold);
-    Ok(())
+    hold.advance(end + 1);
+    Ok(hold)
 }
 
 /// A checkpoint with its files open.

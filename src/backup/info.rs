@@ -89,6 +89,10 @@ pub struct BackupInfo {
     #[serde(default)]
     pub previous: Option<String>,
     pub server_version: String,
+    /// The data directory of the server that took the backup: a server starting marks only
+    /// its own backups left in progress as failed.
+    #[serde(default)]
+    pub node: String,
     pub files: Vec<FileEntry>,
 }
 
@@ -108,6 +112,7 @@ impl BackupInfo {
             end_lsn: 0,
             previous: None,
             server_version: env!("CARGO_PKG_VERSION").to_string(),
+            node: String::new(),
             files: Vec::new(),
         }
     }

@@ -79,6 +79,8 @@ pub struct Progress {
     pub mode: Mode,
     /// The backend that asked for it.
     pub pid: i32,
+    /// The data directory of the server taking it.
+    pub node: String,
     pub started: chrono::DateTime<chrono::Utc>,
     phase: AtomicU8,
     /// Bytes to read (0 until known).
@@ -108,6 +110,8 @@ pub struct BackupStatus {
     pub last: Option<BackupInfo>,
     /// The set whose log is being archived, and how far.
     pub archive: Option<archive::ArchiveStatus>,
+    /// Why archiving could not resume at start.
+    pub archive_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +137,8 @@ pub struct BackupManager {
     completed: AtomicU64,
     failed: AtomicU64,
     archiver: Mutex<Option<Arc<Archiver>>>,
+    /// Why archiving into the set named in the data directory could not resume.
+    archive_error: Mutex<Option<String>>,
 }
 
 impl BackupManager {
@@ -145,17 +151,33 @@ impl BackupManager {
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             archiver: Mutex::new(None),
+            archive_error: Mutex::new(None),
         })
     }
 
     /// At start: marks backups left in progress by a previous run NG, and resumes archiving
     /// into the set that was being archived (its log hold taken before any checkpoint).
     pub fn recover(self: &Arc<Self>, engine: &Arc<Engine>) -> Result<()> {
-        set::mark_interrupted(&self.dir)?;
-        if let Some(archiver) = Archiver::resume(engine, &self.dir, &self.data_dir)? {
-            *self.archiver.lock() = Some(archiver);
+        set::mark_interrupted(&self.dir, &self.node())?;
+        match Archiver::resume(engine, &self.dir, &self.data_dir) {
+            Ok(archiver) => *self.archiver.lock() = archiver,
+            // The server runs on: the archive is the backup disk's problem, shown by
+            // `kura stat` and pg_stat_archiver until an auto backup starts a new one.
+            Err(e) => {
+                let why = format!("log archiving cannot resume: {}", e.message);
+                tracing::error!("{why}");
+                *self.archive_error.lock() = Some(why);
+            }
         }
         Ok(())
+    }
+
+    /// This server's data directory as backups record it.
+    fn node(&self) -> String {
+        std::path::absolute(&self.data_dir)
+            .unwrap_or_else(|_| self.data_dir.clone())
+            .display()
+            .to_string()
     }
 
     /// Runs the archiver, if there is one, until the server stops.
@@ -191,6 +213,7 @@ impl BackupManager {
             data: Mutex::new(String::new()),
             mode,
             pid,
+            node: self.node(),
             started: engine.txns.clock.now(),
             phase: AtomicU8::new(Phase::Initializing as u8),
             total: AtomicU64::new(0),
@@ -222,7 +245,7 @@ impl BackupManager {
         });
         *self.running.lock() = None;
         let (info, result) = match outcome {
-            Ok(info) => (Some(info.clone()), Ok(info)),
+            Ok((info, hold)) => (Some(info.clone()), Ok((info, hold))),
             Err(failure) => (failure.info.map(|info| *info), Err(failure.error)),
         };
         match &result {
@@ -232,15 +255,18 @@ impl BackupManager {
         if let Some(info) = info {
             *self.last.lock() = Some(info);
         }
-        let info = result?;
+        let (info, backup_hold) = result?;
         if mode == Mode::Auto {
-            let previous = self.archiver.lock().take();
+            // The new archiver holds the log from the backup's end before the backup lets go;
+            // the previous one stops only once the new one runs.
+            let archiver = Archiver::start(engine, &self.dir, &self.data_dir, &info)?;
+            drop(backup_hold);
+            let previous = self.archiver.lock().replace(archiver.clone());
+            *self.archive_error.lock() = None;
+            tokio::spawn(archiver.run(engine.clone()));
             if let Some(previous) = previous {
                 previous.stop().await;
             }
-            let archiver = Archiver::start(engine, &self.dir, &self.data_dir, &info)?;
-            *self.archiver.lock() = Some(archiver.clone());
-            tokio::spawn(archiver.run(engine.clone()));
         }
         Ok(info)
     }
@@ -282,6 +308,7 @@ impl BackupManager {
             running,
             last: self.last.lock().clone(),
             archive: self.archiver.lock().as_ref().map(|a| a.status()),
+            archive_error: self.archive_error.lock().clone(),
         }
     }
 }

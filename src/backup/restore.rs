@@ -10,7 +10,9 @@
 //!
 //! Invariants: every file used is checked against its digest before its content is used;
 //! only whole commits are written to the log (the parts of a commit cut by the target are
-//! dropped with it); a data directory that already holds a database is never written to;
+//! dropped with it); a data directory that already holds a database is never written to (the
+//! archiving and replication state a directory may keep is removed: the restored database
+//! starts a history of its own);
 //! an interrupted restore leaves a marker that the server refuses to start on and that lets
 //! the restore be run again.
 
@@ -45,7 +47,8 @@ pub enum Target {
     Latest,
     /// Every record up to and including this LSN.
     Lsn(Lsn),
-    /// Every commit made at or before this time (µs since the Unix epoch, server clock).
+    /// Every commit and catalog change made at or before this time (µs since the Unix
+    /// epoch, server clock).
     Time(i64),
 }
 
@@ -204,7 +207,13 @@ pub fn walk_log(
                     reach.time = time.or(reach.time);
                     reach.records += 1;
                 }
-                FrameKind::Catalog => {
+                FrameKind::Catalog { time } => {
+                    if let (Target::Time(t), Some(changed)) = (target, time)
+                        && changed > t
+                    {
+                        reach.stop = Stop::Target;
+                        return Ok(reach);
+                    }
                     if !pending.is_empty() {
                         let why = format!("a catalog change inside a commit at LSN {}", frame.lsn);
                         return Err(damaged(&source.path, &why));
@@ -402,6 +411,21 @@ pub fn apply(plan: &RestorePlan, data_dir: &Path) -> Result<Restored> {
         .and_then(|f| f.sync_all())
         .map_err(|e| io_error(&marker, e))?;
     sync_dir(data_dir)?;
+    // The restored database starts a history of its own: it archives into no set and
+    // follows no earlier epochs until it is told to.
+    for stale in [
+        data_dir.join(super::archive::STATE_FILE),
+        crate::replication::epoch::NodeState::path(data_dir),
+    ] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {
+                tracing::info!(file = %stale.display(), "removed the replaced database's state")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&stale, e)),
+        }
+    }
+    remove_dir(&data_dir.join(crate::replication::incoming::INCOMING_DIR))?;
 
     let files_dir = checkpoint_dir.join(DATA_DIR);
     std::fs::create_dir_all(&files_dir).map_err(|e| io_error(&files_dir, e))?;

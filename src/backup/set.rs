@@ -181,12 +181,14 @@ pub fn partition_file_name(stored: &str) -> Option<&str> {
         .strip_suffix(STORED_SUFFIX)
 }
 
-/// Marks backups a previous run of the server left in progress (P) as failed (NG).
-pub fn mark_interrupted(backup_dir: &Path) -> Result<()> {
+/// Marks backups that a previous run of the server on data directory `node` left in
+/// progress (P) as failed (NG); other servers' backups are theirs to finish.
+pub fn mark_interrupted(backup_dir: &Path, node: &str) -> Result<()> {
     for set in list_sets(backup_dir)? {
         for data in set.data {
             if let Ok(mut info) = data.info
                 && info.status == Status::P
+                && info.node == node
             {
                 tracing::warn!(backup = %info.data, "marking a backup interrupted by a stop as NG");
                 info.status = Status::Ng;

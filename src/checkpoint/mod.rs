@@ -45,6 +45,17 @@ pub struct CheckpointOptions {
     pub retention: usize,
 }
 
+/// Checkpoints since the server started (for `kura stat`).
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointHistory {
+    pub completed: u64,
+    pub failed: u64,
+    pub total_duration: Duration,
+    pub bytes_written: u64,
+    pub last: Option<CheckpointStats>,
+    pub last_end: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// What one checkpoint did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckpointStats {
@@ -65,6 +76,7 @@ pub struct Checkpointer {
     running: Mutex<Option<Lsn>>,
     /// Backups and the log archiver still copying the log.
     log_holds: LogHolds,
+    history: Mutex<CheckpointHistory>,
 }
 
 impl Checkpointer {
@@ -74,7 +86,12 @@ impl Checkpointer {
             options,
             running: Mutex::new(last),
             log_holds: LogHolds::default(),
+            history: Mutex::new(CheckpointHistory::default()),
         }
+    }
+
+    pub fn history(&self) -> CheckpointHistory {
+        self.history.lock().clone()
     }
 
     /// Who keeps log segments from removal besides standbys.
@@ -88,10 +105,28 @@ impl Checkpointer {
 
     /// Takes a checkpoint of every database now (blocking: run it off the async runtime).
     pub fn run(&self, engine: &Engine) -> Result<CheckpointStats> {
+        let outcome = self.checkpoint(engine);
+        let mut history = self.history.lock();
+        match &outcome {
+            Ok(stats) => {
+                history.completed += 1;
+                history.total_duration += stats.duration;
+                history.bytes_written += stats.bytes_written;
+                history.last = Some(stats.clone());
+                history.last_end = Some(chrono::Utc::now());
+            }
+            Err(_) => history.failed += 1,
+        }
+        outcome
+    }
+
+    fn checkpoint(&self, engine: &Engine) -> Result<CheckpointStats> {
         let mut last = self.running.lock();
         let started = Instant::now();
         let log = engine.txns.log().cloned();
         let (snapshot, captured) = engine.txns.consistent_snapshot(|applied| {
+            // The checkpoint holds the commits made up to now, by the clock commits use.
+            let taken_at = engine.txns.clock.now();
             let mut tables = Vec::new();
             let mut views = Vec::new();
             let mut databases = Vec::new();
@@ -122,9 +157,9 @@ impl Checkpointer {
                 Some(log) if *last != Some(applied) => log.rotate(applied + 1),
                 _ => Ok(()),
             };
-            (tables, views, security, next_table_id, rotated)
+            (tables, views, security, next_table_id, rotated, taken_at)
         });
-        let (tables, views, security, next_table_id, rotated) = captured;
+        let (tables, views, security, next_table_id, rotated, taken_at) = captured;
         rotated?;
         let lsn = snapshot.ts();
         let mut stats = CheckpointStats {
@@ -194,7 +229,7 @@ impl Checkpointer {
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             lsn,
-            created: chrono::Utc::now().to_rfc3339(),
+            created: taken_at.to_rfc3339(),
             next_table_id,
             tables: stored_tables,
             views,

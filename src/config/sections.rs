@@ -44,6 +44,9 @@ pub struct SystemConfig {
     /// Directory of `gs_node.crt` and `gs_node.key` (and `ca.crt` for client certificates);
     /// a relative path is resolved against `data_dir`.
     pub security_path: PathBuf,
+    /// `HOST:PORT` of the HTTP endpoint with `/metrics` (Prometheus) and `/health`; empty
+    /// turns it off; port 0 lets the OS pick a free port.
+    pub metrics_address: String,
     /// Lets `SET kura.test_clock` move the server clock. Never read from a file: only the
     /// hidden `kura serve --test-clock` flag sets it, for tests.
     #[serde(skip)]
@@ -60,6 +63,7 @@ impl Default for SystemConfig {
             server_ssl_mode: SslMode::Disabled,
             ssl_protocol_max_version: TlsVersion::TlsV1_2,
             security_path: PathBuf::from("security"),
+            metrics_address: String::new(),
             test_clock: false,
         }
     }
@@ -96,6 +100,12 @@ impl SystemConfig {
             !is_empty_path(&self.security_path),
             "/system/securityPath",
             "must not be empty",
+        )?;
+        require(
+            self.metrics_address.is_empty()
+                || super::replication::split_host_port(&self.metrics_address).is_some(),
+            "/system/metricsAddress",
+            "must be HOST:PORT, or empty to turn the endpoint off",
         )
     }
 }

@@ -11,12 +11,12 @@
 //! Invariants: oids are stable ([`oids`]); the relations are read-only; every relation a
 //! schema lists can be scanned.
 
-pub mod backup_views;
 pub mod expand_array;
 pub mod functions;
 pub mod information_schema;
 pub mod keywords;
 pub mod oids;
+pub mod operations_views;
 pub mod relations;
 pub mod replication_views;
 pub mod rewrite;

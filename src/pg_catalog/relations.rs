@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::oids::{self, PgType, types};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
-use super::{backup_views, replication_views, server_views, statistics, time_zones};
+use super::{operations_views, replication_views, server_views, statistics, time_zones};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -130,14 +130,20 @@ pub const PG_CATALOG: &[RelationSpec] = &[
     },
     RelationSpec {
         name: "pg_stat_progress_basebackup",
-        layout: backup_views::STAT_PROGRESS_BASEBACKUP,
-        build: backup_views::stat_progress_basebackup,
+        layout: operations_views::STAT_PROGRESS_BASEBACKUP,
+        build: operations_views::stat_progress_basebackup,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "kura_stat",
+        layout: operations_views::KURA_STAT,
+        build: operations_views::kura_stat,
         needs_views: false,
     },
     RelationSpec {
         name: "pg_stat_archiver",
-        layout: backup_views::STAT_ARCHIVER,
-        build: backup_views::stat_archiver,
+        layout: operations_views::STAT_ARCHIVER,
+        build: operations_views::stat_archiver,
         needs_views: false,
     },
     RelationSpec {

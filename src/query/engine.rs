@@ -40,6 +40,8 @@ pub struct Engine {
     replication: OnceLock<Arc<crate::replication::ReplicationHub>>,
     /// Online backups (absent for engines without a data directory).
     backups: OnceLock<Arc<crate::backup::BackupManager>>,
+    /// The server around the engine (absent for engines made inside the library).
+    server_info: OnceLock<Arc<crate::stats::ServerInfo>>,
     me: Weak<Engine>,
 }
 
@@ -83,6 +85,7 @@ impl Engine {
                 admins: OnceLock::new(),
                 replication: OnceLock::new(),
                 backups: OnceLock::new(),
+                server_info: OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -194,6 +197,14 @@ impl Engine {
 
     pub fn backups(&self) -> Option<&Arc<crate::backup::BackupManager>> {
         self.backups.get()
+    }
+
+    pub fn attach_server_info(&self, info: Arc<crate::stats::ServerInfo>) {
+        let _ = self.server_info.set(info);
+    }
+
+    pub fn server_info(&self) -> Option<Arc<crate::stats::ServerInfo>> {
+        self.server_info.get().cloned()
     }
 
     /// Takes a checkpoint now, off the async runtime's worker threads.

@@ -219,6 +219,10 @@ impl ExecutionPlan for KuraScanExec {
                     Ok(b) => {
                         let take = b.num_rows().min(remaining);
                         remaining -= take;
+                        crate::stats::counters::add(
+                            &crate::stats::counters::COUNTERS.rows_read,
+                            take as u64,
+                        );
                         Some(Ok(b.slice(0, take)))
                     }
                     Err(e) => Some(Err(e)),

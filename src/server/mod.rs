@@ -48,6 +48,9 @@ pub struct Server {
     first_start: FirstStart,
     /// The primary this server follows, when it is a standby.
     upstream: Option<crate::replication::receiver::Upstream>,
+    /// The metrics and health endpoint's listener until `run` starts serving it.
+    metrics: parking_lot::Mutex<Option<TcpListener>>,
+    metrics_addr: Option<SocketAddr>,
     _lock: DataDirLock,
 }
 
@@ -107,6 +110,32 @@ impl Server {
                 format!("cannot listen on {address}: {e}"),
             )
         })?;
+        let metrics = if config.system.metrics_address.is_empty() {
+            None
+        } else {
+            let address = &config.system.metrics_address;
+            Some(TcpListener::bind(address).await.map_err(|e| {
+                KuraError::new(
+                    sqlstate::CONNECTION_EXCEPTION,
+                    format!("cannot listen for metrics on {address}: {e}"),
+                )
+            })?)
+        };
+        let connections = Arc::new(AtomicUsize::new(0));
+        let backends = Arc::new(Backends::default());
+        recovered
+            .engine
+            .attach_server_info(Arc::new(crate::stats::ServerInfo {
+                started: recovered.engine.txns.clock.now(),
+                address: listener
+                    .local_addr()
+                    .map_or_else(|_| address.clone(), |a| a.to_string()),
+                connections: connections.clone(),
+                backends: backends.clone(),
+                recovery: recovered.report.duration,
+                records_replayed: recovered.report.records_replayed,
+                data_dir: config.system.data_dir.clone(),
+            }));
         let mut config = config;
         if config.cluster.standby_name.is_empty()
             && let Ok(bound) = listener.local_addr()
@@ -126,8 +155,10 @@ impl Server {
             engine: recovered.engine,
             checkpointer: recovered.checkpointer,
             config: Arc::new(config),
-            connections: Arc::new(AtomicUsize::new(0)),
-            backends: Arc::new(Backends::default()),
+            connections,
+            backends,
+            metrics_addr: metrics.as_ref().and_then(|l| l.local_addr().ok()),
+            metrics: parking_lot::Mutex::new(metrics),
             auth,
             tls,
             audit,
@@ -145,6 +176,11 @@ impl Server {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Where the metrics and health endpoint listens, when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The default administrator's password when this start generated it (shown once).
@@ -177,6 +213,9 @@ impl Server {
         }
         if let Some(backups) = self.engine.backups() {
             backups.start_archiving(&self.engine);
+        }
+        if let Some(listener) = self.metrics.lock().take() {
+            tokio::spawn(crate::stats::http::serve(listener, self.engine.clone()));
         }
         tokio::spawn(self.checkpointer.clone().run_periodically(
             self.engine.clone(),

@@ -109,6 +109,14 @@ impl Outcome {
 impl Exec<'_> {
     /// Runs one data statement (query, DML or DDL) in this transaction.
     pub async fn run(&self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
+        use crate::stats::counters::{COUNTERS, add};
+        match statement {
+            Statement::Query(_) => add(&COUNTERS.read_operations, 1),
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                add(&COUNTERS.write_operations, 1)
+            }
+            _ => {}
+        }
         match statement {
             Statement::Query(_) => self.query(statement, params, "SELECT").await,
             Statement::Explain {

@@ -175,6 +175,14 @@ impl TxnManager {
         *last = ts;
         self.commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let written: usize = prepared
+            .iter()
+            .map(|c| c.deleted.len() + c.inserted.iter().map(|p| p.num_rows()).sum::<usize>())
+            .sum();
+        crate::stats::counters::add(
+            &crate::stats::counters::COUNTERS.rows_written,
+            written as u64,
+        );
         Ok(Some(ts))
     }
 

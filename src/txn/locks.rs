@@ -144,6 +144,10 @@ impl LockManager {
                                 waiter: me.clone(),
                             },
                         );
+                        crate::stats::counters::add(
+                            &crate::stats::counters::COUNTERS.lock_conflicts,
+                            1,
+                        );
                         holder
                     }
                 }

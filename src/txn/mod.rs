@@ -437,7 +437,8 @@ impl TxnManager {
             let change = prepare()?;
             let ts = *last + 1;
             if let Some(log) = self.log.get() {
-                log.append(ts, &encode_catalog(ts, &change, log.compress())?)?;
+                let time = Some(self.clock.now().timestamp_micros());
+                log.append(ts, &encode_catalog(ts, &change, log.compress(), time)?)?;
             }
             let out = match apply(&change, ts) {
                 Ok(out) => out,

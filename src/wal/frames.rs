@@ -118,7 +118,7 @@ mod tests {
         bytes.extend(commit(first + 1, CommitFrame::Part));
         bytes.extend(commit(first + 2, CommitFrame::Last(None)));
         let change = CatalogChange::DropDatabase { name: "x".into() };
-        bytes.extend(encode_catalog(first + 3, &change, false).unwrap());
+        bytes.extend(encode_catalog(first + 3, &change, false, Some(2_000)).unwrap());
         bytes
     }
 
@@ -133,7 +133,7 @@ mod tests {
                 (10, FrameKind::Commit { time: Some(1_000) }),
                 (11, FrameKind::CommitPart),
                 (12, FrameKind::Commit { time: None }),
-                (13, FrameKind::Catalog),
+                (13, FrameKind::Catalog { time: Some(2_000) }),
             ]
         );
         assert_eq!(frames.end(), Some(&WalkEnd::Complete));

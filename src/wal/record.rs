@@ -32,7 +32,7 @@ pub type Lsn = u64;
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Version of the log format written by this build: 3 adds commits spanning several frames,
-/// 4 the commit time in a commit's last frame (kind 4).
+/// 4 the time of commits (kind 4) and catalog changes (kind 5).
 pub const LOG_FORMAT_VERSION: u32 = 4;
 
 /// The oldest log format this build reads (its records are a subset of version 4's).
@@ -56,6 +56,9 @@ const KIND_COMMIT_PART: u8 = 3;
 /// microseconds since the Unix epoch, before the changes (format version 4): what
 /// point-in-time restore compares its target with.
 const KIND_TIMED_COMMIT: u8 = 4;
+/// A catalog change with the server clock's time of the change (µs since the Unix epoch)
+/// before its JSON (format version 4).
+const KIND_TIMED_CATALOG: u8 = 5;
 
 /// Uncompressed bytes of encoded rows a commit puts in one frame before it continues in
 /// another (far below [`MAX_PAYLOAD_LEN`], so that no commit meets that limit).
@@ -158,7 +161,7 @@ impl LogRecord {
                     .collect::<Result<Vec<_>>>()?;
                 encode_commit(self.lsn, changes, &ipc, compress, CommitFrame::Last(None))
             }
-            RecordBody::Catalog(change) => encode_catalog(self.lsn, change, compress),
+            RecordBody::Catalog(change) => encode_catalog(self.lsn, change, compress, None),
         }
     }
 
@@ -178,7 +181,7 @@ impl LogRecord {
         };
         let mut reader = Reader(payload);
         let kind = reader.u8()?;
-        if kind == KIND_TIMED_COMMIT {
+        if kind == KIND_TIMED_COMMIT || kind == KIND_TIMED_CATALOG {
             reader.u64()?;
         }
         let body = match kind {
@@ -193,7 +196,7 @@ impl LogRecord {
                 }
                 RecordBody::Commit(changes)
             }
-            KIND_CATALOG => RecordBody::Catalog(
+            KIND_CATALOG | KIND_TIMED_CATALOG => RecordBody::Catalog(
                 serde_json::from_slice(reader.0).map_err(|e| corrupt(e.to_string()))?,
             ),
             other => return Err(corrupt(format!("unknown record kind {other}"))),
@@ -251,9 +254,22 @@ pub fn encode_commit(
     frame(lsn, payload, compress)
 }
 
-/// A catalog record frame.
-pub fn encode_catalog(lsn: Lsn, change: &CatalogChange, compress: bool) -> Result<Vec<u8>> {
-    let mut payload = vec![KIND_CATALOG];
+/// A catalog record frame, with the change's time in microseconds since the Unix epoch when
+/// it is known.
+pub fn encode_catalog(
+    lsn: Lsn,
+    change: &CatalogChange,
+    compress: bool,
+    time: Option<i64>,
+) -> Result<Vec<u8>> {
+    let mut payload = match time {
+        None => vec![KIND_CATALOG],
+        Some(micros) => {
+            let mut payload = vec![KIND_TIMED_CATALOG];
+            payload.extend_from_slice(&micros.to_le_bytes());
+            payload
+        }
+    };
     serde_json::to_writer(&mut payload, change)
         .map_err(|e| KuraError::internal(format!("cannot encode DDL record: {e}")))?;
     frame(lsn, payload, compress)
@@ -345,7 +361,10 @@ impl FrameHeader {
                 time: Some(reader.u64()? as i64),
             },
             KIND_COMMIT_PART => FrameKind::CommitPart,
-            KIND_CATALOG => FrameKind::Catalog,
+            KIND_CATALOG => FrameKind::Catalog { time: None },
+            KIND_TIMED_CATALOG => FrameKind::Catalog {
+                time: Some(reader.u64()? as i64),
+            },
             other => return Err(corrupt(format!("unknown record kind {other}"))),
         })
     }
@@ -356,12 +375,11 @@ impl FrameHeader {
 pub enum FrameKind {
     /// A commit's last (or only) frame, with the commit's time (µs since the Unix epoch)
     /// when the log records it (format version 4).
-    Commit {
-        time: Option<i64>,
-    },
+    Commit { time: Option<i64> },
     /// A frame of a commit that later frames continue.
     CommitPart,
-    Catalog,
+    /// A catalog change, with its time when the log records it (format version 4).
+    Catalog { time: Option<i64> },
 }
 
 fn encode_change(out: &mut Vec<u8>, change: &PartitionChange, ipc: &[u8]) -> Result<()> {

@@ -1,7 +1,8 @@
 //! `pg_stat_progress_basebackup`: the backup running on this server (PostgreSQL's columns,
 //! then Kura's: the set, the backup directory and the mode). No row while none runs.
 //! `pg_stat_archiver`: the continuous log archiver (one row, as in PostgreSQL; Kura's own
-//! columns name the set and how far its archive reaches).
+//! columns name the set and how far its archive reaches). `kura_stat`: every statistics
+//! figure of `kura stat`, one row each.
 //!
 //! Invariant: byte counts are of the files being read (uncompressed); the total grows once
 //! the log's size is known, so `backup_streamed` never passes `backup_total` for long.
@@ -75,11 +76,9 @@ fn time(value: Option<chrono::DateTime<chrono::Utc>>) -> V {
 
 pub fn stat_archiver(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_ARCHIVER);
-    let status = source
-        .engine
-        .as_ref()
-        .and_then(|e| e.backups().cloned())
-        .and_then(|b| b.status().archive);
+    let backups = source.engine.as_ref().and_then(|e| e.backups().cloned());
+    let resume_error = backups.as_ref().and_then(|b| b.status().archive_error);
+    let status = backups.and_then(|b| b.status().archive);
     let archived = status.as_ref().map(|s| s.next_lsn.saturating_sub(1));
     rows.push(vec![
         (
@@ -108,7 +107,36 @@ pub fn stat_archiver(source: &Source) -> Result<Rows> {
         ("stats_reset", V::Null),
         ("archive_set", status.as_ref().map(|s| s.set.clone()).into()),
         ("archived_lsn", archived.map_or(V::Null, bytes)),
-        ("last_error", status.and_then(|s| s.error).into()),
+        (
+            "last_error",
+            status.and_then(|s| s.error).or(resume_error).into(),
+        ),
     ]);
+    Ok(rows)
+}
+
+/// `kura_stat`: every statistics figure (`kura stat`), one row each.
+pub const KURA_STAT: &[(&str, Kind)] = &[
+    ("section", Text),
+    ("name", Text),
+    ("value", Text),
+    ("metric", Text),
+    ("description", Text),
+];
+
+pub fn kura_stat(source: &Source) -> Result<Rows> {
+    let mut rows = Rows::new(KURA_STAT);
+    let Some(engine) = source.engine.as_ref() else {
+        return Ok(rows);
+    };
+    for figure in crate::stats::collect(engine) {
+        rows.push(vec![
+            ("section", figure.section.into()),
+            ("name", figure.name.into()),
+            ("value", figure.value.as_text().into()),
+            ("metric", figure.metric.map(|(m, _)| m.to_string()).into()),
+            ("description", figure.help.into()),
+        ]);
+    }
     Ok(rows)
 }
