@@ -82,6 +82,12 @@ enum Command {
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         wait_seconds: u32,
     },
+    /// Server settings of a running server (GridDB's gs_paramconf): show them, or change one
+    /// that can change online; the change lasts until the server stops.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// The statistics of a running server as JSON (GridDB's gs_stat): node status and role,
     /// memory, store and file sizes, checkpoints, log, connections, transactions, rows read
     /// and written, lock conflicts, recovery, backups. The password comes from PGPASSWORD.
@@ -120,6 +126,30 @@ enum Command {
         action: UserAction,
         #[command(flatten)]
         location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Every server setting (or NAME): value, online or restart, where it came from.
+    Show {
+        /// A definition-file path such as /dataStore/storeMemoryLimit.
+        name: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Change a setting that can change online (ALTER SYSTEM SET).
+    Set {
+        name: String,
+        value: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Put a setting back to the value the server started with (ALTER SYSTEM RESET).
+    Reset {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -292,6 +322,7 @@ fn main() -> ExitCode {
         },
         Command::User { action, location } => manage_admins(action, location),
         Command::Backup { action } => backup(action),
+        Command::Config { action } => configure(action),
         Command::Stat { server } => server
             .login
             .options(server.host, server.port)
@@ -560,6 +591,30 @@ fn backup(action: BackupAction) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+fn configure(action: ConfigAction) -> Result<(), String> {
+    use kura::config::command;
+    let out = match action {
+        ConfigAction::Show { name, server } => {
+            let options = server.login.options(server.host, server.port)?;
+            kura::client::block_on(command::show(&options, name.as_deref()))?
+        }
+        ConfigAction::Set {
+            name,
+            value,
+            server,
+        } => {
+            let options = server.login.options(server.host, server.port)?;
+            kura::client::block_on(command::set(&options, &name, Some(&value)))?
+        }
+        ConfigAction::Reset { name, server } => {
+            let options = server.login.options(server.host, server.port)?;
+            kura::client::block_on(command::set(&options, &name, None))?
+        }
+    };
+    print!("{out}");
     Ok(())
 }
 

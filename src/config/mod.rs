@@ -14,7 +14,9 @@
 //!   `conf/kura.json` and one row in `docs/CONFIGURATION.md` (the tests below fail when the
 //!   file or the docs miss a setting).
 
+pub mod command;
 mod document;
+pub mod live;
 mod replication;
 mod sections;
 mod trace;

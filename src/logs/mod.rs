@@ -2,21 +2,39 @@
 //! `/system/eventLogPath` (`kura-YYYYMMDD-N.log`, 1 MB each, `/trace/fileCount` kept), filtered
 //! by the per-category levels of `/trace` unless `KURA_LOG` overrides them.
 //!
-//! Invariant: logging is set up once per process, before the server starts.
+//! Invariant: logging is set up once per process, before the server starts; only its levels
+//! change afterwards (online changes of `/trace`).
 
 pub mod rolling;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 use crate::config::Config;
 use rolling::{RollingFile, RollingSpec};
 
 /// The size at which an event-log file is closed (GridDB's 1 MB).
 const EVENT_FILE_BYTES: u64 = 1 << 20;
+
+/// Changes the levels of the running event log (online changes of `/trace`).
+static LEVELS: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Sets the event log's levels from `/trace`'s filter directives, unless `KURA_LOG` set them.
+pub fn set_levels(directives: &str) -> Result<(), String> {
+    if std::env::var_os("KURA_LOG").is_some() {
+        return Err(
+            "KURA_LOG sets the levels of this server; unset it to change them online".into(),
+        );
+    }
+    let filter = EnvFilter::try_new(directives).map_err(|e| format!("invalid log levels: {e}"))?;
+    match LEVELS.get() {
+        Some(handle) => handle.reload(filter).map_err(|e| e.to_string()),
+        None => Err("the event log is not running".into()),
+    }
+}
 
 /// Logs to stderr and, when `config` is given, to the event log.
 pub fn init(config: Option<&Config>) -> Result<(), String> {
@@ -31,6 +49,7 @@ pub fn init(config: Option<&Config>) -> Result<(), String> {
                 .map_err(|e| format!("invalid log levels {directives:?}: {e}"))?
         }
     };
+    let (filter, levels) = reload::Layer::new(filter);
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let event_log = match config {
         Some(config) => {
@@ -55,7 +74,9 @@ pub fn init(config: Option<&Config>) -> Result<(), String> {
         .with(stderr)
         .with(event_log)
         .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
+        .map_err(|e| format!("cannot start logging: {e}"))?;
+    let _ = LEVELS.set(levels);
+    Ok(())
 }
 
 /// `text` cut at `limit` bytes on a character boundary, marked `...` when cut.

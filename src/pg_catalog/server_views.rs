@@ -191,6 +191,39 @@ pub fn settings(source: &Source) -> Result<Rows> {
             ("pending_restart", false.into()),
         ]);
     }
+    let live = source
+        .engine
+        .as_ref()
+        .and_then(|e| e.live_config().cloned());
+    for row in live.map(|l| l.rows()).unwrap_or_default() {
+        let section = row.path.split('/').nth(1).unwrap_or("").to_string();
+        rows.push(vec![
+            ("name", row.path.as_str().into()),
+            ("setting", row.value.as_str().into()),
+            ("category", format!("Server / {section}").into()),
+            (
+                "short_desc",
+                "Kura server setting (definition file); see docs/CONFIGURATION.md".into(),
+            ),
+            (
+                "context",
+                if row.online { "sighup" } else { "postmaster" }.into(),
+            ),
+            ("vartype", "string".into()),
+            (
+                "source",
+                if row.changed {
+                    "online change"
+                } else {
+                    "configuration file"
+                }
+                .into(),
+            ),
+            ("boot_val", row.startup.as_str().into()),
+            ("reset_val", row.startup.as_str().into()),
+            ("pending_restart", false.into()),
+        ]);
+    }
     Ok(rows)
 }
 

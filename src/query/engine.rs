@@ -42,6 +42,8 @@ pub struct Engine {
     backups: OnceLock<Arc<crate::backup::BackupManager>>,
     /// The server around the engine (absent for engines made inside the library).
     server_info: OnceLock<Arc<crate::stats::ServerInfo>>,
+    /// The definition file's settings as the running server has them.
+    live_config: OnceLock<Arc<crate::config::live::LiveConfig>>,
     me: Weak<Engine>,
 }
 
@@ -86,6 +88,7 @@ impl Engine {
                 replication: OnceLock::new(),
                 backups: OnceLock::new(),
                 server_info: OnceLock::new(),
+                live_config: OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -205,6 +208,14 @@ impl Engine {
 
     pub fn server_info(&self) -> Option<Arc<crate::stats::ServerInfo>> {
         self.server_info.get().cloned()
+    }
+
+    pub fn attach_live_config(&self, live: Arc<crate::config::live::LiveConfig>) {
+        let _ = self.live_config.set(live);
+    }
+
+    pub fn live_config(&self) -> Option<&Arc<crate::config::live::LiveConfig>> {
+        self.live_config.get()
     }
 
     /// Takes a checkpoint now, off the async runtime's worker threads.

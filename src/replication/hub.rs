@@ -121,6 +121,8 @@ pub struct ReplicationHub {
     pub promote_requested: watch::Sender<bool>,
     /// Set by the receiver once it has stopped (its last message applied, the log cut).
     pub receiver_stopped: watch::Sender<bool>,
+    /// `/sync/keepLogInterval`, which can change while the server runs.
+    keep_log: Mutex<Duration>,
 }
 
 impl ReplicationHub {
@@ -134,6 +136,7 @@ impl ReplicationHub {
     ) -> Arc<ReplicationHub> {
         let hub = Arc::new(ReplicationHub {
             data_dir,
+            keep_log: Mutex::new(settings.keep_log),
             settings,
             txns,
             role: watch::Sender::new(Role::Primary),
@@ -319,11 +322,16 @@ impl ReplicationHub {
         self.standbys.lock().clone()
     }
 
+    /// Changes `/sync/keepLogInterval` (online).
+    pub fn set_keep_log(&self, keep: Duration) {
+        *self.keep_log.lock() = keep;
+    }
+
     /// The oldest LSN a connected or recently seen (within `keepLogInterval`) standby still
     /// needs from the log, if any: segments holding it or newer must stay. A standby resumes
     /// after what it has made durable.
     pub fn log_needed_from(&self) -> Option<Lsn> {
-        let keep = self.settings.keep_log;
+        let keep = *self.keep_log.lock();
         self.standbys
             .lock()
             .iter()

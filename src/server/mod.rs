@@ -82,6 +82,11 @@ impl Server {
                 .map_err(|e| KuraError::internal(format!("backup start task failed: {e}")))??;
         }
         recovered.engine.attach_backups(backups);
+        recovered
+            .engine
+            .attach_live_config(Arc::new(crate::config::live::LiveConfig::new(
+                config.clone(),
+            )));
         let password_file = config.password_file();
         let first_start =
             admins::ensure_file(&password_file, std::env::var(admins::PASSWORD_ENV).ok())?;

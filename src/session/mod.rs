@@ -20,6 +20,7 @@ pub mod functions;
 mod security;
 pub mod settings;
 mod slow_log;
+mod system;
 pub mod view;
 pub mod zone;
 
@@ -268,6 +269,15 @@ impl Session {
     /// The request is answered (ReadyForQuery): arms `idle_in_transaction_session_timeout`
     /// when the session waits inside a transaction block.
     pub fn end_request(&mut self) {
+        if let Some(live) = self.engine().live_config() {
+            let (limit, text) = live.read(|c| {
+                (
+                    c.sql.trace_limit_execution_time.get(),
+                    c.sql.trace_limit_query_size as usize,
+                )
+            });
+            self.slow_log.set_limits(limit, text);
+        }
         self.slow_log.end(&self.identity.user, &self.db.name);
         let idle = match self.block {
             Some(_) => self
@@ -362,6 +372,10 @@ impl Session {
         }
         if let Some(call) = crate::sql::backup_syntax::backup_call(statement) {
             let result = self.backup(call, params).await;
+            return self.failing(result);
+        }
+        if let Some((variable, value)) = crate::sql::system_syntax::system_change(statement) {
+            let result = self.alter_system(variable, value);
             return self.failing(result);
         }
         match statement {
@@ -1276,6 +1290,20 @@ impl Session {
                         .unwrap_or("Custom (placeholder) parameter."),
                 );
             }
+            for row in self
+                .engine()
+                .live_config()
+                .map(|l| l.rows())
+                .unwrap_or_default()
+            {
+                names.push(row.path);
+                values.push(row.value);
+                descriptions.push(if row.online {
+                    "Server setting (definition file); ALTER SYSTEM SET changes it online."
+                } else {
+                    "Server setting (definition file); changing it needs a restart."
+                });
+            }
             let schema = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
                 Field::new("setting", DataType::Utf8, false),
@@ -1287,6 +1315,22 @@ impl Session {
                 Arc::new(StringArray::from(descriptions)),
             ];
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
+        }
+        if let Some(path) = crate::config::live::LiveConfig::resolve(&name)
+            && let Some(live) = self.engine().live_config()
+        {
+            let value = live
+                .rows()
+                .into_iter()
+                .find(|r| r.path == path)
+                .map(|r| r.value)
+                .unwrap_or_default();
+            let schema = Arc::new(Schema::new(vec![Field::new(&path, DataType::Utf8, false)]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+            )?;
             return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
         }
         let key = settings::canonical_name(&name);
@@ -1481,11 +1525,11 @@ fn variable_name(name: &ObjectName) -> String {
         .join(".")
 }
 
-fn is_default(expr: &Expr) -> bool {
+pub(super) fn is_default(expr: &Expr) -> bool {
     matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default"))
 }
 
-fn value_text(expr: &Expr) -> String {
+pub(super) fn value_text(expr: &Expr) -> String {
     match expr {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),

@@ -60,6 +60,9 @@ fn need(statement: &Statement) -> Need {
         backup if crate::sql::backup_syntax::backup_call(backup).is_some() => {
             Need::Admin("take backups")
         }
+        system if crate::sql::system_syntax::system_change(system).is_some() => {
+            Need::Admin("change server settings")
+        }
         Statement::Insert(_)
         | Statement::Update(_)
         | Statement::Delete(_)

@@ -34,6 +34,12 @@ impl SlowLog {
         }
     }
 
+    /// The limits in force (`/sql/traceLimit*` change online).
+    pub fn set_limits(&mut self, limit: Duration, text_limit: usize) {
+        self.limit = limit;
+        self.text_limit = text_limit;
+    }
+
     /// A request starts (further calls within one request do nothing).
     pub fn begin(&mut self) {
         if self.started.is_none() {

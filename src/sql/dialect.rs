@@ -101,7 +101,7 @@ impl Dialect for KuraDialect {
     }
 
     /// GridDB's table clauses (`table_syntax.rs`); CREATE USER and SET PASSWORD
-    /// (`user_syntax.rs`); `BACKUP DATABASE TO 'name'` (`backup_syntax.rs`); `REPLACE INTO t ...`, the same as
+    /// (`user_syntax.rs`); `BACKUP DATABASE TO 'name'` (`backup_syntax.rs`); `ALTER SYSTEM` (`system_syntax.rs`); `REPLACE INTO t ...`, the same as
     /// `INSERT OR REPLACE INTO t ...`; PostgreSQL's `FETCH` and `MOVE` (`cursor_syntax.rs`); and
     /// PostgreSQL's `CHECKPOINT`, which sqlparser has no node for: it becomes the node of
     /// MySQL's `FLUSH TABLES` (write every table to disk), which PostgreSQL does not have.
@@ -132,6 +132,9 @@ impl Dialect for KuraDialect {
             return Some(statement);
         }
         if let Some(statement) = super::backup_syntax::parse_backup(parser, self) {
+            return Some(statement);
+        }
+        if let Some(statement) = super::system_syntax::parse_alter_system(parser) {
             return Some(statement);
         }
         if !parser.peek_keyword(Keyword::REPLACE) {

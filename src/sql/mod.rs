@@ -16,6 +16,7 @@ pub mod placement;
 pub mod range_group;
 pub mod result_literals;
 pub mod rows;
+pub mod system_syntax;
 pub mod table_args;
 pub mod table_syntax;
 pub mod template;

@@ -82,6 +82,11 @@ impl Residency {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Changes the limit (online); the caller runs [`Residency::enforce`] to apply it now.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
     pub fn swap_stats(&self) -> SwapStats {
         self.swap.stats()
     }

@@ -34,6 +34,8 @@ pub const ADMIN_PASSWORD: &str = "kura-test-secret";
 pub struct TestServer {
     /// The TCP port the server actually bound (parsed from the readiness line).
     pub port: u16,
+    /// What the server printed on stdout before it was ready.
+    pub startup_lines: Vec<String>,
     child: Child,
     data_dir: std::path::PathBuf,
     _tempdir: Option<tempfile::TempDir>,
@@ -151,6 +153,7 @@ impl TestServer {
 
         TestServer {
             port,
+            startup_lines: seen,
             child,
             data_dir: data_dir.to_path_buf(),
             _tempdir: None,
