@@ -325,23 +325,19 @@ async fn point_in_time_restore_from_the_archive_and_after_losing_the_data_direct
     );
     drop(restored);
 
-    let by_time = dir.path().join("by_time");
-    restore(&backups, "pitr", &by_time, &["--until", &between]);
-    let restored = TestServer::start_in(&by_time, &[]);
-    assert_eq!(
-        contents(&restored.connect().await).await,
-        ["1|before the backup", "2|a"]
-    );
-    drop(restored);
-
+    for (name, target) in [
+        ("by_time", ["--until", &between]),
+        ("by_lsn", ["--until-lsn", &lsn_between]),
+    ] {
+        restore(&backups, "pitr", &dir.path().join(name), &target);
+        let restored = TestServer::start_in(&dir.path().join(name), &[]);
+        assert_eq!(
+            contents(&restored.connect().await).await,
+            ["1|before the backup", "2|a"],
+            "{name}"
+        );
+    }
     let by_lsn = dir.path().join("by_lsn");
-    restore(&backups, "pitr", &by_lsn, &["--until-lsn", &lsn_between]);
-    let restored = TestServer::start_in(&by_lsn, &[]);
-    assert_eq!(
-        contents(&restored.connect().await).await,
-        ["1|before the backup", "2|a"]
-    );
-    drop(restored);
 
     // Restore never writes over a database, and a target past the log is refused.
     let refused = kura(&[

@@ -36,9 +36,10 @@ use tokio_postgres::Client;
 const SEGMENT_HEADER_LEN: usize = 32;
 /// Payload length (u32), CRC32C (u32), LSN (u64), flags (u8).
 const FRAME_HEADER_LEN: usize = 17;
-/// First payload byte of a commit record and of a catalog (DDL) record.
-const KIND_COMMIT: u8 = 1;
-const KIND_CATALOG: u8 = 2;
+/// First payload byte of a commit's last frame and of a catalog (DDL) record, both with
+/// their time (log format 4, docs/STORAGE_FORMAT.md).
+const KIND_COMMIT: u8 = 4;
+const KIND_CATALOG: u8 = 5;
 /// A frame of a commit that the frames with the next LSNs continue.
 const KIND_COMMIT_PART: u8 = 3;
 
