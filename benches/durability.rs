@@ -309,17 +309,7 @@ async fn load_inserts(cfg: &Config, conninfo: &str, total: i64) -> Result<()> {
             }
         }));
     }
-    let mut first_error = None;
-    for handle in handles {
-        let outcome = match handle.await {
-            Ok(outcome) => outcome,
-            Err(e) => Err(format!("load task failed: {e}").into()),
-        };
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    support::join_all(handles).await.map(|_| ())
 }
 
 /// Loads rows `1..=total` with `INSERT ... SELECT ... FROM generate_series(lo, hi)` in chunks.

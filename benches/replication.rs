@@ -472,23 +472,9 @@ async fn insert_load(
             Ok::<_, BoxError>(latencies)
         }));
     }
-    let mut latencies_ms = Vec::new();
-    let mut first_error = None;
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(latencies)) => latencies_ms.extend(latencies),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(format!("client task failed: {e}").into());
-            }
-        }
-    }
+    let joined = support::join_all(handles).await;
     let ended = Instant::now();
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let latencies_ms: Vec<f64> = joined?.into_iter().flatten().collect();
     Ok(Load {
         commits: latencies_ms.len() as u64,
         elapsed: ended - start,

@@ -442,23 +442,9 @@ async fn load_inserts(
             Ok::<_, BoxError>(latencies)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut first_error = None;
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(l)) => latencies.extend(l),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(format!("load task failed: {e}").into());
-            }
-        }
-    }
+    let joined = support::join_all(handles).await;
     let secs = start.elapsed().as_secs_f64();
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    let latencies: Vec<f64> = joined?.into_iter().flatten().collect();
     Ok(LoadStats {
         secs,
         statements: latencies.len(),

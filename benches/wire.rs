@@ -544,20 +544,7 @@ fn abbreviate(sql: &str) -> String {
 
 /// Waits for every worker and adds up what they counted.
 async fn join_counts(handles: Vec<JoinHandle<Result<u64>>>) -> Result<u64> {
-    let mut total = 0;
-    let mut first_error = None;
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(n)) => total += n,
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert_with(|| format!("worker task failed: {e}").into());
-            }
-        }
-    }
-    first_error.map_or(Ok(total), Err)
+    Ok(support::join_all(handles).await?.into_iter().sum())
 }
 
 // ---------------------------------------------------------------------------------------------

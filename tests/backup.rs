@@ -12,8 +12,8 @@ use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::replicas::{config_file, kura_client};
-use common::{ADMIN_PASSWORD, TestServer, exec, fails, text_rows, within};
+use common::replicas::{config_file, eventually, kura_client};
+use common::{ADMIN_PASSWORD, TestServer, exec, fails, text_rows};
 
 /// `kura ARGS` as an administrator, whatever its outcome.
 fn kura(args: &[&str]) -> Output {
@@ -183,27 +183,25 @@ async fn incremental_chains_restore_each_level() {
     )
     .await;
     let port = server.port.to_string();
-    let backup = |mode: &'static str| {
+    // Takes a backup of `mode`, which must be written as `data` and succeed.
+    let backup = |mode: &'static str, data: &'static str| {
         let port = port.clone();
         async move {
-            tokio::task::spawn_blocking(move || {
+            let said = tokio::task::spawn_blocking(move || {
                 kura_client(&["backup", "create", "chain", "--mode", mode, "-p", &port])
             })
             .await
-            .unwrap()
+            .unwrap();
+            assert!(said.contains(&format!("{data} ({mode}) OK")), "{said}");
+            said
         }
     };
     let mut expected = Vec::new();
-    let said = backup("baseline").await;
-    assert!(said.contains("chain_lv0 (baseline) OK"), "{said}");
+    backup("baseline", "chain_lv0").await;
     expected.push(contents(&client).await);
     // One partition changes: the incremental backup copies it alone.
     exec(&client, "UPDATE t SET v = 'v1' WHERE k = 8").await;
-    let said = backup("incremental").await;
-    assert!(
-        said.contains("chain_lv1_000_001 (incremental) OK"),
-        "{said}"
-    );
+    let said = backup("incremental", "chain_lv1_000_001").await;
     assert!(
         said.contains(" 2 files"),
         "the manifest and one partition file: {said}"
@@ -211,15 +209,10 @@ async fn incremental_chains_restore_each_level() {
     expected.push(contents(&client).await);
     exec(&client, "DELETE FROM t WHERE k BETWEEN 100 AND 120").await;
     exec(&client, "INSERT INTO t VALUES (5000, 'new')").await;
-    let said = backup("since").await;
-    assert!(said.contains("chain_lv1_001_000 (since) OK"), "{said}");
+    backup("since", "chain_lv1_001_000").await;
     expected.push(contents(&client).await);
     exec(&client, "UPDATE t SET v = 'v3' WHERE k = 5000").await;
-    let said = backup("incremental").await;
-    assert!(
-        said.contains("chain_lv1_001_001 (incremental) OK"),
-        "{said}"
-    );
+    backup("incremental", "chain_lv1_001_001").await;
     expected.push(contents(&client).await);
 
     let listed = kura_client(&["backup", "list", "chain", "--backup-path", path(&backups)]);
@@ -297,15 +290,11 @@ async fn point_in_time_restore_from_the_archive_and_after_losing_the_data_direct
         .await
         .remove(0);
     // Everything acknowledged is archived once the archiver has caught up with the log.
-    within("the archive to catch up", async {
-        loop {
-            let archived = text_rows(&client, "SELECT archived_lsn FROM pg_stat_archiver").await;
-            if archived[0] == end {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
+    eventually(
+        &client,
+        "SELECT archived_lsn FROM pg_stat_archiver",
+        |rows| rows[0] == end,
+    )
     .await;
     server.kill();
     std::fs::remove_dir_all(dir.path().join("data")).expect("lose the data directory");

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::replicas::{event_log_mentions, kura_client};
+use common::replicas::{event_log_mentions, eventually, kura_client};
 use common::{TestServer, exec, fails, text_rows, within};
 
 /// `GET path` on the metrics endpoint: status line and body.
@@ -99,19 +99,12 @@ async fn statistics_and_metrics_follow_the_work() {
             .await
             .map(|_| ())
     });
-    within("the second update to wait", async {
-        loop {
-            let waits = text_rows(
-                &server.connect().await,
-                "SELECT count(*) FROM pg_locks WHERE NOT granted",
-            )
-            .await;
-            if waits[0] != "0" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    let observer = server.connect().await;
+    eventually(
+        &observer,
+        "SELECT count(*) FROM pg_locks WHERE NOT granted",
+        |rows| rows[0] != "0",
+    )
     .await;
     exec(&client, "COMMIT").await;
     waiting.await.unwrap().expect("the waiting update");
@@ -208,19 +201,11 @@ async fn online_settings_take_effect_and_the_rest_need_a_restart() {
         said.contains("1MB") && said.contains("online change"),
         "{said}"
     );
-    within("rows to be swapped out", async {
-        loop {
-            let swapped = text_rows(
-                &client,
-                "SELECT value FROM kura_stat WHERE name = 'storeSwapped'",
-            )
-            .await;
-            if swapped[0] != "0" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+    eventually(
+        &client,
+        "SELECT value FROM kura_stat WHERE name = 'storeSwapped'",
+        |rows| rows[0] != "0",
+    )
     .await;
     assert_eq!(
         text_rows(&client, "SELECT count(*) FROM big").await,

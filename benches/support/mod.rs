@@ -132,3 +132,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the tokio runtime")
 }
+
+/// Waits for every client task; their outputs in order, or the first error any of them met
+/// (every task is awaited either way, so none is left running).
+pub async fn join_all<T>(handles: Vec<tokio::task::JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let mut outputs = Vec::with_capacity(handles.len());
+    let mut first_error = None;
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(output)) => outputs.push(output),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| format!("client task failed: {e}").into());
+            }
+        }
+    }
+    first_error.map_or(Ok(outputs), Err)
+}

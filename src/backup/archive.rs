@@ -381,7 +381,7 @@ impl Archiver {
     }
 
     /// Copies what is durable into the archive as the log makes it durable, until stopped.
-    pub async fn run(self: Arc<Self>, _engine: Arc<Engine>) {
+    pub async fn run(self: Arc<Self>) {
         let mut durable = self.log.subscribe_durable();
         let mut stop = self.stop.subscribe();
         loop {

@@ -180,7 +180,7 @@ pub fn list(backup_dir: &Path, set: Option<&str>) -> Result<String, KuraError> {
     }
     let archive = set_dir.join(super::archive::ARCHIVE_DIR);
     if archive.is_dir() {
-        let sources = super::restore::log_sources(&set_dir, &[])?;
+        let sources = super::restore::archive_sources(&set_dir)?;
         let first = sources.first().map(|s| s.first);
         let _ = writeln!(
             out,

@@ -174,6 +174,13 @@ struct Digest {
     digest: String,
 }
 
+/// A time as the information file writes it, in microseconds since the Unix epoch.
+pub fn rfc3339_micros(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 pub fn damaged(path: &Path, why: &str) -> KuraError {
     KuraError::new(
         sqlstate::DATA_CORRUPTED,

@@ -181,9 +181,9 @@ impl BackupManager {
     }
 
     /// Runs the archiver, if there is one, until the server stops.
-    pub fn start_archiving(self: &Arc<Self>, engine: &Arc<Engine>) {
+    pub fn start_archiving(&self) {
         if let Some(archiver) = self.archiver.lock().clone() {
-            tokio::spawn(archiver.run(engine.clone()));
+            tokio::spawn(archiver.run());
         }
     }
 
@@ -263,7 +263,7 @@ impl BackupManager {
             drop(backup_hold);
             let previous = self.archiver.lock().replace(archiver.clone());
             *self.archive_error.lock() = None;
-            tokio::spawn(archiver.run(engine.clone()));
+            tokio::spawn(archiver.run());
             if let Some(previous) = previous {
                 previous.stop().await;
             }

@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::files::{check_stored, open_decompressed, read_decompressed};
-use super::info::{BackupInfo, FileEntry, Status, damaged};
+use super::info::{BackupInfo, FileEntry, Status, damaged, rfc3339_micros};
 use super::set::{DataEntry, LOG_PREFIX, MANIFEST_PREFIX, chain, open_set, stored_partition_files};
 use crate::checkpoint::DATA_DIR;
 use crate::checkpoint::manifest::{
@@ -81,43 +81,57 @@ impl LogSource {
     }
 }
 
+/// The log files one backup holds.
+pub fn backup_log_sources(dir: &Path, info: &BackupInfo) -> Vec<LogSource> {
+    info.files
+        .iter()
+        .filter(|f| f.path.starts_with(LOG_PREFIX))
+        .filter_map(|f| {
+            Some(LogSource {
+                first: f.lsns?.0,
+                path: BackupInfo::file_path(dir, f),
+                entry: Some(f.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The files of an `auto` set's archive: sealed ones, then the one being written.
+pub fn archive_sources(set_dir: &Path) -> Result<Vec<LogSource>> {
+    let archive = set_dir.join(super::archive::ARCHIVE_DIR);
+    if !archive.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut sources: Vec<LogSource> = super::archive::ArchiveIndex::load(&archive)?
+        .segments
+        .into_iter()
+        .filter_map(|f| {
+            Some(LogSource {
+                first: f.lsns?.0,
+                path: archive.join(&f.path),
+                entry: Some(f),
+            })
+        })
+        .collect();
+    for (first, path) in list_segments(&archive)? {
+        sources.push(LogSource {
+            first,
+            path,
+            entry: None,
+        });
+    }
+    Ok(sources)
+}
+
 /// The log files of the set's complete backups and of its archive, by first LSN.
 pub fn log_sources(set_dir: &Path, entries: &[DataEntry]) -> Result<Vec<LogSource>> {
-    let mut sources = Vec::new();
-    for entry in entries {
-        let Ok(info) = &entry.info else { continue };
-        if info.status != Status::Ok {
-            continue;
-        }
-        for file in info.files.iter().filter(|f| f.path.starts_with(LOG_PREFIX)) {
-            if let Some((first, _)) = file.lsns {
-                sources.push(LogSource {
-                    first,
-                    path: BackupInfo::file_path(&entry.dir, file),
-                    entry: Some(file.clone()),
-                });
-            }
-        }
-    }
-    let archive = set_dir.join(super::archive::ARCHIVE_DIR);
-    if archive.is_dir() {
-        for file in super::archive::ArchiveIndex::load(&archive)?.segments {
-            if let Some((first, _)) = file.lsns {
-                sources.push(LogSource {
-                    first,
-                    path: archive.join(&file.path),
-                    entry: Some(file),
-                });
-            }
-        }
-        for (first, path) in list_segments(&archive)? {
-            sources.push(LogSource {
-                first,
-                path,
-                entry: None,
-            });
-        }
-    }
+    let mut sources: Vec<LogSource> = entries
+        .iter()
+        .filter_map(|e| Some((&e.dir, e.info.as_ref().ok()?)))
+        .filter(|(_, info)| info.status == Status::Ok)
+        .flat_map(|(dir, info)| backup_log_sources(dir, info))
+        .collect();
+    sources.extend(archive_sources(set_dir)?);
     sources.sort_by_key(|s| (s.first, s.entry.is_none()));
     Ok(sources)
 }
@@ -260,12 +274,6 @@ impl RestorePlan {
     pub fn short_of_target(&self) -> bool {
         matches!(self.target, Target::Time(_)) && self.reach.stop != Stop::Target
     }
-}
-
-fn rfc3339_micros(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp_micros())
 }
 
 /// Plans the restore of `set` to `target`, reading and checking every file it would use.

@@ -10,10 +10,8 @@ use std::path::Path;
 
 use super::files::{check_stored, open_decompressed, read_decompressed};
 use super::info::{BackupInfo, Status};
-use super::restore::{LogSource, Stop, Target, walk_log};
-use super::set::{
-    LOG_PREFIX, MANIFEST_PREFIX, chain, open_set, partition_file_name, stored_partition_files,
-};
+use super::restore::{Stop, Target, archive_sources, backup_log_sources, walk_log};
+use super::set::{MANIFEST_PREFIX, chain, open_set, partition_file_name, stored_partition_files};
 use crate::checkpoint::file::verify_partition_stream;
 use crate::checkpoint::manifest::Manifest;
 use crate::error::Result;
@@ -66,18 +64,7 @@ pub fn verify_set(backup_dir: &Path, set: &str) -> Result<VerifyReport> {
         let before = report.problems.len();
         verify_files(&entry.dir, info, &mut report);
         verify_needs(&entries, info, &mut report);
-        let log: Vec<LogSource> = info
-            .files
-            .iter()
-            .filter(|f| f.path.starts_with(LOG_PREFIX))
-            .filter_map(|f| {
-                Some(LogSource {
-                    first: f.lsns?.0,
-                    path: BackupInfo::file_path(&entry.dir, f),
-                    entry: Some(f.clone()),
-                })
-            })
-            .collect();
+        let log = backup_log_sources(&entry.dir, info);
         match walk_log(
             &log,
             info.checkpoint_lsn,
@@ -169,25 +156,7 @@ fn verify_archive(set_dir: &Path, entries: &[super::set::DataEntry], report: &mu
     let Some(base) = entries.first().and_then(|e| e.info.as_ref().ok()) else {
         return;
     };
-    let outcome = super::archive::ArchiveIndex::load(&archive).and_then(|index| {
-        let mut sources: Vec<LogSource> = index
-            .segments
-            .iter()
-            .filter_map(|f| {
-                Some(LogSource {
-                    first: f.lsns?.0,
-                    path: archive.join(&f.path),
-                    entry: Some(f.clone()),
-                })
-            })
-            .collect();
-        for (first, path) in crate::wal::segment::list_segments(&archive)? {
-            sources.push(LogSource {
-                first,
-                path,
-                entry: None,
-            });
-        }
+    let outcome = archive_sources(set_dir).and_then(|mut sources| {
         sources.sort_by_key(|s| s.first);
         report.files += sources.len();
         walk_log(&sources, base.end_lsn, Target::Latest, |_, _| Ok(()))

@@ -58,16 +58,24 @@ pub struct LiveConfig {
 
 /// The JSON Pointer form of a setting's name: `/dataStore/storeMemoryLimit`, from that or
 /// `dataStore.storeMemoryLimit`, in any case.
-fn find_path(name: &str) -> Option<String> {
+fn find_path(name: &str) -> Option<&'static str> {
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        flatten(&Config::default())
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect()
+    });
     let wanted = name.trim().trim_matches('"').replace('.', "/");
     let wanted = if wanted.starts_with('/') {
         wanted
     } else {
         format!("/{wanted}")
     };
-    all_paths(&Config::default())
-        .into_iter()
+    paths
+        .iter()
         .find(|path| path.eq_ignore_ascii_case(&wanted))
+        .map(String::as_str)
 }
 
 /// Every setting's path with its value as the definition file writes it.
@@ -88,10 +96,6 @@ fn flatten(config: &Config) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn all_paths(config: &Config) -> Vec<String> {
-    flatten(config).into_iter().map(|(path, _)| path).collect()
 }
 
 impl LiveConfig {
@@ -129,15 +133,25 @@ impl LiveConfig {
     }
 
     /// The path of a setting `name` names, if any.
-    pub fn resolve(name: &str) -> Option<String> {
+    pub fn resolve(name: &str) -> Option<&'static str> {
         find_path(name)
+    }
+
+    /// The current value of the setting at `path`, as the definition file writes it.
+    pub fn value(&self, path: &str) -> Option<String> {
+        value_at(&self.current.read(), path)
+    }
+
+    /// The value the server started with.
+    pub fn startup_value(&self, path: &str) -> Option<String> {
+        value_at(&self.startup, path)
     }
 
     /// The configuration with setting `name` changed to `value` (`None`: back to the value
     /// the server started with), checked but not yet in force; and the setting's path.
     /// Settings that need a restart fail with 55P02. [`LiveConfig::commit`] puts it in force.
     pub fn prepare(&self, name: &str, value: Option<&str>) -> Result<(String, Config)> {
-        let path = find_path(name).ok_or_else(|| {
+        let path = find_path(name).map(str::to_string).ok_or_else(|| {
             KuraError::new(
                 sqlstate::UNDEFINED_OBJECT,
                 format!("unrecognized configuration parameter \"{name}\""),
@@ -181,21 +195,25 @@ impl LiveConfig {
     /// Puts a configuration from [`LiveConfig::prepare`] in force; returns the value of
     /// `path` as the definition file would write it.
     pub fn commit(&self, path: &str, new: Config) -> String {
-        let shown = flatten(&new)
-            .into_iter()
-            .find(|(p, _)| *p == path)
-            .map(|(_, v)| v)
-            .unwrap_or_default();
+        let shown = value_at(&new, path).unwrap_or_default();
         *self.current.write() = new;
-        let startup = flatten(&self.startup).into_iter().find(|(p, _)| p == path);
         let mut changed = self.changed.lock();
-        if startup.is_some_and(|(_, value)| value == shown) {
+        if self.startup_value(path).is_some_and(|value| value == shown) {
             changed.remove(path);
         } else {
             changed.insert(path.to_string(), shown.clone());
         }
         shown
     }
+}
+
+/// One setting's value as the definition file writes it.
+fn value_at(config: &Config, path: &str) -> Option<String> {
+    let document = serde_json::to_value(config).ok()?;
+    Some(match document.pointer(path)? {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 fn to_document(config: &Config) -> Result<Value> {

@@ -26,10 +26,6 @@ pub const STAT_PROGRESS_BASEBACKUP: &[(&str, Kind)] = &[
     ("started", Timestamptz),
 ];
 
-fn bytes(value: u64) -> V {
-    V::Int(i64::try_from(value).unwrap_or(i64::MAX))
-}
-
 pub fn stat_progress_basebackup(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_PROGRESS_BASEBACKUP);
     let Some(backups) = source.engine.as_ref().and_then(|e| e.backups().cloned()) else {
@@ -39,8 +35,8 @@ pub fn stat_progress_basebackup(source: &Source) -> Result<Rows> {
         rows.push(vec![
             ("pid", V::Int(i64::from(running.pid))),
             ("phase", running.phase.describe().into()),
-            ("backup_total", bytes(running.total)),
-            ("backup_streamed", bytes(running.done)),
+            ("backup_total", V::from(running.total)),
+            ("backup_streamed", V::from(running.done)),
             ("tablespaces_total", V::Int(1)),
             (
                 "tablespaces_streamed",
@@ -85,7 +81,7 @@ pub fn stat_archiver(source: &Source) -> Result<Rows> {
             "archived_count",
             status
                 .as_ref()
-                .map_or(V::Int(0), |s| bytes(s.sealed_files as u64)),
+                .map_or(V::Int(0), |s| V::from(s.sealed_files as u64)),
         ),
         (
             "last_archived_wal",
@@ -97,7 +93,7 @@ pub fn stat_archiver(source: &Source) -> Result<Rows> {
         ),
         (
             "failed_count",
-            status.as_ref().map_or(V::Int(0), |s| bytes(s.failures)),
+            status.as_ref().map_or(V::Int(0), |s| V::from(s.failures)),
         ),
         ("last_failed_wal", V::Null),
         (
@@ -106,7 +102,7 @@ pub fn stat_archiver(source: &Source) -> Result<Rows> {
         ),
         ("stats_reset", V::Null),
         ("archive_set", status.as_ref().map(|s| s.set.clone()).into()),
-        ("archived_lsn", archived.map_or(V::Null, bytes)),
+        ("archived_lsn", archived.into()),
         (
             "last_error",
             status.and_then(|s| s.error).or(resume_error).into(),

@@ -15,8 +15,6 @@ use super::table::{Kind, Rows, V};
 use crate::config::ReplicationMode;
 use crate::error::Result;
 use crate::replication::ReplicationHub;
-use crate::wal::Lsn;
-use crate::wal::marks::Lag;
 
 use Kind::*;
 
@@ -46,19 +44,10 @@ pub const STAT_REPLICATION: &[(&str, Kind)] = &[
     ("reply_time", Timestamptz),
 ];
 
-fn lsn(value: Lsn) -> V {
-    V::Int(i64::try_from(value).unwrap_or(i64::MAX))
-}
-
 fn interval(time: Option<Duration>) -> V {
     time.map_or(V::Null, |t| {
         V::Micros(i64::try_from(t.as_micros()).unwrap_or(i64::MAX))
     })
-}
-
-fn bytes(lag: Lag) -> V {
-    lag.bytes
-        .map_or(V::Null, |b| V::Int(i64::try_from(b).unwrap_or(i64::MAX)))
 }
 
 fn hub(source: &Source) -> Option<std::sync::Arc<ReplicationHub>> {
@@ -103,16 +92,16 @@ pub fn stat_replication(source: &Source) -> Result<Rows> {
             server_views::client_port(standby.client_addr),
             ("backend_start", micros(standby.backend_start)),
             ("state", standby.state.into()),
-            ("sent_lsn", lsn(standby.sent)),
-            ("write_lsn", lsn(progress.received)),
-            ("flush_lsn", lsn(progress.flushed)),
-            ("replay_lsn", lsn(progress.applied)),
+            ("sent_lsn", V::from(standby.sent)),
+            ("write_lsn", V::from(progress.received)),
+            ("flush_lsn", V::from(progress.flushed)),
+            ("replay_lsn", V::from(progress.applied)),
             ("write_lag", interval(write.time)),
             ("flush_lag", interval(flush.time)),
             ("replay_lag", interval(replay.time)),
-            ("write_lag_bytes", bytes(write)),
-            ("flush_lag_bytes", bytes(flush)),
-            ("replay_lag_bytes", bytes(replay)),
+            ("write_lag_bytes", write.bytes.into()),
+            ("flush_lag_bytes", flush.bytes.into()),
+            ("replay_lag_bytes", replay.bytes.into()),
             ("sync_priority", i32::from(sync != "async").into()),
             ("sync_state", sync.into()),
             ("reply_time", standby.last_reply.map_or(V::Null, micros)),
@@ -152,14 +141,14 @@ pub fn stat_wal_receiver(source: &Source) -> Result<Rows> {
     rows.push(vec![
         ("pid", V::Int(i64::from(std::process::id()))),
         ("status", status.state.into()),
-        ("epoch", lsn(hub.current_epoch().epoch)),
-        ("received_lsn", lsn(progress.received)),
-        ("flushed_lsn", lsn(progress.flushed)),
-        ("replay_lsn", lsn(progress.applied)),
-        ("latest_end_lsn", lsn(status.primary_written)),
+        ("epoch", V::from(hub.current_epoch().epoch)),
+        ("received_lsn", V::from(progress.received)),
+        ("flushed_lsn", V::from(progress.flushed)),
+        ("replay_lsn", V::from(progress.applied)),
+        ("latest_end_lsn", V::from(status.primary_written)),
         (
             "lag_records",
-            lsn(status.primary_written.saturating_sub(progress.applied)),
+            V::from(status.primary_written.saturating_sub(progress.applied)),
         ),
         (
             "last_msg_receipt_time",

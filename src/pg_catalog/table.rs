@@ -118,6 +118,13 @@ impl From<i64> for V {
     }
 }
 
+/// LSNs, byte counts and counters: int8, saturating at its maximum.
+impl From<u64> for V {
+    fn from(u: u64) -> V {
+        V::Int(i64::try_from(u).unwrap_or(i64::MAX))
+    }
+}
+
 impl<T: Into<V>> From<Option<T>> for V {
     fn from(value: Option<T>) -> V {
         value.map_or(V::Null, Into::into)

@@ -217,7 +217,7 @@ impl Server {
             ));
         }
         if let Some(backups) = self.engine.backups() {
-            backups.start_archiving(&self.engine);
+            backups.start_archiving();
         }
         if let Some(listener) = self.metrics.lock().take() {
             tokio::spawn(crate::stats::http::serve(listener, self.engine.clone()));

@@ -12,7 +12,7 @@ use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::Function;
 
 use super::Session;
-use crate::backup::info::BackupInfo;
+use crate::backup::info::{BackupInfo, rfc3339_micros};
 use crate::backup::names::Mode;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::sql::Outcome;
@@ -34,12 +34,6 @@ pub fn backup_schema() -> SchemaRef {
     ]))
 }
 
-fn micros(text: Option<&str>) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text?)
-        .ok()
-        .map(|t| t.timestamp_micros())
-}
-
 fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -55,12 +49,14 @@ fn backup_row(info: &BackupInfo) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(vec![info.files.len() as i64])),
         Arc::new(Int64Array::from(vec![int(info.stored_bytes())])),
         Arc::new(
-            TimestampMicrosecondArray::from(vec![micros(Some(&info.start_time))])
+            TimestampMicrosecondArray::from(vec![rfc3339_micros(&info.start_time)])
                 .with_timezone("UTC"),
         ),
         Arc::new(
-            TimestampMicrosecondArray::from(vec![micros(info.end_time.as_deref())])
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from(vec![
+                info.end_time.as_deref().and_then(rfc3339_micros),
+            ])
+            .with_timezone("UTC"),
         ),
     ];
     Ok(RecordBatch::try_new(backup_schema(), columns)?)

@@ -1317,16 +1317,12 @@ impl Session {
             let batch = RecordBatch::try_new(schema.clone(), columns)?;
             return Ok(Outcome::rows(schema, vec![batch], "SHOW"));
         }
-        if let Some(path) = crate::config::live::LiveConfig::resolve(&name)
+        if settings::param_named(&settings::canonical_name(&name)).is_none()
+            && let Some(path) = crate::config::live::LiveConfig::resolve(&name)
             && let Some(live) = self.engine().live_config()
         {
-            let value = live
-                .rows()
-                .into_iter()
-                .find(|r| r.path == path)
-                .map(|r| r.value)
-                .unwrap_or_default();
-            let schema = Arc::new(Schema::new(vec![Field::new(&path, DataType::Utf8, false)]));
+            let value = live.value(path).unwrap_or_default();
+            let schema = Arc::new(Schema::new(vec![Field::new(path, DataType::Utf8, false)]));
             let batch = RecordBatch::try_new(
                 schema.clone(),
                 vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],

@@ -21,12 +21,7 @@ impl Session {
         let (path, new) = live.prepare(&name, value.as_deref())?;
         put_in_force(&engine, &path, &new)?;
         let shown = live.commit(&path, new);
-        let before = live
-            .rows()
-            .into_iter()
-            .find(|r| r.path == path)
-            .map(|r| r.startup)
-            .unwrap_or_default();
+        let before = live.startup_value(&path).unwrap_or_default();
         tracing::info!(
             target: "kura::settings",
             setting = %path,

@@ -112,14 +112,10 @@ impl Exec<'_> {
     pub async fn run(&self, statement: &Statement, params: &ParamValues) -> Result<Outcome> {
         use crate::stats::counters::{COUNTERS, add};
         match statement {
-            Statement::Query(_) => add(&COUNTERS.read_operations, 1),
-            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                add(&COUNTERS.write_operations, 1)
+            Statement::Query(_) => {
+                add(&COUNTERS.read_operations, 1);
+                self.query(statement, params, "SELECT").await
             }
-            _ => {}
-        }
-        match statement {
-            Statement::Query(_) => self.query(statement, params, "SELECT").await,
             Statement::Explain {
                 statement: inner, ..
             } => match inner.as_ref() {
@@ -128,9 +124,18 @@ impl Exec<'_> {
                     "EXPLAIN is supported for queries only",
                 )),
             },
-            Statement::Insert(insert) => self.insert(insert, params).await,
-            Statement::Update(update) => self.update(update, params).await,
-            Statement::Delete(delete) => self.delete(delete, params).await,
+            Statement::Insert(insert) => {
+                add(&COUNTERS.write_operations, 1);
+                self.insert(insert, params).await
+            }
+            Statement::Update(update) => {
+                add(&COUNTERS.write_operations, 1);
+                self.update(update, params).await
+            }
+            Statement::Delete(delete) => {
+                add(&COUNTERS.write_operations, 1);
+                self.delete(delete, params).await
+            }
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateIndex(create) => self.create_index(create).await,

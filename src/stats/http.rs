@@ -39,30 +39,32 @@ enum Request {
     Bad,
 }
 
-/// Reads the request head; `None` while it is incomplete.
-fn parse(bytes: &[u8]) -> Option<Request> {
+/// Reads the request head: what it asks for, and whether it is a HEAD request (headers
+/// only); `None` while it is incomplete.
+fn parse(bytes: &[u8]) -> Option<(Request, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return None,
-        Err(_) => return Some(Request::Bad),
+        Err(_) => return Some((Request::Bad, false)),
     }
     let path = request.path.unwrap_or("");
     let path = path.split('?').next().unwrap_or(path);
-    Some(match (request.method, path) {
+    let asked = match (request.method, path) {
         (Some("GET" | "HEAD"), "/metrics") => Request::Metrics,
         (Some("GET" | "HEAD"), "/health") => Request::Health,
         (Some("GET" | "HEAD"), _) => Request::NotFound,
         _ => Request::MethodNotAllowed,
-    })
+    };
+    Some((asked, request.method == Some("HEAD")))
 }
 
 async fn answer(mut socket: TcpStream, engine: &Engine) {
     let mut buffer = Vec::with_capacity(1024);
-    let request = loop {
+    let (request, head_only) = loop {
         if buffer.len() >= MAX_REQUEST {
-            break Request::Bad;
+            break (Request::Bad, false);
         }
         let mut chunk = [0u8; 2048];
         let n = match tokio::time::timeout(READ_TIMEOUT, socket.read(&mut chunk)).await {
@@ -114,7 +116,6 @@ async fn answer(mut socket: TcpStream, engine: &Engine) {
          Connection: close\r\n\r\n",
         body.len()
     );
-    let head_only = buffer.starts_with(b"HEAD ");
     let _ = socket.write_all(head.as_bytes()).await;
     if !head_only {
         let _ = socket.write_all(body.as_bytes()).await;
@@ -126,25 +127,33 @@ async fn answer(mut socket: TcpStream, engine: &Engine) {
 mod tests {
     use super::*;
 
+    fn asked(bytes: &[u8]) -> Option<Request> {
+        parse(bytes).map(|(request, _)| request)
+    }
+
     #[test]
     fn requests_are_read_safely() {
         assert_eq!(
-            parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            asked(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
             Some(Request::Metrics)
         );
         assert_eq!(
-            parse(b"GET /health?x=1 HTTP/1.0\r\n\r\n"),
+            asked(b"GET /health?x=1 HTTP/1.0\r\n\r\n"),
             Some(Request::Health)
         );
         assert_eq!(
-            parse(b"GET /other HTTP/1.1\r\n\r\n"),
+            asked(b"GET /other HTTP/1.1\r\n\r\n"),
             Some(Request::NotFound)
         );
         assert_eq!(
-            parse(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            asked(b"POST /metrics HTTP/1.1\r\n\r\n"),
             Some(Request::MethodNotAllowed)
         );
-        assert_eq!(parse(b"GET /metrics HTTP/1.1\r\n"), None);
-        assert_eq!(parse(b"\x00\x01garbage\r\n\r\n"), Some(Request::Bad));
+        assert_eq!(
+            parse(b"HEAD /health HTTP/1.1\r\n\r\n"),
+            Some((Request::Health, true))
+        );
+        assert_eq!(asked(b"GET /metrics HTTP/1.1\r\n"), None);
+        assert_eq!(asked(b"\x00\x01garbage\r\n\r\n"), Some(Request::Bad));
     }
 }

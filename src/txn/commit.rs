@@ -173,6 +173,7 @@ impl TxnManager {
             )?;
         }
         *last = ts;
+        drop(last);
         self.commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let written: usize = prepared
