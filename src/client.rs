@@ -79,6 +79,9 @@ pub fn server_error(e: tokio_postgres::Error) -> String {
     if let Some(hint) = db.hint() {
         text.push_str(&format!("\nhint: {hint}"));
     }
+    if let Some(context) = db.where_() {
+        text.push_str(&format!("\ncontext: {context}"));
+    }
     text
 }
 

@@ -33,6 +33,7 @@ pub mod session;
 pub mod sql;
 pub mod stats;
 pub mod storage;
+pub mod transfer;
 pub mod txn;
 pub mod types;
 pub mod wal;

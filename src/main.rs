@@ -119,6 +119,35 @@ enum Command {
         #[command(flatten)]
         location: BackupLocation,
     },
+    /// Export tables (or the whole database, views included) from a running server into a
+    /// new directory (GridDB's gs_export): one CSV or Parquet file per table, the definitions
+    /// (kind, partitioning, expiry, indexes) in schema.sql and export.json, one snapshot.
+    Export {
+        /// The directory to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// How rows are written.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: kura::transfer::DataFormat,
+        /// The tables to export (default: every table and view).
+        tables: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Import an export directory into a running server (GridDB's gs_import): each table is
+    /// created and loaded all or nothing; bad rows are reported with their line numbers.
+    Import {
+        /// The export directory.
+        #[arg(long = "in", value_name = "DIR")]
+        input: PathBuf,
+        /// The tables to import (default: every table and view of the export).
+        tables: Vec<String>,
+        /// Load rows into existing tables; create nothing.
+        #[arg(long)]
+        data_only: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Manage administrators (the administrators' file, `/security/passwordFile`). The
     /// password is read from standard input (prompted for, without echo, on a terminal).
     User {
@@ -328,6 +357,38 @@ fn main() -> ExitCode {
             .options(server.host, server.port)
             .and_then(|options| kura::client::block_on(kura::stats::command::stat(&options)))
             .map(|json| println!("{json}")),
+        Command::Export {
+            out,
+            format,
+            tables,
+            server,
+        } => server
+            .login
+            .options(server.host, server.port)
+            .and_then(|options| {
+                let export = kura::transfer::export::ExportOptions {
+                    dir: out,
+                    format,
+                    tables,
+                };
+                kura::client::block_on(kura::transfer::export::run(&options, &export))
+            }),
+        Command::Import {
+            input,
+            tables,
+            data_only,
+            server,
+        } => server
+            .login
+            .options(server.host, server.port)
+            .and_then(|options| {
+                let import = kura::transfer::import::ImportOptions {
+                    dir: input,
+                    tables,
+                    data_only,
+                };
+                kura::client::block_on(kura::transfer::import::run(&options, &import))
+            }),
         Command::Restore {
             name,
             until,

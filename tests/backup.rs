@@ -8,30 +8,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::replicas::{config_file, eventually, kura_client};
-use common::{ADMIN_PASSWORD, TestServer, exec, fails, text_rows};
-
-/// `kura ARGS` as an administrator, whatever its outcome.
-fn kura(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
-        .args(args)
-        .env("PGPASSWORD", ADMIN_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the kura command")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::replicas::{config_file, eventually, kura_client, kura_run as kura, printed as text};
+use common::{TestServer, exec, fails, text_rows};
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")

@@ -28,10 +28,25 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Digests and counts what passes through to a file.
-struct DigestWriter {
+pub struct DigestWriter {
     file: File,
     digest: Context,
     written: u64,
+}
+
+impl DigestWriter {
+    pub fn new(file: File) -> Self {
+        Self {
+            file,
+            digest: Context::new(&SHA256),
+            written: 0,
+        }
+    }
+
+    /// The file (to fsync it), the bytes written and their SHA-256 (hex).
+    pub fn finish(self) -> (File, u64, String) {
+        (self.file, self.written, hex(self.digest.finish().as_ref()))
+    }
 }
 
 impl Write for DigestWriter {
@@ -77,11 +92,7 @@ pub fn write_compressed(
     }
     let tmp = temporary_name(&target);
     let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    let sink = DigestWriter {
-        file,
-        digest: Context::new(&SHA256),
-        written: 0,
-    };
+    let sink = DigestWriter::new(file);
     let mut source = Counted {
         inner: source,
         progress,
@@ -90,20 +101,20 @@ pub fn write_compressed(
     let io = |e| io_error(&tmp, e);
     let mut encoder = zstd::stream::write::Encoder::new(sink, LEVEL).map_err(io)?;
     std::io::copy(&mut source, &mut encoder).map_err(io)?;
-    let sink = encoder.finish().map_err(io)?;
-    sink.file.sync_all().map_err(io)?;
+    let (file, bytes, sha256) = encoder.finish().map_err(io)?.finish();
+    file.sync_all().map_err(io)?;
     publish(&tmp, &target)?;
     Ok(FileEntry {
         path: path.to_string(),
-        bytes: sink.written,
+        bytes,
         raw_bytes: source.read,
-        sha256: hex(sink.digest.finish().as_ref()),
+        sha256,
         lsns: None,
     })
 }
 
-/// Checks a stored file's size and digest against its entry.
-pub fn check_stored(path: &Path, entry: &FileEntry) -> Result<()> {
+/// The size of a file and the SHA-256 (hex) of its bytes.
+pub fn digest_file(path: &Path) -> Result<(u64, String)> {
     let mut file = File::open(path).map_err(|e| io_error(path, e))?;
     let mut digest = Context::new(&SHA256);
     let mut buf = vec![0u8; 1 << 20];
@@ -116,13 +127,19 @@ pub fn check_stored(path: &Path, entry: &FileEntry) -> Result<()> {
         digest.update(&buf[..n]);
         len += n as u64;
     }
+    Ok((len, hex(digest.finish().as_ref())))
+}
+
+/// Checks a stored file's size and digest against its entry.
+pub fn check_stored(path: &Path, entry: &FileEntry) -> Result<()> {
+    let (len, sha256) = digest_file(path)?;
     if len != entry.bytes {
         return Err(damaged(
             path,
             &format!("{len} bytes where {} were written", entry.bytes),
         ));
     }
-    if hex(digest.finish().as_ref()) != entry.sha256 {
+    if sha256 != entry.sha256 {
         return Err(damaged(path, "its SHA-256 digest does not match"));
     }
     Ok(())

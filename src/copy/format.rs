@@ -281,9 +281,9 @@ impl TextDecoder {
     /// fills, in order; they resolve FORCE_NOT_NULL and FORCE_NULL (42P10 for a name not
     /// among them).
     pub fn new<S: AsRef<str>>(options: &CopyOptions, columns: &[S]) -> Result<Self> {
-        if options.format == CopyFormat::Binary {
+        if !matches!(options.format, CopyFormat::Text | CopyFormat::Csv) {
             return Err(KuraError::internal(
-                "TextDecoder cannot read binary COPY data",
+                "TextDecoder reads only text and CSV COPY data",
             ));
         }
         let config = TextConfig {
@@ -1121,6 +1121,11 @@ impl CopyEncoder {
     /// An encoder for `options`; `columns` are the names of the columns written, in order
     /// (for HEADER and to resolve FORCE_QUOTE, 42P10 for a name not among them).
     pub fn new<S: AsRef<str>>(options: &CopyOptions, columns: &[S]) -> Result<Self> {
+        if options.is_parquet() {
+            return Err(KuraError::internal(
+                "Parquet COPY data is written by copy::parquet",
+            ));
+        }
         let mut text_escapes = [0u8; 256];
         text_escapes[usize::from(options.delimiter)] = options.delimiter;
         text_escapes[usize::from(b'\\')] = b'\\';
@@ -1161,6 +1166,8 @@ impl CopyEncoder {
                 out.put_i32(0);
                 out.put_i32(0);
             }
+            // `new` refuses Parquet.
+            CopyFormat::Parquet => {}
             CopyFormat::Text | CopyFormat::Csv => {
                 if let Some(columns) = &self.header {
                     for (i, name) in columns.iter().enumerate() {

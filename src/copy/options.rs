@@ -21,6 +21,8 @@ pub enum CopyFormat {
     Text,
     Csv,
     Binary,
+    /// A Parquet file (Kura's extension, spelled as DuckDB spells it).
+    Parquet,
 }
 
 /// The columns a FORCE_QUOTE, FORCE_NOT_NULL or FORCE_NULL option applies to.
@@ -122,6 +124,18 @@ impl CopyOptions {
         self.format == CopyFormat::Binary
     }
 
+    pub fn is_parquet(&self) -> bool {
+        self.format == CopyFormat::Parquet
+    }
+
+    /// The format code CopyInResponse / CopyOutResponse announce: 1 for binary data.
+    pub fn wire_format(&self) -> i8 {
+        i8::from(matches!(
+            self.format,
+            CopyFormat::Binary | CopyFormat::Parquet
+        ))
+    }
+
     /// Options of `Statement::Copy`: `options` is the parenthesized list, `legacy` the old
     /// syntax; `is_from` is true for COPY FROM.
     pub fn from_ast(
@@ -185,6 +199,7 @@ impl Spec {
                     "text" => CopyFormat::Text,
                     "csv" => CopyFormat::Csv,
                     "binary" => CopyFormat::Binary,
+                    "parquet" => CopyFormat::Parquet,
                     _ => return Err(invalid(format!("COPY format \"{name}\" not recognized"))),
                 };
                 set(&mut self.format, format)
@@ -240,13 +255,23 @@ impl Spec {
     fn finish(self, is_from: bool) -> Result<CopyOptions> {
         let format = self.format.unwrap_or(CopyFormat::Text);
         let csv = format == CopyFormat::Csv;
-        let binary = format == CopyFormat::Binary;
+        // Binary and Parquet data carry their own framing and NULLs.
+        let binary = matches!(format, CopyFormat::Binary | CopyFormat::Parquet);
+        let mode = if format == CopyFormat::Parquet {
+            "PARQUET"
+        } else {
+            "BINARY"
+        };
 
         if binary && self.delimiter.is_some() {
-            return Err(KuraError::syntax("cannot specify DELIMITER in BINARY mode"));
+            return Err(KuraError::syntax(format!(
+                "cannot specify DELIMITER in {mode} mode"
+            )));
         }
         if binary && self.null.is_some() {
-            return Err(KuraError::syntax("cannot specify NULL in BINARY mode"));
+            return Err(KuraError::syntax(format!(
+                "cannot specify NULL in {mode} mode"
+            )));
         }
         if let Some(encoding) = &self.encoding {
             let folded: String = encoding
@@ -290,7 +315,7 @@ impl Spec {
         }
 
         if binary && self.header == Some(true) {
-            return Err(feature("cannot specify HEADER in BINARY mode"));
+            return Err(feature(format!("cannot specify HEADER in {mode} mode")));
         }
 
         if !csv && self.quote.is_some() {

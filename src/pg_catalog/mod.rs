@@ -11,6 +11,7 @@
 //! Invariants: oids are stable ([`oids`]); the relations are read-only; every relation a
 //! schema lists can be scanned.
 
+pub mod definitions;
 pub mod expand_array;
 pub mod functions;
 pub mod information_schema;

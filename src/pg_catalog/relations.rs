@@ -11,7 +11,9 @@ use std::sync::Arc;
 use super::oids::{self, PgType, types};
 use super::table::{Kind, Rows, V};
 use super::{RelationSpec, Source};
-use super::{operations_views, replication_views, server_views, statistics, time_zones};
+use super::{
+    definitions, operations_views, replication_views, server_views, statistics, time_zones,
+};
 use crate::error::Result;
 use crate::storage::TableDef;
 use crate::storage::schema::IndexDef;
@@ -132,6 +134,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         name: "pg_stat_progress_basebackup",
         layout: operations_views::STAT_PROGRESS_BASEBACKUP,
         build: operations_views::stat_progress_basebackup,
+        needs_views: false,
+    },
+    RelationSpec {
+        name: "kura_definitions",
+        layout: definitions::DEFINITIONS,
+        build: definitions::definitions,
         needs_views: false,
     },
     RelationSpec {
@@ -808,7 +816,7 @@ pub fn constraint_definition(def: &TableDef, index: &IndexDef) -> String {
     format!("{kind} ({})", column_list(def, &index.columns))
 }
 
-fn column_list(def: &TableDef, columns: &[usize]) -> String {
+pub(super) fn column_list(def: &TableDef, columns: &[usize]) -> String {
     columns
         .iter()
         .filter_map(|c| def.columns.get(*c))

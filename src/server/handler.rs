@@ -648,7 +648,9 @@ where
             client.set_state(PgWireConnectionState::CopyInProgress(false));
             Ok(())
         }
-        Response::CopyOut(data) => pgwire::api::copy::send_copy_out_response(client, data).await,
+        Response::CopyOut(_) => Err(to_pgwire(KuraError::internal(
+            "COPY TO data is sent by wire::respond",
+        ))),
         Response::CopyBoth(_) => Err(to_pgwire(KuraError::unsupported(
             "COPY BOTH is not supported",
         ))),

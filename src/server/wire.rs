@@ -13,10 +13,11 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::copy::CopyData;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::response::NoticeResponse;
 
 use crate::error::KuraError;
+use crate::session::copy::{CopyOutStream, CopyStart};
 use crate::sql::Outcome;
 
 pub fn error_info(e: &KuraError) -> ErrorInfo {
@@ -56,6 +57,52 @@ pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> 
         .zip(fields)
         .map(|(field, info)| super::described::describe(field, info))
         .collect())
+}
+
+/// Sends a COPY TO's data (CopyOutResponse, the CopyData messages, CopyDone) and returns the
+/// number of rows it held, which the caller's CommandComplete reports. pgwire's own sender
+/// would count messages, and a Parquet message holds many rows. An error ends the COPY with
+/// an ErrorResponse (the caller's), as in PostgreSQL, and raises `failed`.
+async fn send_copy_out<C>(
+    client: &mut C,
+    start: CopyStart,
+    mut stream: CopyOutStream,
+    failed: &AtomicBool,
+) -> PgWireResult<usize>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let formats = vec![i16::from(start.format); start.columns];
+    let columns = i16::try_from(start.columns).unwrap_or(i16::MAX);
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            start.format,
+            columns,
+            formats,
+        )))
+        .await?;
+    let mut rows = 0u64;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok((bytes, count)) => {
+                rows += count;
+                if !bytes.is_empty() {
+                    client
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(bytes)))
+                        .await?;
+                }
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Release);
+                return Err(to_pgwire(e));
+            }
+        }
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(usize::try_from(rows).unwrap_or(usize::MAX))
 }
 
 /// The pgwire response for an outcome; notices of the outcome are fed to `client` first.
@@ -111,18 +158,8 @@ where
             futures::stream::empty(),
         ))),
         Outcome::CopyOut { start, stream } => {
-            let data = stream.map(move |item| match item {
-                Ok((bytes, _rows)) => Ok(CopyData::new(bytes)),
-                Err(e) => {
-                    failed.store(true, Ordering::Release);
-                    Err(to_pgwire(e))
-                }
-            });
-            Ok(Response::CopyOut(CopyResponse::new(
-                start.format,
-                start.columns,
-                data,
-            )))
+            let rows = send_copy_out(client, start, stream, &failed).await?;
+            Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
         }
         Outcome::Done {
             command,

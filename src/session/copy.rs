@@ -31,7 +31,9 @@ use crate::copy::format::{
     BinaryDecoder, ContextValue, CopyEncoder, RowDecoder, TextDecoder, TextRow,
     binary_field_count_error, copy_context, extra_data_error, missing_data_error,
 };
+use crate::copy::options::CopyFormat;
 pub use crate::copy::options::CopyOptions;
+use crate::copy::parquet::{ParquetDecoder, ParquetEncoder};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::server::text::{BPCHAR_LENGTH, pad_column, text_values};
 use crate::sql::exec::Exec;
@@ -62,6 +64,7 @@ pub struct CopyIn {
 enum Decoder {
     Text(TextDecoder),
     Binary(BinaryDecoder),
+    Parquet(ParquetDecoder),
 }
 
 /// What the client is told when a COPY starts.
@@ -172,13 +175,13 @@ impl CopyIn {
             .iter()
             .map(|&i| target.def.columns[i].name.clone())
             .collect();
-        let decoder = if options.is_binary() {
-            Decoder::Binary(BinaryDecoder::new())
-        } else {
-            Decoder::Text(TextDecoder::new(options, &names)?)
+        let decoder = match options.format {
+            CopyFormat::Binary => Decoder::Binary(BinaryDecoder::new()),
+            CopyFormat::Parquet => Decoder::Parquet(ParquetDecoder::new(names.len())),
+            CopyFormat::Text | CopyFormat::Csv => Decoder::Text(TextDecoder::new(options, &names)?),
         };
         let start = CopyStart {
-            format: i8::from(options.is_binary()),
+            format: options.wire_format(),
             columns: names.len(),
         };
         Ok((
@@ -218,29 +221,36 @@ impl CopyIn {
         copy_context(&self.def.name, line, column, value)
     }
 
-    /// Decodes `data`; returns true when enough rows wait to be written.
-    pub fn feed(&mut self, data: &[u8]) -> Result<bool> {
+    /// Takes in `data`; [`fill`](Self::fill) decodes it.
+    pub fn feed(&mut self, data: &[u8]) {
         match &mut self.decoder {
             Decoder::Text(d) => d.feed(data),
             Decoder::Binary(d) => d.feed(data),
+            Decoder::Parquet(d) => d.feed(data),
         }
-        self.drain()?;
-        Ok(self.pending.len() >= FLUSH_ROWS)
     }
 
-    /// The end of the data: the rest becomes rows.
-    pub fn finish(&mut self) -> Result<()> {
+    /// The end of the data: what is left becomes rows.
+    pub fn finish(&mut self) {
         match &mut self.decoder {
             Decoder::Text(d) => d.finish(),
             Decoder::Binary(d) => d.finish(),
+            Decoder::Parquet(d) => d.finish(),
         }
-        self.drain()
+    }
+
+    /// Decodes rows until a batch is ready to be written (true) or the input taken in so far
+    /// is used up (false).
+    pub fn fill(&mut self) -> Result<bool> {
+        self.drain()?;
+        Ok(self.pending.len() >= FLUSH_ROWS)
     }
 
     /// The next row in text form.
     fn next_row(&mut self) -> Result<Option<TextRow>> {
         let binary = match &mut self.decoder {
             Decoder::Text(d) => return d.next_row(),
+            Decoder::Parquet(d) => return d.next_row(),
             Decoder::Binary(d) => d.next_row()?,
         };
         let Some(row) = binary else {
@@ -276,11 +286,12 @@ impl CopyIn {
         match &self.decoder {
             Decoder::Text(d) => d.line(),
             Decoder::Binary(d) => d.line(),
+            Decoder::Parquet(d) => d.line(),
         }
     }
 
     fn drain(&mut self) -> Result<()> {
-        loop {
+        while self.pending.len() < FLUSH_ROWS {
             let row = match self.next_row() {
                 Ok(Some(row)) => row,
                 Ok(None) => return Ok(()),
@@ -309,6 +320,7 @@ impl CopyIn {
             self.pending_lines.push(row.line);
             self.pending.push(row.fields);
         }
+        Ok(())
     }
 
     /// Writes the waiting rows into the transaction `exec` runs in.
@@ -460,6 +472,9 @@ pub fn encode_rows(
     if options.is_binary() {
         return encode_binary_rows(schema, stream, options);
     }
+    if options.is_parquet() {
+        return encode_parquet_rows(schema, stream);
+    }
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let pads = bpchar_pads(&schema);
     let encoder = Arc::new(CopyEncoder::new(options, &names)?);
@@ -568,6 +583,39 @@ fn encode_binary_rows(
             Ok((message.freeze(), 0))
         }))
         .boxed();
+    Ok((start, stream))
+}
+
+/// `COPY ... TO STDOUT (FORMAT parquet)`: one Parquet file, sent as each row group is
+/// written, then its footer.
+fn encode_parquet_rows(
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+) -> Result<(CopyStart, CopyOutStream)> {
+    let start = CopyStart {
+        format: 1,
+        columns: schema.fields().len(),
+    };
+    let encoder = Arc::new(parking_lot::Mutex::new(Some(ParquetEncoder::new(schema)?)));
+    let finisher = encoder.clone();
+    let rows = stream.map(move |batch| -> Result<(Bytes, u64)> {
+        let batch = batch?;
+        let mut encoder = encoder.lock();
+        let encoder = encoder
+            .as_mut()
+            .ok_or_else(|| KuraError::internal("Parquet COPY written after its end"))?;
+        Ok((encoder.write(&batch)?, batch.num_rows() as u64))
+    });
+    let end = futures::stream::once(async move {
+        let encoder = finisher
+            .lock()
+            .take()
+            .ok_or_else(|| KuraError::internal("Parquet COPY ended twice"))?;
+        Ok((encoder.finish()?, 0))
+    });
+    // Row groups are written when full, so most batches produce no bytes yet; their rows are
+    // counted all the same.
+    let stream = rows.chain(end).boxed();
     Ok((start, stream))
 }
 

@@ -510,10 +510,17 @@ impl Session {
         let Some(mut copy_in) = self.copy_in.take() else {
             return Ok(());
         };
-        let result = match copy_in.feed(data) {
-            Ok(true) => self.flush_copy(&mut copy_in).await,
-            Ok(false) => Ok(()),
-            Err(e) => Err(e),
+        copy_in.feed(data);
+        let result = loop {
+            match copy_in.fill() {
+                Ok(true) => {
+                    if let Err(e) = self.flush_copy(&mut copy_in).await {
+                        break Err(e);
+                    }
+                }
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
         };
         match result {
             Ok(()) => {
@@ -532,9 +539,18 @@ impl Session {
                 "CopyDone without a COPY in progress",
             ));
         };
-        let written = match copy_in.finish() {
-            Ok(()) => self.flush_copy(&mut copy_in).await,
-            Err(e) => Err(e),
+        copy_in.finish();
+        let written = loop {
+            let full = match copy_in.fill() {
+                Ok(full) => full,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = self.flush_copy(&mut copy_in).await {
+                break Err(e);
+            }
+            if !full {
+                break Ok(());
+            }
         };
         if let Err(e) = written {
             return Err(self.abort_copy(copy_in, e));

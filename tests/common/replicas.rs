@@ -131,15 +131,29 @@ pub fn event_log_mentions(data_dir: &Path, needle: &str) -> bool {
         .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(needle)))
 }
 
-/// Runs `kura ARGS` as an administrator (PGPASSWORD) and returns what it printed; panics
-/// when it fails.
-pub fn kura_client(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+/// Runs `kura ARGS` as an administrator (PGPASSWORD), whatever its outcome.
+pub fn kura_run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
         .args(args)
         .env("PGPASSWORD", ADMIN_PASSWORD)
         .stdin(std::process::Stdio::null())
         .output()
-        .expect("run the kura command");
+        .expect("run the kura command")
+}
+
+/// What a `kura` command printed, stdout then stderr.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `kura ARGS` as an administrator (PGPASSWORD) and returns what it printed; panics
+/// when it fails.
+pub fn kura_client(args: &[&str]) -> String {
+    let out = kura_run(args);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "kura {args:?}: {said} {out:?}");
     said
