@@ -346,3 +346,138 @@ async fn administrators_copy_server_files_both_ways() {
     )
     .await;
 }
+
+async fn copy_out_bytes(client: &Client, sql: &str) -> Vec<u8> {
+    let stream = client.copy_out(sql).await.unwrap();
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+async fn copy_in_bytes(
+    client: &Client,
+    sql: &str,
+    data: &[u8],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(sql).await?;
+    futures::pin_mut!(sink);
+    for chunk in data.chunks(1000) {
+        sink.send(Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.finish().await
+}
+
+#[tokio::test]
+async fn parquet_copy_round_trips_and_reports_bad_rows_by_number() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    exec(
+        &c,
+        "CREATE TABLE src (id INTEGER PRIMARY KEY, name STRING, v DOUBLE, raw BYTEA, \
+         ts TIMESTAMP(9), tz TIMESTAMPTZ, n NUMERIC(10,3), d DATE)",
+    )
+    .await;
+    exec(
+        &c,
+        "INSERT INTO src SELECT x, CASE WHEN x % 5 = 0 THEN NULL ELSE 'name ' || x END, \
+         x / 3.0, NULL, to_timestamp_nanos(x * 1000000001), NULL, x / 7, NULL \
+         FROM generate_series(1, 20000) t(x)",
+    )
+    .await;
+    exec(
+        &c,
+        "INSERT INTO src VALUES (0, '', 0.5, '\\x00ff', '1969-12-31 23:59:59.999999999', \
+         '2024-06-30 12:00:00+02', -1.5, '2024-02-29')",
+    )
+    .await;
+    let file = copy_out_bytes(&c, "COPY src TO STDOUT (FORMAT parquet)").await;
+    assert_eq!(&file[..4], b"PAR1");
+    assert_eq!(&file[file.len() - 4..], b"PAR1");
+
+    exec(
+        &c,
+        "CREATE TABLE dst (id INTEGER PRIMARY KEY, name STRING, v DOUBLE, raw BYTEA, \
+         ts TIMESTAMP(9), tz TIMESTAMPTZ, n NUMERIC(10,3), d DATE)",
+    )
+    .await;
+    let stored = copy_in_bytes(&c, "COPY dst FROM STDIN (FORMAT parquet)", &file)
+        .await
+        .unwrap();
+    assert_eq!(stored, 20001);
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT count(*) FROM (SELECT * FROM src EXCEPT SELECT * FROM dst) x"
+        )
+        .await,
+        vec!["0"]
+    );
+    assert_eq!(
+        rows(&c, "SELECT name = '', raw, d FROM dst WHERE id = 0").await,
+        vec!["t|\\x00ff|2024-02-29"]
+    );
+
+    // A query's result, and a column subset.
+    let file = copy_out_bytes(
+        &c,
+        "COPY (SELECT id + 100000, name FROM src WHERE id BETWEEN 1 AND 10) \
+         TO STDOUT (FORMAT parquet)",
+    )
+    .await;
+    assert_eq!(
+        copy_in_bytes(&c, "COPY dst (id, name) FROM STDIN (FORMAT parquet)", &file)
+            .await
+            .unwrap(),
+        10
+    );
+
+    // Row 3 does not fit: the whole COPY fails, naming the row and the column.
+    let file = copy_out_bytes(
+        &c,
+        "COPY (SELECT id + 200000, CASE WHEN id = 3 THEN 'x' ELSE '1' END FROM src \
+         WHERE id BETWEEN 1 AND 5 ORDER BY id) TO STDOUT (FORMAT parquet)",
+    )
+    .await;
+    exec(
+        &c,
+        "CREATE TABLE narrow (id INTEGER PRIMARY KEY, k INTEGER)",
+    )
+    .await;
+    let error = copy_in_bytes(&c, "COPY narrow FROM STDIN (FORMAT parquet)", &file)
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "22P02", "{db:?}");
+    assert_eq!(db.where_(), Some("COPY narrow, line 3, column k: \"x\""));
+    assert_eq!(rows(&c, "SELECT count(*) FROM narrow").await, vec!["0"]);
+
+    // Not Parquet, or the wrong number of columns: 22P04.
+    let error = copy_in_bytes(&c, "COPY narrow FROM STDIN (FORMAT parquet)", b"1,2\n")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), Some("22P04"));
+    let error = copy_in_bytes(&c, "COPY narrow (id) FROM STDIN (FORMAT parquet)", &file)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), Some("22P04"));
+    let message = error.as_db_error().map(|db| db.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("has 2 columns")),
+        "{error:?}"
+    );
+
+    // Text-only options make no sense for Parquet.
+    fails(
+        &c,
+        "COPY narrow TO STDOUT (FORMAT parquet, HEADER)",
+        "0A000",
+    )
+    .await;
+    fails(
+        &c,
+        "COPY narrow FROM STDIN (FORMAT parquet, DELIMITER ',')",
+        "42601",
+    )
+    .await;
+}

@@ -371,6 +371,15 @@ async fn simple_query_command_tags() {
         )
     );
 
+    // COPY TO's tag counts rows however they are framed: a message per row in text, a
+    // Parquet file in a few messages.
+    let reply = raw
+        .query("COPY t TO STDOUT; COPY t TO STDOUT (FORMAT parquet)")
+        .await;
+    assert_eq!(reply.tags(), ["COPY 5", "COPY 5"]);
+    let data_messages = reply.messages.iter().filter(|m| m.tag == b'd').count();
+    assert!(data_messages < 10, "{data_messages} CopyData messages");
+
     // An empty query string gets EmptyQueryResponse and no tag.
     let reply = raw.query("").await;
     assert!(reply.messages.iter().any(|m| m.tag == b'I'), "{reply:?}");
