@@ -132,6 +132,34 @@ async fn statistics_and_metrics_follow_the_work() {
     .await;
     assert!(rows[0].parse::<i64>().unwrap() >= 502, "{rows:?}");
 
+    // GridDB's per-database metatable: every database for an administrator, with its
+    // connections (this test holds two), the statements running (this one) and its row data
+    // in memory.
+    exec(&client, "CREATE DATABASE quiet").await;
+    let rows = text_rows(
+        &client,
+        &format!(
+            "SELECT database_name, node_port = {}, sql_connection_count, \
+         sql_request_count, store_memory_size > 0, store_block_size >= store_memory_size, \
+         transaction_connection_count, store_swap_read_size IS NULL \
+             FROM \"#database_stats\" ORDER BY database_id",
+            server.port
+        ),
+    )
+    .await;
+    assert_eq!(
+        rows,
+        vec!["public|t|2|1|t|t|0|t", "quiet|t|0|0|f|t|0|t"],
+        "{rows:?}"
+    );
+    // pg_stat_activity shows this statement running, and the other connection idle after
+    // its last one.
+    let sql = "SELECT state, query FROM pg_stat_activity ORDER BY pid = pg_backend_pid()";
+    let rows = text_rows(&client, sql).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].starts_with("idle|"), "{rows:?}");
+    assert_eq!(rows[1], format!("active|{sql}"));
+
     let (status, metrics_after) = http_get(&address, "/metrics");
     assert!(status.contains("200"), "{status}");
     assert!(metrics_after.contains("# TYPE kura_commits_total counter"));

@@ -143,6 +143,12 @@ pub const PG_CATALOG: &[RelationSpec] = &[
         needs_views: false,
     },
     RelationSpec {
+        name: "#database_stats",
+        layout: operations_views::DATABASE_STATS,
+        build: operations_views::database_stats,
+        needs_views: false,
+    },
+    RelationSpec {
         name: "kura_stat",
         layout: operations_views::KURA_STAT,
         build: operations_views::kura_stat,

@@ -261,9 +261,21 @@ impl Session {
             .begin_statement(self.settings.duration("statement_timeout"));
     }
 
-    /// SQL the current request runs, for the slow-statement log.
+    /// SQL the current request runs, for the slow-statement log and `pg_stat_activity`.
     pub fn record_request_sql(&mut self, sql: Arc<str>) {
+        self.show_activity(|activity| {
+            activity.state = "active";
+            activity.query = sql.to_string();
+            activity.query_start = Some(chrono::Utc::now());
+        });
         self.slow_log.record(sql);
+    }
+
+    /// Updates what `pg_stat_activity` shows of this connection.
+    fn show_activity(&self, change: impl FnOnce(&mut backends::Activity)) {
+        if let Some(backends) = &self.backends {
+            backends.update(self.identity.backend_pid, change);
+        }
     }
 
     /// The request is answered (ReadyForQuery): arms `idle_in_transaction_session_timeout`
@@ -279,6 +291,12 @@ impl Session {
             self.slow_log.set_limits(limit, text);
         }
         self.slow_log.end(&self.identity.user, &self.db.name);
+        let state = match &self.block {
+            Some(block) if block.failed => "idle in transaction (aborted)",
+            Some(_) => "idle in transaction",
+            None => "idle",
+        };
+        self.show_activity(|activity| activity.state = state);
         let idle = match self.block {
             Some(_) => self
                 .settings

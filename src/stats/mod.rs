@@ -618,15 +618,22 @@ fn backups(f: &mut Figures, engine: &Engine) {
 
 /// Row data in memory and swapped out, over every table of every database.
 fn store_usage(engine: &Engine) -> (usize, u64) {
+    engine
+        .databases()
+        .iter()
+        .map(|db| database_store_usage(db))
+        .fold((0, 0), |(r, s), (dr, ds)| (r + dr, s + ds))
+}
+
+/// The bytes of one database's row data held in memory and swapped out to files.
+pub fn database_store_usage(db: &crate::query::Database) -> (usize, u64) {
     let mut resident = 0;
     let mut swapped = 0;
-    for db in engine.databases() {
-        for table in db.catalog.tables() {
-            for partition in table.partitions().iter() {
-                let (memory, out) = partition.residency();
-                resident += memory;
-                swapped += out;
-            }
+    for table in db.catalog.tables() {
+        for partition in table.partitions().iter() {
+            let (memory, out) = partition.residency();
+            resident += memory;
+            swapped += out;
         }
     }
     (resident, swapped)
