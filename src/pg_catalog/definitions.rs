@@ -93,10 +93,11 @@ fn creation_order(views: Vec<Arc<ViewDef>>) -> Vec<Arc<ViewDef>> {
             let mut reads = HashSet::new();
             for statement in crate::sql::parse_sql(&view.sql).unwrap_or_default() {
                 let _ = visit_relations(&statement, |name| {
-                    if let Ok(name) = relation_name(name) {
-                        if names.contains(&name) && name != view.name {
-                            reads.insert(name);
-                        }
+                    if let Ok(name) = relation_name(name)
+                        && names.contains(&name)
+                        && name != view.name
+                    {
+                        reads.insert(name);
                     }
                     ControlFlow::<()>::Continue(())
                 });
