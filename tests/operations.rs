@@ -159,6 +159,22 @@ async fn statistics_and_metrics_follow_the_work() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows[0].starts_with("idle|"), "{rows:?}");
     assert_eq!(rows[1], format!("active|{sql}"));
+    // Nobody sees a password there, and general users see only their own statements.
+    exec(&observer, "CREATE USER watcher IDENTIFIED BY 'topsecret'").await;
+    let shown = text_rows(&client, "SELECT query FROM pg_stat_activity").await;
+    assert!(shown.iter().any(|q| q.contains("'********'")), "{shown:?}");
+    assert!(!shown.iter().any(|q| q.contains("topsecret")), "{shown:?}");
+    let watcher =
+        common::connect_to(&server.conn_string_as("watcher", "topsecret", "public")).await;
+    let seen = text_rows(
+        &watcher,
+        "SELECT usename, query FROM pg_stat_activity ORDER BY pid",
+    )
+    .await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for row in &seen[..2] {
+        assert_eq!(row, "admin|<insufficient privilege>");
+    }
 
     let (status, metrics_after) = http_get(&address, "/metrics");
     assert!(status.contains("200"), "{status}");

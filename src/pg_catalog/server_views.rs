@@ -273,6 +273,9 @@ pub fn client_port(addr: Option<std::net::SocketAddr>) -> (&'static str, V) {
     )
 }
 
+/// Bytes of a statement `pg_stat_activity` shows (PostgreSQL's track_activity_query_size).
+const QUERY_TEXT_BYTES: usize = 1024;
+
 pub fn stat_activity(source: &Source) -> Result<Rows> {
     let mut rows = Rows::new(STAT_ACTIVITY);
     let Some(session) = source.session else {
@@ -280,6 +283,16 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
     };
     let micros = |t: chrono::DateTime<chrono::Utc>| V::Micros(t.timestamp_micros());
     for activity in session.activities() {
+        // As in PostgreSQL, only administrators see other users' statements; nobody sees a
+        // password.
+        let query = if session.admin || activity.user == session.user {
+            crate::logs::cut(
+                &crate::security::masking::masked_statements(&activity.query),
+                QUERY_TEXT_BYTES,
+            )
+        } else {
+            "<insufficient privilege>".to_string()
+        };
         rows.push(vec![
             ("datid", database_oid(source, &activity.database).into()),
             ("usesysid", oids::role(&activity.user, source.user()).into()),
@@ -293,7 +306,7 @@ pub fn stat_activity(source: &Source) -> Result<Rows> {
             ("query_start", activity.query_start.map_or(V::Null, micros)),
             ("state_change", activity.query_start.map_or(V::Null, micros)),
             ("state", activity.state.into()),
-            ("query", activity.query.into()),
+            ("query", query.into()),
             ("backend_type", "client backend".into()),
         ]);
     }

@@ -11,6 +11,27 @@ fn masked() -> Password {
     Password::Password(Expr::Value(Value::SingleQuotedString(MASK.into()).into()))
 }
 
+/// `text` as it may be shown: as written when it holds no password, else its statements
+/// with passwords masked, joined by `; `. Text that does not parse is withheld: it ran once,
+/// so it parsed then, and unparsed it could hold a password.
+pub fn masked_statements(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let Ok(statements) = crate::sql::parse_sql(text) else {
+        return "(statement withheld: it does not parse)".to_string();
+    };
+    let masked: Vec<String> = statements.iter().map(masked_text).collect();
+    if masked
+        .iter()
+        .zip(&statements)
+        .all(|(m, s)| *m == s.to_string())
+    {
+        return text.to_string();
+    }
+    masked.join("; ")
+}
+
 /// The statement's text, passwords masked.
 pub fn masked_text(statement: &Statement) -> String {
     match statement {
@@ -70,5 +91,16 @@ mod tests {
         }
         let select = &parse_sql("SELECT 'topsecret'").unwrap()[0];
         assert_eq!(masked_text(select), "SELECT 'topsecret'");
+    }
+
+    #[test]
+    fn text_shows_as_written_unless_it_holds_a_password() {
+        assert_eq!(masked_statements("select  1 ;"), "select  1 ;");
+        assert_eq!(
+            masked_statements("SELECT 1; ALTER USER app PASSWORD 'topsecret'"),
+            "SELECT 1; ALTER USER app PASSWORD '********'"
+        );
+        assert!(!masked_statements("ALTER USER app PASSWORD 'topsecret").contains("topsecret"));
+        assert_eq!(masked_statements(""), "");
     }
 }

@@ -403,7 +403,7 @@ impl KuraHandler {
             backend_start: chrono::Utc::now(),
             query_start: None,
             state: "idle",
-            query: String::new(),
+            query: Arc::from(""),
         };
         let pid = session.attach(
             self.accepted.backends.clone(),

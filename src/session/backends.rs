@@ -29,7 +29,8 @@ pub struct Activity {
     pub backend_start: chrono::DateTime<chrono::Utc>,
     pub query_start: Option<chrono::DateTime<chrono::Utc>>,
     pub state: &'static str,
-    pub query: String,
+    /// The running or last statement, as the client sent it (masked when shown).
+    pub query: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -157,7 +158,7 @@ mod tests {
             backend_start: chrono::Utc::now(),
             query_start: None,
             state: "idle",
-            query: String::new(),
+            query: Arc::from(""),
         }
     }
 

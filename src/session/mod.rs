@@ -265,7 +265,7 @@ impl Session {
     pub fn record_request_sql(&mut self, sql: Arc<str>) {
         self.show_activity(|activity| {
             activity.state = "active";
-            activity.query = sql.to_string();
+            activity.query = sql.clone();
             activity.query_start = Some(chrono::Utc::now());
         });
         self.slow_log.record(sql);

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::security::masking::masked_text;
+use crate::security::masking::masked_statements;
 
 /// Texts kept per request (an extended-protocol pipeline may run many statements).
 const MAX_TEXTS: usize = 16;
@@ -79,17 +79,10 @@ impl SlowLog {
 fn masked(texts: &[Arc<str>], text_limit: usize) -> String {
     let mut out = String::new();
     for text in texts {
-        let statements = match crate::sql::parse_sql(text) {
-            Ok(statements) => statements.iter().map(masked_text).collect(),
-            // It parsed when it ran; if not now, its text could hold a password.
-            Err(_) => vec!["(statement withheld: it does not parse)".to_string()],
-        };
-        for statement in statements {
-            if !out.is_empty() {
-                out.push_str("; ");
-            }
-            out.push_str(&statement);
+        if !out.is_empty() {
+            out.push_str("; ");
         }
+        out.push_str(&masked_statements(text));
     }
     crate::logs::cut(&out, text_limit)
 }
