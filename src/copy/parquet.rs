@@ -7,9 +7,10 @@
 //! - The encoder keeps at most one row group in memory ([`ROW_GROUP_ROWS`] rows); every byte
 //!   it has produced leaves with the next chunk, and the chunks concatenated are one valid
 //!   Parquet file whose Arrow schema is the query's (types round-trip exactly).
-//! - A Parquet file's footer comes last, so the decoder holds the whole input until the end of
-//!   the COPY data, up to [`MAX_INPUT_BYTES`] (54000 beyond); it then decodes one batch at a
-//!   time. A row's `line` is its number in the file, from 1.
+//! - A Parquet file's footer comes last, so the decoder keeps the whole input until the end
+//!   of the COPY data: in a scratch file the caller provides (unlinked, so it never outlives
+//!   the COPY), else in memory up to [`MAX_MEMORY_INPUT_BYTES`] (54000 beyond). It then
+//!   decodes one batch at a time. A row's `line` is its number in the file, from 1.
 //! - Input that is not Parquet, or whose column count differs from the COPY's, is 22P04;
 //!   never a panic.
 
@@ -23,17 +24,23 @@ use datafusion::parquet::arrow::arrow_reader::{
 };
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::reader::ChunkReader;
 use parking_lot::Mutex;
 
 use super::format::{RowDecoder, TextRow};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::server::text::text_values;
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 
 /// Rows per Parquet row group written by COPY TO.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// The largest Parquet input a COPY FROM accepts (it is held in memory until its footer).
-pub const MAX_INPUT_BYTES: usize = 4 << 30;
+/// The largest Parquet input held in memory, when there is no scratch file.
+pub const MAX_MEMORY_INPUT_BYTES: usize = 256 << 20;
 
 /// Rows decoded from the file at a time.
 const READ_BATCH_ROWS: usize = 8192;
@@ -43,6 +50,24 @@ fn bad_parquet(message: impl std::fmt::Display) -> KuraError {
         sqlstate::BAD_COPY_FILE_FORMAT,
         format!("invalid Parquet data: {message}"),
     )
+}
+
+fn scratch_error(e: &std::io::Error) -> KuraError {
+    KuraError::new(
+        sqlstate::IO_ERROR,
+        format!("cannot keep the Parquet COPY data in a scratch file: {e}"),
+    )
+}
+
+/// Binary columns of other Arrow layouts (from files other tools wrote) as plain Binary,
+/// whose text form is bytea's `\x...`.
+fn plain_binary(column: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match column.data_type() {
+        DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            cast(column, &DataType::Binary)?
+        }
+        _ => column.clone(),
+    })
 }
 
 /// Writes record batches as one Parquet file, handing out the bytes as they are produced.
@@ -80,9 +105,15 @@ impl ParquetEncoder {
     }
 }
 
+/// Where the uploaded file waits for its end.
+enum Upload {
+    Memory(BytesMut),
+    File(BufWriter<File>),
+}
+
 /// Reads a Parquet file sent as COPY data into rows of text fields.
 pub struct ParquetDecoder {
-    input: BytesMut,
+    input: Option<Upload>,
     expected_columns: usize,
     finished: bool,
     /// Behind a lock only to make the decoder `Sync` (the reader is not); never contended.
@@ -97,10 +128,15 @@ pub struct ParquetDecoder {
 }
 
 impl ParquetDecoder {
-    /// A decoder for a COPY of `expected_columns` columns.
-    pub fn new(expected_columns: usize) -> Self {
+    /// A decoder for a COPY of `expected_columns` columns that keeps the upload in `scratch`
+    /// (an unlinked file), or in memory without one.
+    pub fn new(expected_columns: usize, scratch: Option<File>) -> Self {
+        let input = match scratch {
+            Some(file) => Upload::File(BufWriter::with_capacity(1 << 20, file)),
+            None => Upload::Memory(BytesMut::new()),
+        };
         Self {
-            input: BytesMut::new(),
+            input: Some(input),
             expected_columns,
             finished: false,
             reader: None,
@@ -115,11 +151,30 @@ impl ParquetDecoder {
     }
 
     fn open(&mut self) -> Result<()> {
-        let data = std::mem::take(&mut self.input).freeze();
-        if data.is_empty() {
-            return Err(bad_parquet("the COPY data is empty"));
-        }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(bad_parquet)?;
+        let reader = match self.input.take() {
+            None => return Err(KuraError::internal("Parquet COPY data read twice")),
+            Some(Upload::Memory(data)) => {
+                if data.is_empty() {
+                    return Err(bad_parquet("the COPY data is empty"));
+                }
+                self.reader_of(data.freeze())?
+            }
+            Some(Upload::File(writer)) => {
+                let file = writer.into_inner().map_err(|e| scratch_error(e.error()))?;
+                let len = file.metadata().map_err(|e| scratch_error(&e))?.len();
+                if len == 0 {
+                    return Err(bad_parquet("the COPY data is empty"));
+                }
+                self.reader_of(file)?
+            }
+        };
+        self.reader = Some(Mutex::new(reader));
+        Ok(())
+    }
+
+    /// A reader of the file in `source`, once its column count is checked.
+    fn reader_of<T: ChunkReader + 'static>(&self, source: T) -> Result<ParquetRecordBatchReader> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(bad_parquet)?;
         let columns = builder.schema().fields().len();
         if columns != self.expected_columns {
             return Err(KuraError::new(
@@ -130,12 +185,10 @@ impl ParquetDecoder {
                 ),
             ));
         }
-        let reader = builder
+        builder
             .with_batch_size(READ_BATCH_ROWS)
             .build()
-            .map_err(bad_parquet)?;
-        self.reader = Some(Mutex::new(reader));
-        Ok(())
+            .map_err(bad_parquet)
     }
 
     /// Moves to the next batch with rows; false at the end of the file.
@@ -155,7 +208,7 @@ impl ParquetDecoder {
             self.texts = batch
                 .columns()
                 .iter()
-                .map(|column| text_values(column, None, &self.zone))
+                .map(|column| text_values(&plain_binary(column)?, None, &self.zone))
                 .collect::<Result<_>>()?;
             self.next_in_batch = 0;
             return Ok(true);
@@ -198,18 +251,27 @@ impl RowDecoder for ParquetDecoder {
         if self.error.is_some() || self.finished {
             return;
         }
-        if self.input.len() + chunk.len() > MAX_INPUT_BYTES {
-            self.error = Some(KuraError::new(
-                sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "Parquet COPY data larger than {} GiB cannot be read",
-                    MAX_INPUT_BYTES >> 30
-                ),
-            ));
-            self.input = BytesMut::new();
-            return;
+        let failure = match &mut self.input {
+            Some(Upload::Memory(data)) if data.len() + chunk.len() > MAX_MEMORY_INPUT_BYTES => {
+                Some(KuraError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "Parquet COPY data larger than {} MiB cannot be held in memory",
+                        MAX_MEMORY_INPUT_BYTES >> 20
+                    ),
+                ))
+            }
+            Some(Upload::Memory(data)) => {
+                data.extend_from_slice(chunk);
+                None
+            }
+            Some(Upload::File(file)) => file.write_all(chunk).err().map(|e| scratch_error(&e)),
+            None => None,
+        };
+        if failure.is_some() {
+            self.error = failure;
+            self.input = None;
         }
-        self.input.extend_from_slice(chunk);
     }
 
     fn finish(&mut self) {
@@ -265,7 +327,19 @@ mod tests {
     }
 
     fn decode(chunks: &[Bytes], columns: usize) -> Result<Vec<TextRow>> {
-        let mut decoder = ParquetDecoder::new(columns);
+        let in_memory = decode_with(chunks, columns, None);
+        let scratch = tempfile::tempfile().unwrap();
+        let in_file = decode_with(chunks, columns, Some(scratch));
+        assert_eq!(in_memory, in_file);
+        in_memory
+    }
+
+    fn decode_with(
+        chunks: &[Bytes],
+        columns: usize,
+        scratch: Option<File>,
+    ) -> Result<Vec<TextRow>> {
+        let mut decoder = ParquetDecoder::new(columns, scratch);
         for chunk in chunks {
             decoder.feed(chunk);
             assert!(decoder.next_row()?.is_none(), "no rows before the end");
@@ -305,6 +379,32 @@ mod tests {
         assert_eq!(error.code, sqlstate::BAD_COPY_FILE_FORMAT);
         let error = decode(&[], 2).unwrap_err();
         assert_eq!(error.code, sqlstate::BAD_COPY_FILE_FORMAT);
+    }
+
+    #[test]
+    fn binary_columns_of_other_layouts_read_as_bytea() {
+        use datafusion::arrow::array::{FixedSizeBinaryArray, LargeBinaryArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("large", DataType::LargeBinary, true),
+            Field::new("fixed", DataType::FixedSizeBinary(2), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(LargeBinaryArray::from(vec![Some(&b"\x01\x02"[..]), None])),
+            Arc::new(
+                FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                    vec![Some(b"\xab\xcd".to_vec()), None].into_iter(),
+                    2,
+                )
+                .unwrap(),
+            ),
+        ];
+        let batch = RecordBatch::try_new(schema, columns).unwrap();
+        let rows = decode(&encode(&[batch]), 2).unwrap();
+        assert_eq!(
+            rows[0].fields,
+            vec![Some("\\x0102".into()), Some("\\xabcd".into())]
+        );
+        assert_eq!(rows[1].fields, vec![None, None]);
     }
 
     #[test]

@@ -177,7 +177,13 @@ impl CopyIn {
             .collect();
         let decoder = match options.format {
             CopyFormat::Binary => Decoder::Binary(BinaryDecoder::new()),
-            CopyFormat::Parquet => Decoder::Parquet(ParquetDecoder::new(names.len())),
+            CopyFormat::Parquet => {
+                let scratch = match db.txns.residency() {
+                    Some(residency) => Some(residency.swap().scratch_file()?),
+                    None => None,
+                };
+                Decoder::Parquet(ParquetDecoder::new(names.len(), scratch))
+            }
             CopyFormat::Text | CopyFormat::Csv => Decoder::Text(TextDecoder::new(options, &names)?),
         };
         let start = CopyStart {

@@ -96,6 +96,21 @@ impl SwapDir {
         })
     }
 
+    /// A new file for scratch data (a Parquet upload), already unlinked: it disappears when
+    /// closed, and a crash leaves nothing that the next start does not delete.
+    pub fn scratch_file(&self) -> Result<File> {
+        let number = self.next_file.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{number:012}.scratch"));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| swap_error(&path, e))?;
+        std::fs::remove_file(&path).map_err(|e| swap_error(&path, e))?;
+        Ok(file)
+    }
+
     pub fn stats(&self) -> SwapStats {
         let c = &self.counters;
         SwapStats {
