@@ -17,7 +17,10 @@ const SCHEMA: &[&str] = &[
      vc VARCHAR(10), c CHAR(3), bl BLOB, ts0 TIMESTAMP(0), ts3 TIMESTAMP(3), \
      ts6 TIMESTAMP(6), ts9 TIMESTAMP(9), tz TIMESTAMPTZ, dt DATE, \"Mixed Case\" INTEGER)",
     "CREATE INDEX every_type_s ON every_type (s, \"Mixed Case\")",
-    "CREATE TABLE hashed (id LONG PRIMARY KEY, tag STRING) PARTITION BY HASH (id) PARTITIONS 8",
+    // Keywords as names must be quoted in the definitions to read back.
+    "CREATE TABLE hashed (id LONG PRIMARY KEY, tag STRING, \"check\" BOOL DEFAULT true, \
+     \"user\" STRING) PARTITION BY HASH (id) PARTITIONS 8",
+    "CREATE INDEX \"select\" ON hashed (\"check\", \"user\")",
     "CREATE TABLE ranged (k INTEGER PRIMARY KEY, v STRING) PARTITION BY RANGE (k) EVERY (100)",
     "CREATE TABLE readings (ts TIMESTAMP(3) NOT NULL, dev INTEGER NOT NULL, v DOUBLE, \
      PRIMARY KEY (ts, dev)) PARTITION BY RANGE (ts) EVERY (6, HOUR) \
@@ -46,7 +49,8 @@ const DATA: &[&str] = &[
      (4, NULL, NULL, NULL, NULL, NULL, 3.4028235e38, 1e300, NULL, '\\N', 'x', 'xyz', NULL, \
       NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
     "INSERT INTO every_type (id) VALUES (5)",
-    "INSERT INTO hashed SELECT x * 7919, 'tag ' || x FROM generate_series(1, 500) t(x)",
+    "INSERT INTO hashed (id, tag, \"user\") SELECT x * 7919, 'tag ' || x, 'u' || (x % 3) \
+     FROM generate_series(1, 500) t(x)",
     "INSERT INTO ranged SELECT x, 'v' || x FROM generate_series(-250, 250) t(x)",
     "INSERT INTO readings SELECT to_timestamp_millis(1704067200000 + x * 60000), x % 7, \
      x * 0.5 FROM generate_series(0, 2999) t(x)",
@@ -276,6 +280,33 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
     assert_eq!(
         text_rows(&admin, "SELECT count(*) FROM hashed").await,
         vec!["500"]
+    );
+
+    // Rows load by column name: an existing table with its columns in another order.
+    exec(&admin, "CREATE DATABASE reordered").await;
+    let reordered =
+        common::connect_to(&target.conn_string_as("admin", common::ADMIN_PASSWORD, "reordered"))
+            .await;
+    exec(
+        &reordered,
+        "CREATE TABLE hashed (\"user\" STRING, tag STRING, id LONG PRIMARY KEY, \"check\" BOOL)",
+    )
+    .await;
+    kura_client(&[
+        "import",
+        "--in",
+        path(&out),
+        "-p",
+        &port(&target),
+        "-d",
+        "reordered",
+        "--data-only",
+        "hashed",
+    ]);
+    let same = "SELECT id, tag, \"check\", \"user\" FROM hashed ORDER BY id";
+    assert_eq!(
+        text_rows(&reordered, same).await,
+        text_rows(&source.connect().await, same).await
     );
 
     // A data file that does not match the manifest stops the import before it starts.

@@ -178,6 +178,12 @@ const COL_NAME: &[&str] = &[
     "XMLTABLE",
 ];
 
+/// True when `word` is a keyword PostgreSQL's `quote_ident` quotes: any but the unreserved
+/// ones (`select`, `check`, `user`, `between`, ...).
+pub fn is_reserved(word: &str) -> bool {
+    category(&word.to_ascii_uppercase()).0 != "U"
+}
+
 /// PostgreSQL's category code and description of `word` (upper case).
 fn category(word: &str) -> (&'static str, &'static str) {
     if RESERVED.contains(&word) {

@@ -831,8 +831,8 @@ pub(super) fn column_list(def: &TableDef, columns: &[usize]) -> String {
         .join(", ")
 }
 
-/// An identifier as PostgreSQL prints it: bare when it is lower case and plain, quoted
-/// otherwise.
+/// An identifier as PostgreSQL prints it: bare when it is lower case, plain and not a
+/// reserved keyword (so the text parses back to the same name), quoted otherwise.
 pub fn quote_ident(name: &str) -> String {
     let plain = !name.is_empty()
         && name
@@ -841,7 +841,8 @@ pub fn quote_ident(name: &str) -> String {
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !super::keywords::is_reserved(name);
     if plain {
         name.to_string()
     } else {

@@ -5,7 +5,7 @@
 //! file is fsynced before the manifest names it, and the manifest is written last, under a
 //! temporary name renamed into place.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -105,6 +105,18 @@ async fn export_snapshot(
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let mut columns: HashMap<String, Vec<String>> = HashMap::new();
+    let rows = client
+        .query(
+            "SELECT table_name, column_name FROM \"#columns\" \
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .await
+        .map_err(server_error)?;
+    for row in rows {
+        columns.entry(row.get(0)).or_default().push(row.get(1));
+    }
     let all_tables: Vec<&str> = definitions
         .iter()
         .filter(|d| d.object_type == "table")
@@ -131,13 +143,19 @@ async fn export_snapshot(
             .await
             .map_err(server_error)?
             .get(0);
-        let copy = format!("COPY {quoted} TO STDOUT {}", options.format.copy_options());
+        let columns = columns.remove(name).unwrap_or_default();
+        let copy = format!(
+            "COPY {quoted} {} TO STDOUT {}",
+            super::column_list(&columns),
+            options.format.copy_options()
+        );
         let (bytes, sha256) = copy_to_file(client, &copy, &options.dir.join(&file)).await?;
         report(&format!("{name}: {rows} rows, {bytes} bytes -> {file}"));
         tables.push(TableExport {
             name: name.to_string(),
             create,
             indexes,
+            columns,
             expires: expiring.contains(name),
             rows: rows.max(0) as u64,
             file,

@@ -74,6 +74,9 @@ pub struct TableExport {
     pub create: String,
     /// CREATE INDEX for each secondary index.
     pub indexes: Vec<String>,
+    /// The columns of the data file, in order; import names them in its COPY, so rows load
+    /// by name into an existing table whose columns are in another order.
+    pub columns: Vec<String>,
     /// The table drops rows of expired partitions (an import may store fewer rows).
     pub expires: bool,
     pub rows: u64,
@@ -110,6 +113,15 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// `(a, b, ...)`: a COPY column list.
+fn column_list(columns: &[String]) -> String {
+    let quoted: Vec<String> = columns
+        .iter()
+        .map(|c| crate::pg_catalog::relations::quote_ident(c))
+        .collect();
+    format!("({})", quoted.join(", "))
 }
 
 /// A file name for table `name`: its letters, digits, `_` and `-`, others as `_`, made
