@@ -86,11 +86,30 @@ async fn source_server() -> TestServer {
     server
 }
 
+/// An administrator's connection to `database` of `server`.
+async fn connect_db(server: &TestServer, database: &str) -> tokio_postgres::Client {
+    common::connect_to(&server.conn_string_as("admin", common::ADMIN_PASSWORD, database)).await
+}
+
+/// `kura import --in EXPORT -p PORT EXTRA...`, whatever its outcome.
+fn import(export: &Path, server: &TestServer, extra: &[&str]) -> std::process::Output {
+    let port = port(server);
+    let mut args = vec!["import", "--in", path(export), "-p", &port];
+    args.extend_from_slice(extra);
+    kura_run(&args)
+}
+
+/// What a successful `kura import` printed.
+fn imported(export: &Path, server: &TestServer, extra: &[&str]) -> String {
+    let out = import(export, server, extra);
+    assert!(out.status.success(), "{}", printed(&out));
+    printed(&out)
+}
+
 /// Everything an import must reproduce: the definitions (as the server renders them), the
 /// metatable's view of kind, partitioning and expiry, and every row.
 async fn snapshot(server: &TestServer, database: &str) -> Vec<String> {
-    let client =
-        common::connect_to(&server.conn_string_as("admin", common::ADMIN_PASSWORD, database)).await;
+    let client = connect_db(server, database).await;
     let mut out = text_rows(
         &client,
         "SELECT object_type, object_name, position, statement FROM kura_definitions \
@@ -158,15 +177,7 @@ async fn every_type_partitioning_and_expiry_round_trip_in_csv_and_parquet() {
 
         let database = format!("{format}_copy");
         exec(&admin, &format!("CREATE DATABASE {database}")).await;
-        let said = kura_client(&[
-            "import",
-            "--in",
-            path(&out),
-            "-p",
-            &port(&target),
-            "-d",
-            &database,
-        ]);
+        let said = imported(&out, &target, &["-d", &database]);
         assert!(
             said.contains("imported 5 tables (4009 rows) and 2 views"),
             "{said}"
@@ -178,9 +189,7 @@ async fn every_type_partitioning_and_expiry_round_trip_in_csv_and_parquet() {
     // The schema file replays through psql-style execution too.
     let schema = std::fs::read_to_string(dir.path().join("csv").join("schema.sql")).unwrap();
     exec(&admin, "CREATE DATABASE replayed").await;
-    let replayed =
-        common::connect_to(&target.conn_string_as("admin", common::ADMIN_PASSWORD, "replayed"))
-            .await;
+    let replayed = connect_db(&target, "replayed").await;
     replayed.batch_execute(&schema).await.unwrap();
     let definitions = "SELECT statement FROM kura_definitions ORDER BY object_name";
     assert_eq!(
@@ -224,7 +233,7 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
     edit_data_file(&out, "ranged", |text| {
         text.replacen("-248,v-248", "not a number,v-248", 1)
     });
-    let failed = kura_run(&["import", "--in", path(&out), "-p", &port(&target)]);
+    let failed = import(&out, &target, &[]);
     let said = printed(&failed);
     assert!(!failed.status.success(), "{said}");
     assert!(said.contains("ranged: FAILED"), "{said}");
@@ -250,7 +259,7 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
     edit_data_file(&out, "ranged", |text| {
         text.replacen("not a number,v-248", "-248,v-248", 1)
     });
-    let said = kura_client(&["import", "--in", path(&out), "-p", &port(&target), "ranged"]);
+    let said = imported(&out, &target, &["ranged"]);
     assert!(said.contains("ranged: 501 rows"), "{said}");
     assert_eq!(
         text_rows(&admin, "SELECT count(*), min(k), max(k) FROM ranged").await,
@@ -259,22 +268,14 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
 
     // A second import into existing tables fails at CREATE TABLE and changes nothing;
     // --data-only appends instead (and duplicate keys fail the table).
-    let again = kura_run(&["import", "--in", path(&out), "-p", &port(&target), "hashed"]);
+    let again = import(&out, &target, &["hashed"]);
     assert!(!again.status.success());
     assert!(
         printed(&again).contains("already exists"),
         "{}",
         printed(&again)
     );
-    let dup = kura_run(&[
-        "import",
-        "--in",
-        path(&out),
-        "-p",
-        &port(&target),
-        "--data-only",
-        "hashed",
-    ]);
+    let dup = import(&out, &target, &["--data-only", "hashed"]);
     assert!(!dup.status.success());
     assert!(printed(&dup).contains("23505"), "{}", printed(&dup));
     assert_eq!(
@@ -284,25 +285,13 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
 
     // Rows load by column name: an existing table with its columns in another order.
     exec(&admin, "CREATE DATABASE reordered").await;
-    let reordered =
-        common::connect_to(&target.conn_string_as("admin", common::ADMIN_PASSWORD, "reordered"))
-            .await;
+    let reordered = connect_db(&target, "reordered").await;
     exec(
         &reordered,
         "CREATE TABLE hashed (\"user\" STRING, tag STRING, id LONG PRIMARY KEY, \"check\" BOOL)",
     )
     .await;
-    kura_client(&[
-        "import",
-        "--in",
-        path(&out),
-        "-p",
-        &port(&target),
-        "-d",
-        "reordered",
-        "--data-only",
-        "hashed",
-    ]);
+    imported(&out, &target, &["-d", "reordered", "--data-only", "hashed"]);
     let same = "SELECT id, tag, \"check\", \"user\" FROM hashed ORDER BY id";
     assert_eq!(
         text_rows(&reordered, same).await,
@@ -315,23 +304,14 @@ async fn a_bad_row_fails_only_its_table_with_its_line_and_damage_is_refused() {
     bytes[10] ^= 1;
     std::fs::write(&csv, bytes).unwrap();
     exec(&admin, "CREATE DATABASE fresh").await;
-    let damaged = kura_run(&[
-        "import",
-        "--in",
-        path(&out),
-        "-p",
-        &port(&target),
-        "-d",
-        "fresh",
-    ]);
+    let damaged = import(&out, &target, &["-d", "fresh"]);
     assert!(!damaged.status.success());
     assert!(
         printed(&damaged).contains("every_type.csv is damaged"),
         "{}",
         printed(&damaged)
     );
-    let fresh =
-        common::connect_to(&target.conn_string_as("admin", common::ADMIN_PASSWORD, "fresh")).await;
+    let fresh = connect_db(&target, "fresh").await;
     assert_eq!(
         text_rows(&fresh, "SELECT count(*) FROM \"#tables\"").await,
         vec!["0"]
@@ -382,7 +362,7 @@ async fn chosen_tables_and_misuse() {
         "nosuch",
     ]);
     assert!(printed(&unknown).contains("no table named \"nosuch\""));
-    let missing = kura_run(&["import", "--in", path(dir.path()), "-p", &port(&source)]);
+    let missing = import(dir.path(), &source, &[]);
     assert!(!missing.status.success());
     assert!(
         printed(&missing).contains("export.json"),
