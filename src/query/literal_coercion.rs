@@ -2,17 +2,26 @@
 //! literal has type `unknown` in PostgreSQL and takes the type of what it is compared with, so
 //! `indisprimary = 't'` (psqlODBC's primary-key query) compares booleans. DataFusion refuses
 //! to compare `Boolean` with `Utf8`; this analyzer rule, run before type coercion, turns such
-//! a literal into the boolean it spells.
+//! a literal into the boolean it spells. Likewise a quoted literal cast to `bytea`
+//! (`'\x00ff'::bytea`, and the casts Kura adds when such a literal is assigned to a bytea
+//! column) is read through bytea's input syntax, as PostgreSQL's `byteain` reads it, where
+//! DataFusion would take its UTF-8 bytes.
 //!
-//! Invariant: only string literals compared with a boolean expression change, and only when
-//! they spell a boolean as PostgreSQL's `boolin` accepts it; anything else is left for type
-//! coercion to judge.
+//! Invariant: only string literals compared with a boolean expression or cast to a binary
+//! type change, and only when they spell a boolean as PostgreSQL's `boolin` accepts it or are
+//! valid bytea input (else 22P02); anything else is left for type coercion to judge.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use std::sync::{Arc, OnceLock};
+
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF,
+    TryCast, Volatility, create_udf,
+};
 use datafusion::optimizer::AnalyzerRule;
 
 #[derive(Debug, Default)]
@@ -26,7 +35,11 @@ impl AnalyzerRule for UnknownLiterals {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
-            node.map_expressions(|e| e.transform_up(|e| boolean_literal(e, &schema)))
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    boolean_literal(e, &schema)?.transform_data(|e| bytea_literal(e, &schema))
+                })
+            })
         })
         .map(|t| t.data)
     }
@@ -89,6 +102,72 @@ fn boolean_literal(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>>
         Box::new(left),
         *op,
         Box::new(right),
+    ))))
+}
+
+/// `__kura_bytea_in(text)`: PostgreSQL's bytea input function over a text column.
+fn bytea_in() -> Arc<ScalarUDF> {
+    static UDF: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
+    UDF.get_or_init(|| {
+        Arc::new(create_udf(
+            "__kura_bytea_in",
+            vec![DataType::Utf8],
+            DataType::Binary,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let text = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+                let decoded = crate::sql::rows::decode_bytea_column(&text)?;
+                Ok(ColumnarValue::Array(decoded))
+            }),
+        ))
+    })
+    .clone()
+}
+
+/// `'text'::bytea`: the bytes the literal spells in bytea's input syntax; other text cast to
+/// bytea is read the same way when the query runs.
+fn bytea_literal(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    let (Expr::Cast(Cast { expr: inner, field }) | Expr::TryCast(TryCast { expr: inner, field })) =
+        &expr
+    else {
+        return Ok(Transformed::no(expr));
+    };
+    if !matches!(
+        field.data_type(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    ) {
+        return Ok(Transformed::no(expr));
+    }
+    let Expr::Literal(
+        ScalarValue::Utf8(Some(text))
+        | ScalarValue::Utf8View(Some(text))
+        | ScalarValue::LargeUtf8(Some(text)),
+        _,
+    ) = inner.as_ref()
+    else {
+        let text = matches!(
+            inner.get_type(schema),
+            Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+        );
+        if !text {
+            return Ok(Transformed::no(expr));
+        }
+        // Text that is not a literal (a column of INSERT ... SELECT, a parameter) goes
+        // through bytea's input function at run time.
+        let decoded = Expr::ScalarFunction(ScalarFunction::new_udf(
+            bytea_in(),
+            vec![inner.as_ref().clone()],
+        ));
+        return Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+            Box::new(decoded),
+            field.clone(),
+        ))));
+    };
+    let bytes = crate::sql::rows::decode_bytea(text)?;
+    Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+        Box::new(Expr::Literal(ScalarValue::Binary(Some(bytes)), None)),
+        field.clone(),
     ))))
 }
 

@@ -125,7 +125,7 @@ fn check_length(array: ArrayRef, n: usize, padded: bool, ty: &SqlType) -> Result
 
 /// Text written for a `bytea` column is PostgreSQL's bytea input: `\x` followed by hex
 /// digits, or the escape format where `\\` is a backslash and `\nnn` an octal byte.
-fn decode_bytea_column(array: &ArrayRef) -> Result<ArrayRef> {
+pub fn decode_bytea_column(array: &ArrayRef) -> Result<ArrayRef> {
     let strings = array.as_string::<i32>();
     let decoded: BinaryArray = strings
         .iter()
