@@ -504,6 +504,41 @@ impl Exec<'_> {
             .await
     }
 
+    /// `TRUNCATE [TABLE] t1, t2, ...`: every row of each table is deleted in this
+    /// transaction, so readers keep their snapshots and ROLLBACK brings the rows back.
+    /// RESTART IDENTITY and CASCADE change nothing: Kura has no sequences or foreign keys.
+    pub async fn truncate(
+        &self,
+        truncate: &datafusion::sql::sqlparser::ast::Truncate,
+    ) -> Result<Outcome> {
+        if truncate.partitions.is_some() || truncate.on_cluster.is_some() {
+            return Err(KuraError::unsupported(
+                "TRUNCATE of partitions or on a cluster is not supported",
+            ));
+        }
+        // Every name is resolved before any row goes.
+        let mut names = Vec::with_capacity(truncate.table_names.len());
+        for target in &truncate.table_names {
+            let name = relation_name(&target.name)?;
+            if truncate.if_exists && self.db.catalog.table(&name).is_none() {
+                continue;
+            }
+            self.db.table(&name, "truncate")?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let no_params = ParamValues::List(Vec::new());
+        for name in names {
+            let sql = format!("DELETE FROM {}", crate::sql::template::quoted(&name));
+            let Some(Statement::Delete(delete)) = crate::sql::parse_sql(&sql)?.pop() else {
+                return Err(KuraError::internal("TRUNCATE built no DELETE"));
+            };
+            self.delete(&delete, &no_params).await?;
+        }
+        Ok(Outcome::done("TRUNCATE TABLE"))
+    }
+
     /// The internal SELECT that finds a DELETE's rows (row id and every column).
     pub fn delete_query(&self, delete: &Delete) -> Result<DmlTarget> {
         if !delete.tables.is_empty() {

@@ -136,6 +136,10 @@ impl Exec<'_> {
                 add(&COUNTERS.write_operations, 1);
                 self.delete(delete, params).await
             }
+            Statement::Truncate(truncate) => {
+                add(&COUNTERS.write_operations, 1);
+                self.truncate(truncate).await
+            }
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateIndex(create) => self.create_index(create).await,

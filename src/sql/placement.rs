@@ -275,6 +275,17 @@ fn expiry(
             "interval_worker_group" | "interval_worker_group_position" => {
                 option_integer(&name, value)?;
             }
+            // PostgreSQL's free space per heap page (pgbench -i sets it): a column store
+            // appends whole chunks, so there is no page to leave room in.
+            "fillfactor" => {
+                let n = option_integer(&name, value)?;
+                if !(10..=100).contains(&n) {
+                    return Err(bad_option(format!(
+                        "value {n} out of bounds for option \"fillfactor\""
+                    ))
+                    .with_detail("Valid values are between \"10\" and \"100\"."));
+                }
+            }
             _ => {
                 return Err(bad_option(format!(
                     "unrecognized table option \"{}\"",
