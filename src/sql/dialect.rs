@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{FlushType, SqliteOnConflict, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::{KuraError, Result};
 
@@ -274,11 +274,18 @@ impl Dialect for KuraDialect {
 /// Parses one or more `;`-separated statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let dialect = KuraDialect::default();
-    Parser::new(&dialect)
-        .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(KuraError::from)
+    let parser = Parser::new(&dialect).with_recursion_limit(RECURSION_LIMIT);
+    let parser = if super::copy_syntax::may_hold_copy(sql) {
+        let tokens = Tokenizer::new(&dialect, sql)
+            .with_unescape(true)
+            .tokenize_with_location()
+            .map_err(ParserError::from)?;
+        parser.with_tokens_with_locations(super::copy_syntax::normalize_copy_booleans(tokens))
+    } else {
+        parser.try_with_sql(sql)?
+    };
+    let mut parser = parser;
+    parser.parse_statements().map_err(KuraError::from)
 }
 
 #[cfg(test)]

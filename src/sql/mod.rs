@@ -3,6 +3,7 @@
 
 pub mod backup_syntax;
 pub mod colnames;
+pub mod copy_syntax;
 pub mod cursor_syntax;
 pub mod ddl;
 pub mod describe;
