@@ -63,7 +63,6 @@ pub fn normalize_copy_booleans(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithS
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::sql::parse_sql;
     use datafusion::sql::sqlparser::ast::{CopyOption, Statement};
 
