@@ -37,6 +37,7 @@ fn category_of(statement: &Statement) -> (Category, &'static str) {
     match statement {
         s if crate::sql::dialect::is_checkpoint(s) => (System, "CHECKPOINT"),
         s if crate::sql::backup_syntax::backup_call(s).is_some() => (System, "BACKUP"),
+        s if crate::sql::vacuum_syntax::vacuum_call(s).is_some() => (System, "VACUUM"),
         s if crate::sql::system_syntax::system_change(s).is_some() => (System, "ALTER SYSTEM"),
         Statement::Explain {
             analyze: true,

@@ -392,6 +392,10 @@ impl Session {
             let result = self.backup(call, params).await;
             return self.failing(result);
         }
+        if let Some((command, tables)) = crate::sql::vacuum_syntax::vacuum_call(statement) {
+            let result = self.vacuum(&command, &tables);
+            return self.failing(result);
+        }
         if let Some((variable, value)) = crate::sql::system_syntax::system_change(statement) {
             let result = self.alter_system(variable, value);
             return self.failing(result);
@@ -693,6 +697,26 @@ impl Session {
         Box::pin(self.run_in_transaction(statement, params)).await
     }
 
+    /// VACUUM (a garbage-collection pass now) or ANALYZE (nothing to gather: statistics are
+    /// read live); both check the named tables exist. As in PostgreSQL, VACUUM cannot run
+    /// inside a transaction block.
+    fn vacuum(&mut self, command: &str, tables: &[String]) -> Result<Outcome> {
+        for table in tables {
+            self.db.table(table, command)?;
+        }
+        if command != "vacuum" {
+            return Ok(Outcome::done("ANALYZE"));
+        }
+        if self.block.is_some() {
+            return Err(KuraError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "VACUUM cannot run inside a transaction block",
+            ));
+        }
+        crate::gc::collect_garbage(self.engine())?;
+        Ok(Outcome::done("VACUUM"))
+    }
+
     /// Parameter types and result columns of a statement, planned on a fresh snapshot inside
     /// the session's transaction (or a throwaway one).
     pub async fn describe(
@@ -701,6 +725,9 @@ impl Session {
     ) -> Result<crate::sql::describe::Description> {
         if crate::sql::backup_syntax::backup_call(statement).is_some() {
             return Ok((Vec::new(), Some(backup::backup_schema())));
+        }
+        if crate::sql::vacuum_syntax::vacuum_call(statement).is_some() {
+            return Ok((Vec::new(), None));
         }
         match statement {
             Statement::ShowVariable { variable } => match self.show(variable)? {

@@ -134,6 +134,9 @@ impl Dialect for KuraDialect {
         if let Some(statement) = super::backup_syntax::parse_backup(parser, self) {
             return Some(statement);
         }
+        if let Some(statement) = super::vacuum_syntax::parse_vacuum(parser, self) {
+            return Some(statement);
+        }
         if let Some(statement) = super::system_syntax::parse_alter_system(parser) {
             return Some(statement);
         }

@@ -23,6 +23,7 @@ pub mod table_syntax;
 pub mod template;
 pub mod time_syntax;
 pub mod user_syntax;
+pub mod vacuum_syntax;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
