@@ -114,7 +114,8 @@ bench() {
     fi
 }
 now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$(now) - $1:.3f}')"; }
+# rate COUNT START: COUNT per second since START (a `now`).
+rate() { python3 -c "print(round($1 / ($(now) - $2)))"; }
 
 # ------------------------------------------------------------------ the results table
 results=()
@@ -182,7 +183,7 @@ load_series() {
     local system=$1 start
     start=$(now)
     sql "$system" -c "\\copy series FROM '$work/series.csv' WITH (FORMAT csv)"
-    python3 -c "print(round($rows / ($(now) - $start)))"
+    rate "$rows" "$start"
 }
 copy_kura=$(load_series kura)
 copy_pg=$(load_series pg)
@@ -201,7 +202,7 @@ EOF
         sql "$system" -c "CREATE TABLE batch_rows (id integer PRIMARY KEY, k integer, note text)"
         start=$(now)
         sql "$system" -f "$work/inserts.sql"
-        eval "insert_$system=\$(python3 -c \"print(round($insert_batches * 1000 / ($(now) - $start)))\")"
+        eval "insert_$system=$(rate $((insert_batches * 1000)) "$start")"
     done
     record "INSERT, 1000-row batches, 1 client" "$insert_kura" "$insert_pg" higher "rows/s"
 fi

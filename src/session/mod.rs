@@ -392,8 +392,8 @@ impl Session {
             let result = self.backup(call, params).await;
             return self.failing(result);
         }
-        if let Some((command, tables)) = crate::sql::vacuum_syntax::vacuum_call(statement) {
-            let result = self.vacuum(&command, &tables);
+        if let Some(call) = crate::sql::vacuum_syntax::vacuum_call(statement) {
+            let result = self.vacuum(call, params);
             return self.failing(result);
         }
         if let Some((variable, value)) = crate::sql::system_syntax::system_change(statement) {
@@ -533,18 +533,7 @@ impl Session {
             return Ok(());
         };
         copy_in.feed(data);
-        let result = loop {
-            match copy_in.fill() {
-                Ok(true) => {
-                    if let Err(e) = self.flush_copy(&mut copy_in).await {
-                        break Err(e);
-                    }
-                }
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        match result {
+        match self.write_copy_rows(&mut copy_in, false).await {
             Ok(()) => {
                 self.copy_in = Some(copy_in);
                 Ok(())
@@ -562,19 +551,7 @@ impl Session {
             ));
         };
         copy_in.finish();
-        let written = loop {
-            let full = match copy_in.fill() {
-                Ok(full) => full,
-                Err(e) => break Err(e),
-            };
-            if let Err(e) = self.flush_copy(&mut copy_in).await {
-                break Err(e);
-            }
-            if !full {
-                break Ok(());
-            }
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.write_copy_rows(&mut copy_in, true).await {
             return Err(self.abort_copy(copy_in, e));
         }
         if let Some(txn) = copy_in.take_implicit() {
@@ -584,6 +561,19 @@ impl Session {
                 .await?;
         }
         Ok(Outcome::counted("COPY", copy_in.rows_written() as usize))
+    }
+
+    /// Writes the rows decoded so far in full batches and, at the end of the data, the rest.
+    async fn write_copy_rows(&mut self, copy_in: &mut copy::CopyIn, at_end: bool) -> Result<()> {
+        loop {
+            let full = copy_in.fill()?;
+            if full || at_end {
+                self.flush_copy(copy_in).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// CopyFail from the client: nothing of the COPY stays.
@@ -700,8 +690,18 @@ impl Session {
     /// VACUUM (a garbage-collection pass now) or ANALYZE (nothing to gather: statistics are
     /// read live); both check the named tables exist. As in PostgreSQL, VACUUM cannot run
     /// inside a transaction block.
-    fn vacuum(&mut self, command: &str, tables: &[String]) -> Result<Outcome> {
-        for table in tables {
+    fn vacuum(
+        &mut self,
+        call: &datafusion::sql::sqlparser::ast::Function,
+        params: &ParamValues,
+    ) -> Result<Outcome> {
+        let args = functions::call_text_args(call, Some(params))?;
+        let Some((Some(command), tables)) = args.split_first() else {
+            return Err(KuraError::syntax(
+                "kura_vacuum takes a command and table names",
+            ));
+        };
+        for table in tables.iter().flatten() {
             self.db.table(table, command)?;
         }
         if command != "vacuum" {

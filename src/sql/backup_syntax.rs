@@ -2,7 +2,7 @@
 //! procedure call `CALL kura_backup('name', 'mode')` (which clients may send as well), and
 //! the recognition of that call.
 
-use datafusion::sql::sqlparser::ast::{ObjectNamePart, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -55,15 +55,7 @@ fn backup(parser: &mut Parser, dialect: &dyn Dialect) -> Result<Statement, Parse
 
 /// The function of `CALL kura_backup(...)`.
 pub fn backup_call(statement: &Statement) -> Option<&datafusion::sql::sqlparser::ast::Function> {
-    let Statement::Call(function) = statement else {
-        return None;
-    };
-    let [ObjectNamePart::Identifier(name)] = &function.name.0[..] else {
-        return None;
-    };
-    name.value
-        .eq_ignore_ascii_case(BACKUP_PROCEDURE)
-        .then_some(function)
+    super::dialect::procedure_call(statement, BACKUP_PROCEDURE)
 }
 
 #[cfg(test)]

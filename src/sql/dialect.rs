@@ -35,6 +35,24 @@ pub fn is_checkpoint(statement: &Statement) -> bool {
     *statement == checkpoint_statement()
 }
 
+/// The function of `CALL procedure(...)` when `statement` calls `procedure` (one of Kura's
+/// procedures, which statements such as BACKUP and VACUUM are read as).
+pub fn procedure_call<'a>(
+    statement: &'a Statement,
+    procedure: &str,
+) -> Option<&'a datafusion::sql::sqlparser::ast::Function> {
+    let Statement::Call(function) = statement else {
+        return None;
+    };
+    let [datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(name)] = &function.name.0[..]
+    else {
+        return None;
+    };
+    name.value
+        .eq_ignore_ascii_case(procedure)
+        .then_some(function)
+}
+
 /// The `INTO` target marking a FETCH as PostgreSQL's `MOVE` (same grammar, no rows sent);
 /// sqlparser has no MOVE node, and SQL-level `FETCH ... INTO` does not exist in PostgreSQL.
 const MOVE_MARKER: &str = "__kura_move";

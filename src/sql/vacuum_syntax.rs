@@ -8,8 +8,7 @@
 //! the planner's statistics (row counts) are read from the data as each statement plans.
 //! Both check that the named tables exist.
 
-use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
-use datafusion::sql::sqlparser::ast::{ObjectNamePart, Statement, Value};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -84,30 +83,10 @@ fn vacuum(
     Parser::new(dialect).try_with_sql(&call)?.parse_statement()
 }
 
-/// The command (`vacuum` or `analyze`) and the tables of `CALL kura_vacuum(...)`.
-pub fn vacuum_call(statement: &Statement) -> Option<(String, Vec<String>)> {
-    let Statement::Call(function) = statement else {
-        return None;
-    };
-    let [ObjectNamePart::Identifier(name)] = &function.name.0[..] else {
-        return None;
-    };
-    if !name.value.eq_ignore_ascii_case(VACUUM_PROCEDURE) {
-        return None;
-    }
-    let FunctionArguments::List(list) = &function.args else {
-        return None;
-    };
-    let mut texts = list.args.iter().map(|arg| match arg {
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
-            Value::SingleQuotedString(text) => Some(text.clone()),
-            _ => None,
-        },
-        _ => None,
-    });
-    let command = texts.next()??;
-    let tables = texts.collect::<Option<Vec<String>>>()?;
-    Some((command, tables))
+/// The function of `CALL kura_vacuum(...)`; its text arguments are the command (`vacuum` or
+/// `analyze`) and the tables.
+pub fn vacuum_call(statement: &Statement) -> Option<&datafusion::sql::sqlparser::ast::Function> {
+    super::dialect::procedure_call(statement, VACUUM_PROCEDURE)
 }
 
 #[cfg(test)]
@@ -132,7 +111,10 @@ mod tests {
             ("analyse verbose T1", "analyze", vec!["t1"]),
         ] {
             let statement = parse_sql(sql).unwrap().remove(0);
-            let (c, t) = super::vacuum_call(&statement).expect(sql);
+            let call = super::vacuum_call(&statement).expect(sql);
+            let args = crate::session::functions::call_text_args(call, None).unwrap();
+            let c = args[0].clone().unwrap();
+            let t: Vec<String> = args[1..].iter().flatten().cloned().collect();
             assert_eq!(
                 (c.as_str(), t),
                 (command, tables.iter().map(|s| s.to_string()).collect())

@@ -122,11 +122,16 @@ async fn export_snapshot(
         .filter(|d| d.object_type == "table")
         .map(|d| d.table.as_str())
         .collect();
-    let chosen = choose_tables(&all_tables, &options.tables)?;
+    let chosen = super::choose(
+        &all_tables,
+        |t| t,
+        &options.tables,
+        |name| format!("there is no table named \"{name}\""),
+    )?;
 
     let mut taken = HashSet::new();
     let mut tables = Vec::new();
-    for name in chosen {
+    for &name in chosen {
         let statements = definitions.iter().filter(|d| d.table == name);
         let (mut create, mut indexes) = (String::new(), Vec::new());
         for definition in statements {
@@ -184,26 +189,6 @@ async fn export_snapshot(
         tables,
         views,
     })
-}
-
-/// The tables to export, in the server's order: all of them, or those `wanted` names (as
-/// written, else folded to lower case as an unquoted SQL name would be).
-fn choose_tables<'a>(all: &[&'a str], wanted: &[String]) -> Result<Vec<&'a str>, String> {
-    if wanted.is_empty() {
-        return Ok(all.to_vec());
-    }
-    let mut chosen = Vec::new();
-    for name in wanted {
-        let found = all
-            .iter()
-            .find(|t| **t == name.as_str())
-            .or_else(|| all.iter().find(|t| **t == name.to_lowercase()))
-            .ok_or_else(|| format!("there is no table named \"{name}\""))?;
-        if !chosen.contains(found) {
-            chosen.push(*found);
-        }
-    }
-    Ok(chosen)
 }
 
 fn prepare_directory(dir: &Path) -> Result<(), String> {
@@ -264,19 +249,4 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), String> {
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| format!("cannot write the manifest: {e}"))?;
     write_atomically(&dir.join(MANIFEST), text.as_bytes()).map_err(|e| e.message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_are_chosen_by_name_or_folded_name() {
-        let all = ["a", "b", "Mixed"];
-        assert_eq!(choose_tables(&all, &[]).unwrap(), all.to_vec());
-        let wanted = ["B".to_string(), "Mixed".to_string(), "b".to_string()];
-        assert_eq!(choose_tables(&all, &wanted).unwrap(), vec!["b", "Mixed"]);
-        let error = choose_tables(&all, &["c".to_string()]).unwrap_err();
-        assert!(error.contains("no table named \"c\""), "{error}");
-    }
 }

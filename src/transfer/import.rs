@@ -73,7 +73,12 @@ pub async fn import(
     report: &mut dyn FnMut(&str),
 ) -> Result<ImportSummary, String> {
     let manifest = Manifest::read(&options.dir)?;
-    let tables = choose(&manifest, &options.tables)?;
+    let tables = super::choose(
+        &manifest.tables,
+        |t| &t.name,
+        &options.tables,
+        |name| format!("the export holds no table named \"{name}\""),
+    )?;
     for table in &tables {
         check_file(&options.dir, table)?;
     }
@@ -106,29 +111,6 @@ pub async fn import(
         create_views(client, &manifest, &mut summary, report).await;
     }
     Ok(summary)
-}
-
-/// The tables of the export to import: all, or those named (an unknown name is an error).
-fn choose<'a>(manifest: &'a Manifest, wanted: &[String]) -> Result<Vec<&'a TableExport>, String> {
-    if wanted.is_empty() {
-        return Ok(manifest.tables.iter().collect());
-    }
-    let mut chosen: Vec<&TableExport> = Vec::new();
-    for name in wanted {
-        let table = manifest
-            .tables
-            .iter()
-            .find(|t| t.name == *name)
-            .or_else(|| {
-                let folded = name.to_lowercase();
-                manifest.tables.iter().find(|t| t.name == folded)
-            })
-            .ok_or_else(|| format!("the export holds no table named \"{name}\""))?;
-        if !chosen.iter().any(|t| t.name == table.name) {
-            chosen.push(table);
-        }
-    }
-    Ok(chosen)
 }
 
 fn check_file(dir: &Path, table: &TableExport) -> Result<(), String> {

@@ -115,6 +115,33 @@ impl Manifest {
     }
 }
 
+/// The items `wanted` names (every item when it names none), each once, in `wanted`'s order:
+/// a name matches as written, else folded to lower case as an unquoted SQL name would be;
+/// `missing` words the error for a name that matches nothing.
+fn choose<'a, T>(
+    items: &'a [T],
+    name_of: impl Fn(&T) -> &str,
+    wanted: &[String],
+    missing: impl Fn(&str) -> String,
+) -> Result<Vec<&'a T>, String> {
+    if wanted.is_empty() {
+        return Ok(items.iter().collect());
+    }
+    let mut chosen: Vec<&T> = Vec::new();
+    for name in wanted {
+        let folded = name.to_lowercase();
+        let item = items
+            .iter()
+            .find(|t| name_of(t) == name.as_str())
+            .or_else(|| items.iter().find(|t| name_of(t) == folded))
+            .ok_or_else(|| missing(name))?;
+        if !chosen.iter().any(|c| std::ptr::eq(*c, item)) {
+            chosen.push(item);
+        }
+    }
+    Ok(chosen)
+}
+
 /// `(a, b, ...)`: a COPY column list.
 fn column_list(columns: &[String]) -> String {
     let quoted: Vec<String> = columns
@@ -155,6 +182,25 @@ fn file_name(name: &str, extension: &str, taken: &mut std::collections::HashSet<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_chosen_by_name_or_folded_name() {
+        let all = ["a", "b", "Mixed"];
+        let choose_tables = |wanted: &[String]| {
+            choose(
+                &all,
+                |t| t,
+                wanted,
+                |name| format!("there is no table named \"{name}\""),
+            )
+            .map(|chosen| chosen.into_iter().copied().collect::<Vec<_>>())
+        };
+        assert_eq!(choose_tables(&[]).unwrap(), all.to_vec());
+        let wanted = ["B".to_string(), "Mixed".to_string(), "b".to_string()];
+        assert_eq!(choose_tables(&wanted).unwrap(), vec!["b", "Mixed"]);
+        let error = choose_tables(&["c".to_string()]).unwrap_err();
+        assert!(error.contains("no table named \"c\""), "{error}");
+    }
 
     #[test]
     fn file_names_are_plain_and_unique() {
