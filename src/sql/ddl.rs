@@ -1,4 +1,5 @@
-//! DDL: CREATE/DROP TABLE, CREATE TABLE AS, ALTER TABLE ADD/RENAME COLUMN, CREATE/DROP INDEX,
+//! DDL: CREATE/DROP TABLE, CREATE TABLE AS, ALTER TABLE ADD/RENAME COLUMN (ADD PRIMARY KEY is
+//! in `primary_key`), CREATE/DROP INDEX,
 //! CREATE/DROP VIEW.
 //!
 //! DDL takes effect immediately and is not undone by ROLLBACK (GridDB's model; documented in
@@ -193,7 +194,7 @@ impl Exec<'_> {
     }
 
     /// Replaces the definition of `table` through the log with `change(current definition)`.
-    async fn change_table(
+    pub(super) async fn change_table(
         &self,
         table: &Arc<Table>,
         change: impl FnOnce(&TableDef) -> Result<TableDef>,
@@ -341,6 +342,10 @@ impl Exec<'_> {
                     })
                     .await?;
                 }
+                AlterTableOperation::AddConstraint {
+                    constraint: TableConstraint::PrimaryKey(pk),
+                    ..
+                } => self.add_primary_key(&table, pk).await?,
                 AlterTableOperation::DropPartitions { partitions, .. } => {
                     for value in partitions {
                         self.drop_partition(&table, value).await?;
@@ -598,14 +603,14 @@ fn drop_tag(object_type: &ObjectType) -> Result<&'static str> {
     })
 }
 
-fn multiple_primary_keys(table: &str) -> KuraError {
+pub(super) fn multiple_primary_keys(table: &str) -> KuraError {
     KuraError::new(
         sqlstate::INVALID_TABLE_DEFINITION,
         format!("multiple primary keys for table \"{table}\" are not allowed"),
     )
 }
 
-fn index_column_name(expr: &AstExpr) -> Result<String> {
+pub(super) fn index_column_name(expr: &AstExpr) -> Result<String> {
     match expr {
         AstExpr::Identifier(ident) => Ok(normalize(ident)),
         AstExpr::CompoundIdentifier(parts) => parts

@@ -189,18 +189,30 @@ fn partitioning(
             )?)
         }
     };
+    check_rowkey_constraint(&partitioning, columns, primary_key, rowkey_constraint)?;
+    Ok(partitioning)
+}
+
+/// With the row-key constraint on, every partitioning column must belong to the primary key,
+/// so that keys are unique across data partitions and not only within each.
+pub fn check_rowkey_constraint(
+    partitioning: &Partitioning,
+    columns: &[ColumnDef],
+    primary_key: &[usize],
+    rowkey_constraint: bool,
+) -> Result<()> {
     if rowkey_constraint && !primary_key.is_empty() {
         for column in partitioning.key_columns() {
             if !primary_key.contains(&column) {
                 return Err(invalid(format!(
-                    "partitioning column \"{}\" must be part of the primary key",
-                    columns[column].name
-                ))
-                .with_hint("Set /sql/partitioningRowkeyConstraint to false to allow it; the primary key is then unique only within each data partition."));
+                "partitioning column \"{}\" must be part of the primary key",
+                columns[column].name
+            ))
+            .with_hint("Set /sql/partitioningRowkeyConstraint to false to allow it; the primary key is then unique only within each data partition."));
             }
         }
     }
-    Ok(partitioning)
+    Ok(())
 }
 
 fn option_text(key: &str, value: &Expr) -> Result<String> {

@@ -219,11 +219,14 @@ fn missing_array(value: &ScalarValue, ty: &SqlType, rows: usize) -> Result<Array
     Ok(value.to_array_of_size(rows)?)
 }
 
+/// The storage schema: every field nullable. NOT NULL is a constraint on writes (checked by
+/// `sql::rows::conform`), not on stored versions: a deleted version may hold a NULL that a later
+/// `ADD PRIMARY KEY` forbids, until garbage collection removes it.
 fn build_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .iter()
-            .map(|c| Field::new(&c.name, c.ty.arrow_type(), c.nullable))
+            .map(|c| Field::new(&c.name, c.ty.arrow_type(), true))
             .collect::<Vec<_>>(),
     ))
 }
