@@ -392,10 +392,7 @@ impl Database {
     /// A session state for one statement, carrying its snapshot and transaction.
     pub fn statement_state(&self, context: StatementContext) -> SessionState {
         let mut state = self.base.clone();
-        let zone = match &context.session {
-            Some(session) => session.settings.zone().arrow_label(),
-            None => super::zone_casts::STORED_ZONE.to_string(),
-        };
+        let zone = super::zone_casts::session_zone(context.session.as_deref());
         let options = state.config_mut().options_mut();
         options.execution.time_zone = Some(zone);
         options.extensions.insert(super::context::StatementOptions {

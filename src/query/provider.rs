@@ -41,36 +41,7 @@ impl KuraTable {
     pub fn new(table: Arc<Table>, with_row_id: bool) -> KuraTable {
         let def = table.def();
         let defaults = table.defaults();
-        // Every column is declared nullable to DataFusion: NOT NULL is Kura's to enforce, with
-        // PostgreSQL's error, when rows are written.
-        let mut fields: Vec<Field> = def
-            .schema()
-            .fields()
-            .iter()
-            .zip(&def.columns)
-            .enumerate()
-            .map(|(i, (f, column))| {
-                // What RowDescription reports: the declared type with its modifier, and the
-                // table oid and column number clients look the column up by.
-                let pg = PgType::of(&column.ty);
-                let mut metadata = described::metadata(
-                    pg.oid,
-                    pg.typmod,
-                    Some((oids::table(def.id), (i + 1) as i16)),
-                );
-                if let SqlType::Text {
-                    max_len: Some(n),
-                    padded: true,
-                } = column.ty
-                {
-                    metadata.insert(BPCHAR_LENGTH.to_string(), n.to_string());
-                }
-                f.as_ref()
-                    .clone()
-                    .with_nullable(true)
-                    .with_metadata(metadata)
-            })
-            .collect();
+        let mut fields = column_fields(&def);
         if with_row_id {
             fields.push(Field::new(ROW_ID_COLUMN, DataType::UInt64, false));
         }
@@ -85,6 +56,39 @@ impl KuraTable {
     pub fn table(&self) -> &Arc<Table> {
         &self.table
     }
+}
+
+/// The fields the table's columns have in queries: what RowDescription reports for them.
+pub fn column_fields(def: &TableDef) -> Vec<Field> {
+    (0..def.columns.len())
+        .map(|i| column_field(def, i))
+        .collect()
+}
+
+/// The field of column `i` in queries. Every column is declared nullable to DataFusion: NOT
+/// NULL is Kura's to enforce, with PostgreSQL's error, when rows are written. The metadata is
+/// what RowDescription reports: the declared type with its modifier, and the table oid and
+/// column number clients look the column up by.
+pub fn column_field(def: &TableDef, i: usize) -> Field {
+    let column = &def.columns[i];
+    let pg = PgType::of(&column.ty);
+    let mut metadata = described::metadata(
+        pg.oid,
+        pg.typmod,
+        Some((oids::table(def.id), (i + 1) as i16)),
+    );
+    if let SqlType::Text {
+        max_len: Some(n),
+        padded: true,
+    } = column.ty
+    {
+        metadata.insert(BPCHAR_LENGTH.to_string(), n.to_string());
+    }
+    def.schema()
+        .field(i)
+        .clone()
+        .with_nullable(true)
+        .with_metadata(metadata)
 }
 
 #[async_trait]

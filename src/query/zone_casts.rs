@@ -44,6 +44,15 @@ use crate::error::{KuraError, Result};
 pub const STORED_ZONE: &str = crate::types::UTC;
 
 /// The session zone a statement runs in, as an Arrow time-zone label.
+/// The zone a statement of `session` runs in, as an Arrow label (the stored zone for internal
+/// statements, which have no session).
+pub fn session_zone(session: Option<&crate::session::view::SessionView>) -> String {
+    match session {
+        Some(session) => session.settings.zone().arrow_label(),
+        None => STORED_ZONE.to_string(),
+    }
+}
+
 pub fn statement_zone(config: &ConfigOptions) -> &str {
     config.execution.time_zone.as_deref().unwrap_or(STORED_ZONE)
 }

@@ -517,6 +517,10 @@ impl Settings {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
+        // Keys are canonical names: a hit is the answer, without building the canonical form.
+        if let Some(value) = self.values.get(name) {
+            return Some(value);
+        }
         self.values.get(&canonical_name(name)).map(String::as_str)
     }
 

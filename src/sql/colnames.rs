@@ -63,9 +63,14 @@ fn passed_through(plan: &LogicalPlan) -> Option<Vec<bool>> {
 
 /// The schema with PostgreSQL's column names for `statement`'s unaliased select items.
 fn pg_schema(statement: &Statement, schema: SchemaRef) -> SchemaRef {
-    let Statement::Query(query) = statement else {
-        return schema;
-    };
+    match statement {
+        Statement::Query(query) => pg_query_schema(query, schema),
+        _ => schema,
+    }
+}
+
+/// The schema with PostgreSQL's column names for `query`'s unaliased select items.
+pub fn pg_query_schema(query: &Query, schema: SchemaRef) -> SchemaRef {
     let Some(names) = item_names(query, schema.fields().len()) else {
         return schema;
     };

@@ -45,7 +45,7 @@ use crate::txn::{Isolation, LockKey};
 
 /// What INSERT does when a row's primary key is taken.
 #[derive(Debug, Clone)]
-enum OnConflict {
+pub(super) enum OnConflict {
     Fail,
     Nothing,
     Replace,
@@ -54,7 +54,7 @@ enum OnConflict {
 
 /// The SET list and WHERE of ON CONFLICT DO UPDATE.
 #[derive(Debug, Clone)]
-struct ConflictUpdate {
+pub(super) struct ConflictUpdate {
     assignments: Vec<Assignment>,
     selection: Option<Expr>,
 }
@@ -135,7 +135,7 @@ impl Exec<'_> {
     /// nothing) and refuses rows for intervals removed by `DROP PARTITION`; returns the rows
     /// kept with their data partitions. The commit checks again, since time moves on and
     /// partitions may be dropped meanwhile.
-    fn place_rows(
+    pub(super) fn place_rows(
         &self,
         def: &TableDef,
         batch: RecordBatch,
@@ -174,7 +174,7 @@ impl Exec<'_> {
         ))
     }
 
-    async fn write_inserts(
+    pub(super) async fn write_inserts(
         &self,
         table: &Arc<Table>,
         def: &TableDef,
@@ -398,7 +398,7 @@ impl Exec<'_> {
 
     /// Replaces each old version named by the first column (row id) of `batches` with the
     /// new row in the following columns; the trailing columns hold the old primary key.
-    async fn apply_updates(
+    pub(super) async fn apply_updates(
         &self,
         table: &Arc<Table>,
         def: &TableDef,
@@ -796,7 +796,7 @@ pub fn plain_insert(insert: &Insert, def: &TableDef) -> Result<Insert> {
     Ok(plain)
 }
 
-fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
+pub(super) fn conflict_mode(insert: &Insert, def: &TableDef) -> Result<OnConflict> {
     if let Some(or) = &insert.or {
         return match or {
             SqliteOnConflict::Replace => Ok(OnConflict::Replace),

@@ -6,7 +6,7 @@
 //! as they were when the statement started.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -48,7 +48,12 @@ pub struct Exec<'a> {
     pub lock_timeout: Option<Duration>,
     pub interrupt: Arc<Interrupt>,
     session: Option<Arc<SessionView>>,
-    state: SessionState,
+    /// The session time zone the statement runs in, as an Arrow label.
+    zone: String,
+    now: chrono::DateTime<chrono::Utc>,
+    /// DataFusion's state for this statement, built on first use: statements that take a
+    /// fast path (see `point`) never plan through DataFusion and skip its cost.
+    state: OnceLock<SessionState>,
 }
 
 impl<'a> Exec<'a> {
@@ -60,14 +65,7 @@ impl<'a> Exec<'a> {
         interrupt: Arc<Interrupt>,
         session: Option<Arc<SessionView>>,
     ) -> Exec<'a> {
-        let state = db.statement_state(StatementContext {
-            snapshot: snapshot.clone(),
-            writes: Some(txn.writes.clone()),
-            txn_id: txn.id(),
-            now: db.txns.clock.now(),
-            interrupt: interrupt.clone(),
-            session: session.clone(),
-        });
+        let zone = crate::query::zone_casts::session_zone(session.as_deref());
         Exec {
             db,
             txn,
@@ -75,17 +73,28 @@ impl<'a> Exec<'a> {
             lock_timeout,
             interrupt,
             session,
-            state,
+            zone,
+            now: db.txns.clock.now(),
+            state: OnceLock::new(),
         }
     }
 
     pub fn state(&self) -> &SessionState {
-        &self.state
+        self.state.get_or_init(|| {
+            self.db.statement_state(StatementContext {
+                snapshot: self.snapshot.clone(),
+                writes: Some(self.txn.writes.clone()),
+                txn_id: self.txn.id(),
+                now: self.now,
+                interrupt: self.interrupt.clone(),
+                session: self.session.clone(),
+            })
+        })
     }
 
     /// The session time zone the statement runs in, as an Arrow label.
     pub fn zone(&self) -> &str {
-        crate::query::zone_casts::statement_zone(self.state.config().options())
+        &self.zone
     }
 
     pub async fn plan(&self, mut statement: Statement) -> Result<LogicalPlan> {
@@ -93,7 +102,7 @@ impl<'a> Exec<'a> {
             let user = self.session.as_ref().map_or("kura", |s| s.user.as_str());
             statement = pg_catalog::rewrite::rewrite(statement, user);
         }
-        let functions = &self.state;
+        let functions = self.state();
         super::table_args::normalize_calls(&mut statement, &|name| {
             functions.scalar_functions().contains_key(name)
                 && !functions.table_functions().contains_key(name)
@@ -119,7 +128,7 @@ impl<'a> Exec<'a> {
         }
         let returns_rows = matches!(statement, Statement::Query(_));
         let plan = self
-            .state
+            .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
         if returns_rows {
@@ -144,13 +153,13 @@ impl<'a> Exec<'a> {
     }
 
     pub async fn stream(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let physical = self.state.create_physical_plan(plan).await?;
+        let physical = self.state().create_physical_plan(plan).await?;
         let stream = execute_stream(physical, self.task_context())?;
         Ok(Interruptible::wrap(stream, self.interrupt.clone()))
     }
 
     pub async fn collect(&self, plan: &LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let physical = self.state.create_physical_plan(plan).await?;
+        let physical = self.state().create_physical_plan(plan).await?;
         let schema = physical.schema();
         let stream = execute_stream(physical, self.task_context())?;
         let batches = Interruptible::wrap(stream, self.interrupt.clone())
@@ -166,13 +175,13 @@ impl<'a> Exec<'a> {
     fn task_context(&self) -> Arc<TaskContext> {
         Arc::new(TaskContext::new(
             None,
-            self.state.session_id().to_string(),
-            self.state.config().clone(),
+            self.state().session_id().to_string(),
+            self.state().config().clone(),
             HashMap::new(),
             HashMap::new(),
             HashMap::new(),
             HashMap::new(),
-            self.state.runtime_env().clone(),
+            self.state().runtime_env().clone(),
         ))
     }
 

@@ -14,6 +14,8 @@ pub mod in_subquery;
 pub mod lateral;
 pub mod names;
 pub mod placement;
+pub mod point;
+pub mod primary_key;
 pub mod range_group;
 pub mod result_literals;
 pub mod rows;
@@ -116,6 +118,9 @@ impl Exec<'_> {
         match statement {
             Statement::Query(_) => {
                 add(&COUNTERS.read_operations, 1);
+                if let Some(outcome) = self.run_point(statement, params).await? {
+                    return Ok(outcome);
+                }
                 self.query(statement, params, "SELECT").await
             }
             Statement::Explain {
@@ -128,10 +133,16 @@ impl Exec<'_> {
             },
             Statement::Insert(insert) => {
                 add(&COUNTERS.write_operations, 1);
+                if let Some(outcome) = self.run_point(statement, params).await? {
+                    return Ok(outcome);
+                }
                 self.insert(insert, params).await
             }
             Statement::Update(update) => {
                 add(&COUNTERS.write_operations, 1);
+                if let Some(outcome) = self.run_point(statement, params).await? {
+                    return Ok(outcome);
+                }
                 self.update(update, params).await
             }
             Statement::Delete(delete) => {

@@ -307,6 +307,29 @@ impl Partitioning {
             .collect())
     }
 
+    /// The data partition of a row whose partitioning columns hold `value(column)` (values of
+    /// the columns' types); None when a value is missing or NULL.
+    pub fn key_of<'a>(
+        &self,
+        value: impl Fn(usize) -> Option<&'a ScalarValue>,
+    ) -> Result<Option<PartitionKey>> {
+        let interval = match self.interval() {
+            Some(spec) => match value(spec.column).and_then(raw_integer) {
+                Some(raw) => spec.interval_of(raw),
+                None => return Ok(None),
+            },
+            None => 0,
+        };
+        let bucket = match self.hash() {
+            Some(spec) => match value(spec.column) {
+                Some(v) if !v.is_null() => hash_bucket(v, spec.count)?,
+                _ => return Ok(None),
+            },
+            None => 0,
+        };
+        Ok(Some(PartitionKey { interval, bucket }))
+    }
+
     /// Splits `batch` by data partition; each piece keeps the rows' order.
     pub fn route(&self, batch: RecordBatch) -> Result<Vec<(PartitionKey, RecordBatch)>> {
         if self.is_single() || batch.num_rows() == 0 {

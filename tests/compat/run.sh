@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-client compatibility: starts a Kura server built from this tree and drives it with real
 # PostgreSQL clients, suite by suite (tests/compat/README.md):
-#   basic     psql: quickstart, errors, CHECKPOINT, clean SIGTERM stop and restart
+#   basic     psql: quickstart, errors, CHECKPOINT, pgbench -i and TPC-B, clean SIGTERM stop
+#             and restart
 #   psql      psql backslash commands and \copy            (psql_meta.sh)
 #   psycopg   psycopg 3                                      (python/psycopg_compat.py)
 #   odbc      psqlODBC through unixODBC, driven by pyodbc    (python/odbc_compat.py)
@@ -397,6 +398,13 @@ basic_suite() {
         # sql/quickstart.sql ends with GridDB syntax that only Kura accepts.
         check "psql runs fixtures/schema.sql" $psql_c -q -v ON_ERROR_STOP=1 -f $compat/fixtures/schema.sql -o /dev/null
     fi
+    # pgbench's own schema (its DDL, COPY FREEZE, VACUUM, ADD PRIMARY KEY), then its TPC-B-like
+    # transactions from 4 clients; every transaction must be counted exactly once.
+    local pgbench_c="pgbench -h $host -p $port -U kura"
+    check "pgbench -i builds its tables" $pgbench_c -i -s 1 -q kura
+    check "pgbench runs TPC-B-like transactions" $pgbench_c -n -c 4 -j 2 -t 25 -M prepared kura
+    check "pgbench history holds every transaction" bash -c "[ \"\$($psql_c -At -c 'SELECT count(*) FROM pgbench_history')\" = 100 ]"
+    check "pgbench balances add up" bash -c "[ \"\$($psql_c -At -c 'SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history) AND (SELECT sum(bbalance) FROM pgbench_branches) = (SELECT sum(delta) FROM pgbench_history) AND (SELECT sum(tbalance) FROM pgbench_tellers) = (SELECT sum(delta) FROM pgbench_history)')\" = t ]"
     check "psql exits 1 on a failing command" bash -c "$psql_c -q -c 'SELECT * FROM no_such_table' >/dev/null 2>&1; [ \$? = 1 ]"
     check "psql reports the SQLSTATE" bash -c "$psql_c -v VERBOSITY=verbose -c '\\set VERBOSITY verbose' -c 'SELECT * FROM no_such_table' 2>&1 | grep -q 42P01"
     if [ -z "${COMPAT_TARGET:-}" ]; then
