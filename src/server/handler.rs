@@ -44,6 +44,7 @@ use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionS
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{ParameterStatus, PasswordMessageFamily, SecretKey, Startup};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio::sync::Mutex;
 
 use super::auth::{Authenticator, Pending, Progress};
@@ -55,7 +56,7 @@ use crate::security::Login;
 use crate::security::verifier::random_bytes;
 use crate::session::backends::{Activity, Backends};
 use crate::session::settings::REPORTED;
-use crate::session::{Session, TxnStatus};
+use crate::session::{Session, Settings, TxnStatus};
 use crate::sql::{Outcome, parse_sql};
 use crate::storage::stored::PUBLIC_DATABASE;
 
@@ -67,6 +68,9 @@ pub struct Prepared {
     pub sql: Arc<str>,
     pub param_types: Vec<Option<DataType>>,
     pub result: Option<SchemaRef>,
+    /// The result's fields in text format, built on the first Describe: drivers describe the
+    /// portal of every execution.
+    pub text_fields: std::sync::OnceLock<Vec<FieldInfo>>,
     /// The session's statement epoch at Parse: DEALLOCATE ALL / DISCARD ALL end it.
     pub epoch: u64,
 }
@@ -97,9 +101,18 @@ pub struct KuraHandler {
     replication: AtomicBool,
     /// The stream a START_REPLICATION has opened, for the connection loop to run.
     stream: parking_lot::Mutex<Option<super::replication::ReplicationStream>>,
+    /// The TLS client's certificate chain, taken from the socket before the connection loop
+    /// wraps it (pgwire finds it only on its own stream type).
+    client_certificates: std::sync::OnceLock<Vec<CertificateDer<'static>>>,
 }
 
 impl KuraHandler {
+    /// Records the certificate chain the TLS client presented.
+    pub fn set_client_certificates(&self, chain: &[CertificateDer<'_>]) {
+        let owned = chain.iter().map(|c| c.clone().into_owned()).collect();
+        let _ = self.client_certificates.set(owned);
+    }
+
     pub fn new(session: Session, accepted: Accepted) -> KuraHandler {
         let session = Arc::new(Mutex::new(session));
         KuraHandler {
@@ -113,6 +126,7 @@ impl KuraHandler {
             authenticated: AtomicBool::new(false),
             secure: AtomicBool::new(false),
             replication: AtomicBool::new(false),
+            client_certificates: std::sync::OnceLock::new(),
             stream: parking_lot::Mutex::new(None),
         }
     }
@@ -224,7 +238,7 @@ impl KuraHandler {
         let certified = self
             .accepted
             .auth
-            .check_certificate(&user, client.client_certificates())
+            .check_certificate(&user, self.client_certificates.get().map(Vec::as_slice))
             .map_err(|e| self.refuse(client, "AUTHENTICATE", &e))?;
         if let Some(login) = certified {
             return self.open_session(client, login).await;
@@ -422,7 +436,7 @@ impl KuraHandler {
             session.start_audit(SessionAudit::logged_in(log.clone(), connection));
         }
         client.set_pid_and_secret_key(pid, secret);
-        let reported = reported(&session).into_iter().collect();
+        let reported = reported(&session.settings).into_iter().collect();
         self.authenticated.store(true, Ordering::Release);
         tracing::debug!(user = %login.user, database = %session.database().name, "connected");
         finish_authentication(client, &SessionParameters(reported)).await
@@ -617,7 +631,7 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let failed = session.failure_flag();
-    let before = reported(session);
+    let before = session.settings.clone();
     let outcome = match deallocate_protocol_statement(client, statement) {
         Some(outcome) => outcome,
         None => session
@@ -658,11 +672,11 @@ where
 }
 
 /// The reported parameters (ParameterStatus) and their current values.
-fn reported(session: &Session) -> Vec<(String, String)> {
+fn reported(settings: &Settings) -> Vec<(String, String)> {
     REPORTED
         .iter()
         .filter_map(|name| {
-            session.settings.get(name).map(|v| {
+            settings.get(name).map(|v| {
                 (
                     crate::session::settings::display_name(name).to_string(),
                     v.to_string(),
@@ -672,17 +686,23 @@ fn reported(session: &Session) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Sends ParameterStatus for every reported parameter whose value differs from `before`.
+/// Sends ParameterStatus for every reported parameter whose value differs from `before`, the
+/// settings when the request started. Settings are copy-on-write, so unchanged settings are
+/// the same allocation and cost nothing to compare.
 async fn report_changes<C>(
     session: &Session,
     client: &mut C,
-    before: &[(String, String)],
+    before: &Arc<Settings>,
 ) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for (name, value) in reported(session) {
+    if Arc::ptr_eq(before, &session.settings) {
+        return Ok(());
+    }
+    let before = reported(before);
+    for (name, value) in reported(&session.settings) {
         if !before.contains(&(name.clone(), value.clone())) {
             client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -841,6 +861,7 @@ impl QueryParser for KuraParser {
             sql: Arc::from(sql),
             param_types,
             result,
+            text_fields: std::sync::OnceLock::new(),
             epoch: session.statement_epoch(),
         })))
     }
@@ -862,9 +883,18 @@ impl QueryParser for KuraParser {
         stmt: &Self::Statement,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match &stmt.result {
-            Some(schema) => fields(schema, format.unwrap_or(&Format::UnifiedText)),
-            None => Ok(Vec::new()),
+        let Some(schema) = &stmt.result else {
+            return Ok(Vec::new());
+        };
+        match format {
+            None | Some(Format::UnifiedText) => {
+                if let Some(cached) = stmt.text_fields.get() {
+                    return Ok(cached.clone());
+                }
+                let built = fields(schema, &Format::UnifiedText)?;
+                Ok(stmt.text_fields.get_or_init(|| built).clone())
+            }
+            Some(format) => fields(schema, format),
         }
     }
 }
@@ -918,7 +948,7 @@ impl ExtendedQueryHandler for KuraHandler {
             }
         };
         let failed = session.failure_flag();
-        let before = reported(&session);
+        let before = session.settings.clone();
         let outcome = session
             .execute(&prepared.statement, &params)
             .await

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod deferred_flush;
 pub mod described;
 pub mod handler;
 pub mod params;
