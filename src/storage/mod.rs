@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod chunk;
 pub mod index;
+pub mod key_codec;
 pub mod partition;
 pub mod partitioning;
 pub mod residency;

@@ -24,7 +24,7 @@ use datafusion::common::ScalarValue;
 use parking_lot::{Mutex, RwLock};
 
 use super::chunk::{Chunk, RowId, Serial, TS_LIVE, Ts};
-use super::index::{IndexKey, KeyRange, TreeIndex};
+use super::index::{IndexKey, KeyIndex, KeyRange};
 use super::partitioning::PartitionKey;
 use super::schema::{IndexDef, TableDef};
 use crate::error::{KuraError, Result};
@@ -67,7 +67,7 @@ struct Inner {
     open: Arc<Chunk>,
     next_chunk_id: u32,
     next_serial: Serial,
-    indexes: HashMap<u32, TreeIndex>,
+    indexes: HashMap<u32, KeyIndex>,
 }
 
 /// Statistics of one garbage-collection pass over a partition.
@@ -117,7 +117,7 @@ impl Partition {
                 next_serial: 0,
                 indexes: indexes
                     .iter()
-                    .map(|i| (i.id, TreeIndex::default()))
+                    .map(|i| (i.id, KeyIndex::default()))
                     .collect(),
             }),
             pins: Mutex::new(HashMap::new()),
@@ -453,7 +453,7 @@ impl Partition {
     /// Builds the entries of a new index from every stored row version.
     pub fn build_index(&self, index: &IndexDef, def: &TableDef) -> Result<()> {
         let mut inner = self.inner.write();
-        let mut tree = TreeIndex::default();
+        let mut tree = KeyIndex::default();
         let chunks: Vec<Arc<Chunk>> = inner
             .sealed
             .iter()
@@ -461,18 +461,10 @@ impl Partition {
             .chain(std::iter::once(inner.open.clone()))
             .collect();
         for chunk in chunks {
-            let mut offset = 0;
-            for segment in chunk.segments()?.iter() {
-                let segment = def.widen(segment)?;
-                for row in 0..segment.num_rows() {
-                    let key = index_key(&segment, &index.columns, row)?;
-                    tree.insert(
-                        key,
-                        RowId::new(self.slot, chunk.id(), (offset + row) as u16),
-                    );
-                }
-                offset += segment.num_rows();
-            }
+            let rows = chunk_batch(&chunk, def)?;
+            tree.insert_batch(&rows, &index.columns, |row| {
+                RowId::new(self.slot, chunk.id(), row as u16)
+            })?;
         }
         inner.indexes.insert(index.id, tree);
         Ok(())
@@ -510,9 +502,10 @@ impl Partition {
             };
             let old = inner.sealed[pos].clone();
             let survivors: Vec<usize> = (0..old.len()).filter(|o| old.end(*o) > horizon).collect();
-            let all_rows: Vec<usize> = (0..old.len()).collect();
             let old_batch = chunk_batch(&old, def)?;
-            remove_index_entries(&mut inner, def, &old_batch, &all_rows, self.slot, old.id())?;
+            for tree in inner.indexes.values_mut() {
+                tree.retire_chunk(old.id(), old.len());
+            }
             stats.versions_removed += old.len() - survivors.len();
             stats.chunks_rewritten += 1;
             let sealed = Arc::make_mut(&mut inner.sealed);
@@ -587,29 +580,9 @@ fn add_index_entries(
 ) -> Result<()> {
     for index in &def.indexes {
         if let Some(tree) = inner.indexes.get_mut(&index.id) {
-            for row in 0..batch.num_rows() {
-                let key = index_key(batch, &index.columns, row)?;
-                tree.insert(key, RowId::new(partition, chunk, (first + row) as u16));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn remove_index_entries(
-    inner: &mut Inner,
-    def: &TableDef,
-    batch: &RecordBatch,
-    rows: &[usize],
-    partition: u16,
-    chunk: u32,
-) -> Result<()> {
-    for index in &def.indexes {
-        if let Some(tree) = inner.indexes.get_mut(&index.id) {
-            for row in rows {
-                let key = index_key(batch, &index.columns, *row)?;
-                tree.remove(key, RowId::new(partition, chunk, *row as u16));
-            }
+            tree.insert_batch(batch, &index.columns, |row| {
+                RowId::new(partition, chunk, (first + row) as u16)
+            })?;
         }
     }
     Ok(())
