@@ -186,6 +186,20 @@ load_series() {
     rate "$rows" "$start"
 }
 copy_kura=$(load_series kura)
+# Kura's resident memory once the COPY's buffers are gone: it returns them to the OS when the
+# COPY commits, on a thread of its own, so wait until the resident size stops falling.
+settled_rss() {
+    local previous=0 current
+    current=$(awk '/VmRSS/ {print $2}' "/proc/$kura_pid/status")
+    for _ in $(seq 30); do
+        [ "$previous" -ne 0 ] && [ $((previous - current)) -le $((previous / 100)) ] && break
+        sleep 1
+        previous=$current
+        current=$(awk '/VmRSS/ {print $2}' "/proc/$kura_pid/status")
+    done
+    echo "$current"
+}
+kura_rss_loaded=$(settled_rss)
 copy_pg=$(load_series pg)
 sql pg -c "VACUUM ANALYZE series" -c "VACUUM ANALYZE devices"
 wants copy && record "COPY FROM STDIN, $rows time-series rows" "$copy_kura" "$copy_pg" higher "rows/s"
@@ -270,9 +284,9 @@ fi
 
 # (f) memory per million rows stored
 if wants memory; then
-    # Kura keeps rows in memory: the growth of its resident memory since before the COPY
-    # (the other workloads' small tables included). PostgreSQL: the table with its index.
-    kura_rss=$(awk '/VmRSS/ {print $2}' "/proc/$kura_pid/status")
+    # Kura keeps rows in memory: the growth of its resident memory from before to after the
+    # COPY. PostgreSQL: the table with its index on disk.
+    kura_rss=$kura_rss_loaded
     pg_bytes=$(sql pg -At -c "SELECT pg_total_relation_size('series')")
     record "memory (Kura RSS growth) / disk (PostgreSQL table+index) per million rows" \
         "$(python3 -c "print(round(($kura_rss - $kura_rss_before) / 1024 / ($rows / 1e6), 1))")" \

@@ -53,6 +53,10 @@ use backends::{Activity, BackendGuard, Backends};
 /// How often a READ COMMITTED statement may restart before giving up with 40001.
 const MAX_RESTARTS: usize = 64;
 
+/// A COPY that wrote this many rows returns its freed buffers to the operating system when it
+/// commits.
+const LARGE_COPY_ROWS: u64 = 100_000;
+
 /// The transaction state reported in ReadyForQuery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnStatus {
@@ -559,6 +563,10 @@ impl Session {
                 .txns
                 .commit(&txn, self.settings.commit_wait())
                 .await?;
+            if copy_in.rows_written() >= LARGE_COPY_ROWS {
+                // Its buffers are freed and returned to the OS at once, not after the decay.
+                crate::memory::free_in_background(txn);
+            }
         }
         Ok(Outcome::counted("COPY", copy_in.rows_written() as usize))
     }
