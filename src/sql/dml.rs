@@ -36,9 +36,8 @@ use crate::error::{KuraError, Result, sqlstate};
 use crate::query::database::TempGuard;
 use crate::query::provider::KuraTable;
 use crate::query::scan::ROW_ID_COLUMN;
-use crate::storage::index::{IndexKey, KeyRange};
-use crate::storage::partition::index_key;
-use crate::storage::schema::duplicate_key;
+use crate::storage::index::IndexKey;
+use crate::storage::schema::duplicate_row;
 use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef};
 use crate::txn::dropped_interval;
 use crate::txn::{Isolation, LockKey};
@@ -194,12 +193,13 @@ impl Exec<'_> {
         let mut keys = Vec::with_capacity(batch.num_rows());
         let mut seen: HashMap<IndexKey, usize> = HashMap::new();
         let mut updates: Vec<(Existing, usize)> = Vec::new();
-        for row in 0..batch.num_rows() {
-            let key = index_key(&batch, &def.primary_key, row)?;
+        let duplicate = |row| duplicate_row(def, &batch, &def.primary_key, row);
+        let batch_keys = def.primary_codec()?.keys(&batch, &def.primary_key)?;
+        for (row, key) in batch_keys.into_iter().enumerate() {
             let unique = def.unique_key(key.clone(), placed[row]);
             if let Some(first) = seen.get(&unique).copied() {
                 match on_conflict {
-                    OnConflict::Fail => return Err(duplicate_key(def, &key)),
+                    OnConflict::Fail => return Err(duplicate(row)),
                     OnConflict::Nothing => keep[row] = false,
                     OnConflict::Replace => keep[first] = false,
                     OnConflict::Update(_) => {
@@ -217,7 +217,7 @@ impl Exec<'_> {
             }
             if let Some(existing) = self.find_live(table, def, &key, &unique, placed[row])? {
                 match &on_conflict {
-                    OnConflict::Fail => return Err(duplicate_key(def, &key)),
+                    OnConflict::Fail => return Err(duplicate(row)),
                     OnConflict::Nothing => keep[row] = false,
                     OnConflict::Replace => {
                         self.remove_existing(table, existing, &key, true).await?
@@ -418,15 +418,15 @@ impl Exec<'_> {
             .collect();
         let all = datafusion::arrow::compute::take_record_batch(&all, &UInt64Array::from(unique))?;
         let ids = all.column(0).as_primitive::<UInt64Type>().clone();
-        let old_keys: Vec<IndexKey> = (0..all.num_rows())
-            .map(|r| {
-                let cols: Vec<usize> = (0..def.primary_key.len()).map(|i| 1 + width + i).collect();
-                index_key(&all, &cols, r)
-            })
-            .collect::<Result<_>>()?;
-        for (r, old_key) in old_keys.iter().enumerate() {
+        let old_keys: Vec<IndexKey> = if def.primary_key.is_empty() {
+            Vec::new()
+        } else {
+            let cols: Vec<usize> = (0..def.primary_key.len()).map(|i| 1 + width + i).collect();
+            def.primary_codec()?.keys(&all, &cols)?
+        };
+        for r in 0..all.num_rows() {
             let row = RowId(ids.value(r));
-            let key = (!def.primary_key.is_empty()).then(|| old_key.clone());
+            let key = old_keys.get(r).cloned();
             self.remove_row(table, row, key, newer_allowed).await?;
         }
         let columns: Vec<ArrayRef> = all.columns()[1..=width].to_vec();
@@ -435,11 +435,12 @@ impl Exec<'_> {
         if !def.primary_key.is_empty() {
             let placed = def.partitioning().keys(&new_rows)?;
             let mut seen = HashSet::new();
-            for (r, old_key) in old_keys.iter().enumerate() {
-                let key = index_key(&new_rows, &def.primary_key, r)?;
+            let duplicate = |row| duplicate_row(def, &new_rows, &def.primary_key, row);
+            let new_keys = def.primary_codec()?.keys(&new_rows, &def.primary_key)?;
+            for (r, (old_key, key)) in old_keys.iter().zip(new_keys).enumerate() {
                 let unique = def.unique_key(key.clone(), placed[r]);
                 if !seen.insert(unique.clone()) {
-                    return Err(duplicate_key(def, &key));
+                    return Err(duplicate(r));
                 }
                 if key != *old_key {
                     self.lock(LockKey::Key(table.id(), key.clone())).await?;
@@ -447,7 +448,7 @@ impl Exec<'_> {
                         .find_live(table, def, &key, &unique, placed[r])?
                         .is_some()
                     {
-                        return Err(duplicate_key(def, &key));
+                        return Err(duplicate(r));
                     }
                 }
                 keys.push(unique);
@@ -475,17 +476,18 @@ impl Exec<'_> {
         let ids = all.column(0).as_primitive::<UInt64Type>().clone();
         let mut seen = HashSet::new();
         let mut keep = Vec::new();
+        let deleted_keys = if def.primary_key.is_empty() {
+            None
+        } else {
+            let cols: Vec<usize> = def.primary_key.iter().map(|c| c + 1).collect();
+            Some(def.primary_codec()?.keys(&all, &cols)?)
+        };
         for r in 0..all.num_rows() {
             let row = RowId(ids.value(r));
             if !seen.insert(row) {
                 continue;
             }
-            let key = if def.primary_key.is_empty() {
-                None
-            } else {
-                let cols: Vec<usize> = def.primary_key.iter().map(|c| c + 1).collect();
-                Some(index_key(&all, &cols, r)?)
-            };
+            let key = deleted_keys.as_ref().map(|keys| keys[r].clone());
             self.remove_row(&table, row, key, false).await?;
             keep.push(r as u64);
         }
@@ -665,7 +667,7 @@ impl Exec<'_> {
         else {
             return Ok(None);
         };
-        let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
+        let (snapshot, rows) = partition.lookup_key(pk.id, key);
         for row in rows {
             let live = snapshot
                 .chunk(row.chunk())

@@ -15,9 +15,10 @@ use super::names::normalize;
 use super::placement::check_rowkey_constraint;
 use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::chunk::TS_LIVE;
-use crate::storage::index::IndexKey;
-use crate::storage::partition::index_key;
+use crate::storage::key_codec::KeyCodec;
+use crate::storage::partition::key_values;
 use crate::storage::{IndexDef, Table, TableDef};
+use datafusion::common::ScalarValue;
 
 impl Exec<'_> {
     pub(super) async fn add_primary_key(
@@ -97,13 +98,20 @@ fn check_existing_rows(
     columns: &[usize],
     index_name: &str,
 ) -> Result<()> {
+    let codec = KeyCodec::new(
+        columns
+            .iter()
+            .map(|c| def.schema().field(*c).data_type().clone())
+            .collect(),
+    )?;
     for partition in table.partitions().iter() {
         let mut seen = HashSet::new();
         for chunk in partition.snapshot().chunks() {
             let mut offset = 0;
             for segment in chunk.segments()?.iter() {
                 let segment = def.widen(segment)?;
-                for row in 0..segment.num_rows() {
+                let keys = codec.keys(&segment, columns)?;
+                for (row, key) in keys.into_iter().enumerate() {
                     if chunk.end(offset + row) != TS_LIVE {
                         continue;
                     }
@@ -118,9 +126,9 @@ fn check_existing_rows(
                             ));
                         }
                         None => {
-                            let key = index_key(&segment, columns, row)?;
-                            if let Some(duplicate) = seen.replace(key) {
-                                return Err(duplicated(def, columns, index_name, &duplicate));
+                            if !seen.insert(key) {
+                                let values = key_values(&segment, columns, row)?;
+                                return Err(duplicated(def, columns, index_name, &values));
                             }
                         }
                     }
@@ -132,12 +140,17 @@ fn check_existing_rows(
     Ok(())
 }
 
-fn duplicated(def: &TableDef, columns: &[usize], index_name: &str, key: &IndexKey) -> KuraError {
+fn duplicated(
+    def: &TableDef,
+    columns: &[usize],
+    index_name: &str,
+    values: &[ScalarValue],
+) -> KuraError {
     let names: Vec<&str> = columns
         .iter()
         .map(|c| def.columns[*c].name.as_str())
         .collect();
-    let values: Vec<String> = key.0.iter().map(|v| v.to_string()).collect();
+    let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     KuraError::new(
         sqlstate::UNIQUE_VIOLATION,
         format!("could not create unique index \"{index_name}\""),

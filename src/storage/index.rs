@@ -19,6 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use super::chunk::RowId;
+pub use super::key_codec::IndexKey;
 use super::key_codec::{KeyCodec, NULL_BYTE};
 use crate::error::Result;
 
@@ -27,11 +28,6 @@ const RECENT_LIMIT: usize = 2048;
 
 /// A run is merged into the one before it while that one is at most this many times larger.
 const MERGE_RATIO: usize = 4;
-
-/// A key of an index as values of the indexed columns, in index order: what transactions use
-/// to name keys (locks, their own rows, error messages).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IndexKey(pub Vec<ScalarValue>);
 
 /// Which rows of an index a lookup asks for.
 #[derive(Debug, Clone)]
@@ -143,17 +139,27 @@ impl KeyIndex {
     /// Row versions whose key matches `range`, in no particular order.
     pub fn lookup(&self, range: &KeyRange, out: &mut Vec<RowId>) {
         let Some(codec) = &self.codec else { return };
-        let (lower, upper) = match range {
+        match range {
             KeyRange::Prefix(values) => {
-                let Some(prefix) = codec.encode_prefix(values) else {
-                    return;
-                };
-                (Edge::AtPrefix(prefix.clone()), Edge::AtPrefix(prefix))
+                if let Some(prefix) = codec.encode_prefix(values) {
+                    self.lookup_prefix(&prefix, out);
+                }
             }
-            KeyRange::Range(lower, upper) => (edge(codec, lower), edge(codec, upper)),
-        };
+            KeyRange::Range(lower, upper) => {
+                self.scan(&edge(codec, lower), &edge(codec, upper), out);
+            }
+        }
+    }
+
+    /// Row versions whose key starts with the bytes `prefix` (a whole key included).
+    pub fn lookup_prefix(&self, prefix: &[u8], out: &mut Vec<RowId>) {
+        let at = Edge::AtPrefix(prefix.to_vec());
+        self.scan(&at, &at, out);
+    }
+
+    fn scan(&self, lower: &Edge, upper: &Edge, out: &mut Vec<RowId>) {
         let matches = |key: &[u8]| lower.admits_from_below(key) && upper.admits_from_above(key);
-        let start: Box<[u8]> = match &lower {
+        let start: Box<[u8]> = match lower {
             Edge::AtPrefix(p) | Edge::AfterPrefix(p) => p.as_slice().into(),
             Edge::Open => Box::default(),
         };

@@ -16,6 +16,11 @@ use datafusion::common::ScalarValue;
 
 use crate::error::Result;
 
+/// A key as bytes of its index's codec: what transactions use to name keys (locks, their own
+/// rows), and what lookups compare.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IndexKey(pub Box<[u8]>);
+
 /// The leading byte of a NULL column value in a key.
 pub const NULL_BYTE: u8 = 0;
 
@@ -60,6 +65,28 @@ impl KeyCodec {
             .last()
             .ok_or_else(|| crate::error::KuraError::internal("an index without columns"))?;
         Ok(full.convert_columns(&arrays)?)
+    }
+
+    /// The key of every row of `batch` over `columns`.
+    pub fn keys(&self, batch: &RecordBatch, columns: &[usize]) -> Result<Vec<IndexKey>> {
+        let rows = self.encode_rows(batch, columns)?;
+        Ok(rows.iter().map(|row| IndexKey(row.data().into())).collect())
+    }
+
+    /// The key of row `row` of `batch` over `columns`.
+    pub fn key(&self, batch: &RecordBatch, columns: &[usize], row: usize) -> Result<IndexKey> {
+        self.keys(&batch.slice(row, 1), columns)?
+            .pop()
+            .ok_or_else(|| crate::error::KuraError::internal("a key of no row"))
+    }
+
+    /// The key of `values` (one per column), or `None` when one cannot be represented in its
+    /// column's type.
+    pub fn key_of_values(&self, values: &[ScalarValue]) -> Option<IndexKey> {
+        if values.len() != self.types.len() {
+            return None;
+        }
+        self.encode_prefix(values).map(|k| IndexKey(k.into()))
     }
 
     /// The bytes keys whose leading columns equal `values` start with, or `None` when a value

@@ -198,10 +198,23 @@ impl Partition {
 
     /// Row versions matching `range` in index `index_id`, with the snapshot they refer to.
     pub fn lookup(&self, index_id: u32, range: &KeyRange) -> (PartitionSnapshot, Vec<RowId>) {
+        self.lookup_with(index_id, |index, rows| index.lookup(range, rows))
+    }
+
+    /// Row versions whose key in index `index_id` is `key`, with the snapshot they refer to.
+    pub fn lookup_key(&self, index_id: u32, key: &IndexKey) -> (PartitionSnapshot, Vec<RowId>) {
+        self.lookup_with(index_id, |index, rows| index.lookup_prefix(&key.0, rows))
+    }
+
+    fn lookup_with(
+        &self,
+        index_id: u32,
+        find: impl FnOnce(&KeyIndex, &mut Vec<RowId>),
+    ) -> (PartitionSnapshot, Vec<RowId>) {
         let inner = self.inner.read();
         let mut rows = Vec::new();
         if let Some(index) = inner.indexes.get(&index_id) {
-            index.lookup(range, &mut rows);
+            find(index, &mut rows);
         }
         let snapshot = PartitionSnapshot {
             sealed: inner.sealed.clone(),
@@ -593,13 +606,12 @@ pub fn chunk_batch(chunk: &Chunk, def: &TableDef) -> Result<RecordBatch> {
     def.widen_concat(&chunk.segments()?)
 }
 
-/// The key of `row` in an index over `columns`.
-pub fn index_key(batch: &RecordBatch, columns: &[usize], row: usize) -> Result<IndexKey> {
+/// The values of `columns` in row `row` of `batch` (for messages naming a key).
+pub fn key_values(batch: &RecordBatch, columns: &[usize], row: usize) -> Result<Vec<ScalarValue>> {
     columns
         .iter()
         .map(|c| Ok(ScalarValue::try_from_array(batch.column(*c), row)?))
-        .collect::<Result<Vec<_>>>()
-        .map(IndexKey)
+        .collect()
 }
 
 /// Gathers row versions from a snapshot into one batch, in the order given.

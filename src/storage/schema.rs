@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
-use super::index::IndexKey;
+use super::key_codec::{IndexKey, KeyCodec};
 use super::partitioning::{Expiry, PartitionKey, Partitioning};
 use crate::error::Result;
 use crate::types::SqlType;
@@ -86,6 +86,8 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     pub placement: Placement,
     schema: SchemaRef,
+    /// Encodes primary-key values (absent without a primary key).
+    primary_codec: Option<Arc<KeyCodec>>,
 }
 
 impl TableDef {
@@ -97,6 +99,18 @@ impl TableDef {
         indexes: Vec<IndexDef>,
     ) -> TableDef {
         let schema = build_schema(&columns);
+        let primary_codec = (!primary_key.is_empty())
+            .then(|| {
+                KeyCodec::new(
+                    primary_key
+                        .iter()
+                        .map(|c| schema.field(*c).data_type().clone())
+                        .collect(),
+                )
+                .ok()
+            })
+            .flatten()
+            .map(Arc::new);
         TableDef {
             id,
             name,
@@ -105,6 +119,7 @@ impl TableDef {
             indexes,
             placement: Placement::default(),
             schema,
+            primary_codec,
         }
     }
 
@@ -161,6 +176,16 @@ impl TableDef {
             })
     }
 
+    /// The codec of primary-key values; an error for a table without a primary key.
+    pub fn primary_codec(&self) -> Result<&KeyCodec> {
+        self.primary_codec.as_deref().ok_or_else(|| {
+            crate::error::KuraError::internal(format!(
+                "table {} has no primary-key codec",
+                self.name
+            ))
+        })
+    }
+
     /// The key a transaction's own rows must not repeat: the primary key, plus the data
     /// partition when a partitioning column is outside the primary key (uniqueness then holds
     /// per data partition, `/sql/partitioningRowkeyConstraint = false`).
@@ -172,10 +197,10 @@ impl TableDef {
         if !per_partition {
             return primary;
         }
-        let mut values = primary.0;
-        values.push(ScalarValue::Int64(Some(placed.interval)));
-        values.push(ScalarValue::UInt32(Some(placed.bucket)));
-        IndexKey(values)
+        let mut bytes = primary.0.into_vec();
+        bytes.extend_from_slice(&placed.interval.to_be_bytes());
+        bytes.extend_from_slice(&placed.bucket.to_be_bytes());
+        IndexKey(bytes.into())
     }
 
     pub fn primary_index(&self) -> Option<&IndexDef> {
@@ -231,8 +256,9 @@ fn build_schema(columns: &[ColumnDef]) -> SchemaRef {
     ))
 }
 
-/// The error for inserting a primary-key value that already has a live version.
-pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::error::KuraError {
+/// The error for inserting a primary-key value (`values`, one per key column) that already has
+/// a live version.
+pub fn duplicate_key(def: &TableDef, values: &[ScalarValue]) -> crate::error::KuraError {
     let name = def
         .primary_index()
         .map_or("primary key".to_string(), |i| i.name.clone());
@@ -241,7 +267,7 @@ pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::err
         .iter()
         .map(|c| def.columns[*c].name.as_str())
         .collect();
-    let values: Vec<String> = key.0.iter().map(|v| v.to_string()).collect();
+    let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     crate::error::KuraError::new(
         crate::error::sqlstate::UNIQUE_VIOLATION,
         format!("duplicate key value violates unique constraint \"{name}\""),
@@ -251,6 +277,19 @@ pub fn duplicate_key(def: &TableDef, key: &super::index::IndexKey) -> crate::err
         columns.join(", "),
         values.join(", ")
     ))
+}
+
+/// [`duplicate_key`] for row `row` of `batch`, whose primary key is in `columns`.
+pub fn duplicate_row(
+    def: &TableDef,
+    batch: &RecordBatch,
+    columns: &[usize],
+    row: usize,
+) -> crate::error::KuraError {
+    match super::partition::key_values(batch, columns, row) {
+        Ok(values) => duplicate_key(def, &values),
+        Err(e) => e,
+    }
 }
 
 /// Table `t` with one LONG column `k` as its primary key (`t_pkey`): the smallest table unit

@@ -19,10 +19,9 @@ use super::writes::{RowsPiece, WriteSet};
 use super::{Transaction, TxnManager, partition_of, timed_out};
 use crate::error::{KuraError, Result, sqlstate};
 use crate::storage::chunk::{Serial, slice_bytes};
-use crate::storage::index::KeyRange;
-use crate::storage::partition::{Partition, index_key};
+use crate::storage::partition::Partition;
 use crate::storage::residency::Residency;
-use crate::storage::schema::duplicate_key;
+use crate::storage::schema::duplicate_row;
 use crate::storage::{PartitionKey, RowId, TS_LIVE, Table, TableDef, TableId, Ts};
 use crate::wal::PartitionChange;
 use crate::wal::record::{COMMIT_FRAME_BUDGET, CommitFrame, encode_batches, encode_commit};
@@ -398,9 +397,9 @@ fn check_unique(
     let deleted: std::collections::HashSet<RowId> = deleted.iter().copied().collect();
     for piece in inserted {
         let batch = piece.load(def)?;
-        for row in 0..batch.num_rows() {
-            let key = index_key(&batch, &pk.columns, row)?;
-            let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
+        let keys = def.primary_codec()?.keys(&batch, &pk.columns)?;
+        for (row, key) in keys.iter().enumerate() {
+            let (snapshot, rows) = partition.lookup_key(pk.id, key);
             let taken = rows.iter().any(|r| {
                 !deleted.contains(r)
                     && snapshot
@@ -408,7 +407,7 @@ fn check_unique(
                         .is_some_and(|c| r.offset() < c.len() && c.end(r.offset()) == TS_LIVE)
             });
             if taken {
-                return Err(duplicate_key(def, &key));
+                return Err(duplicate_row(def, &batch, &pk.columns, row));
             }
         }
     }

@@ -243,10 +243,8 @@ impl LockManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::common::ScalarValue;
-
     fn key(v: i64) -> LockKey {
-        LockKey::Key(1, IndexKey(vec![ScalarValue::Int64(Some(v))]))
+        LockKey::Key(1, IndexKey(v.to_be_bytes().into()))
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use super::locks::LockKey;
 use crate::error::{KuraError, Result};
 use crate::storage::chunk::slice_bytes;
 use crate::storage::index::IndexKey;
-use crate::storage::partition::{Partition, index_key};
+use crate::storage::partition::Partition;
 use crate::storage::residency::Residency;
 use crate::storage::swap::SwappedRows;
 use crate::storage::{RowId, Table, TableDef, TableId};
@@ -145,9 +145,10 @@ impl TableWrites {
         }
         let one = def.widen(&self.private_row(position)?)?;
         let placed = def.partitioning().keys(&one)?[0];
-        Ok(Some(
-            def.unique_key(index_key(&one, &def.primary_key, 0)?, placed),
-        ))
+        Ok(Some(def.unique_key(
+            def.primary_codec()?.key(&one, &def.primary_key, 0)?,
+            placed,
+        )))
     }
 
     /// The private row at `position` as a one-row batch.

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::names::{normalize, relation_name};
 use crate::error::Result;
 use crate::storage::chunk::RowId;
-use crate::storage::index::{IndexKey, KeyRange};
+use crate::storage::index::IndexKey;
 use crate::storage::partition::fetch_rows;
 use crate::storage::{Table, TableDef};
 
@@ -220,7 +220,7 @@ impl Target {
 
     /// The key values as the key columns' types; None when one is not exactly of its type or
     /// is NULL (`key = NULL` matches nothing, which the general path reports as well).
-    fn key(&self, operands: &[Operand], params: &ParamValues) -> Option<IndexKey> {
+    fn key(&self, operands: &[Operand], params: &ParamValues) -> Option<PointKey> {
         let values = operands
             .iter()
             .zip(&self.def.primary_key)
@@ -229,8 +229,15 @@ impl Target {
                 operand.value(params, &target).filter(|v| !v.is_null())
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(IndexKey(values))
+        let key = self.def.primary_codec().ok()?.key_of_values(&values)?;
+        Some(PointKey { values, key })
     }
+}
+
+/// The primary key a point statement names: its values and their key bytes.
+struct PointKey {
+    values: Vec<ScalarValue>,
+    key: IndexKey,
 }
 
 /// The version of a primary-key value a statement sees.
@@ -259,16 +266,16 @@ impl Exec<'_> {
 
     /// The version of `key` this statement sees: the transaction's own row, else the committed
     /// version visible at the snapshot that the transaction has not deleted.
-    fn seen_version(&self, target: &Target, key: &IndexKey) -> Result<Option<Seen>> {
+    fn seen_version(&self, target: &Target, point: &PointKey) -> Result<Option<Seen>> {
         let def = &target.def;
         let Some(placed) = def.partitioning().key_of(|c| {
             let slot = def.primary_key.iter().position(|k| *k == c)?;
-            key.0.get(slot)
+            point.values.get(slot)
         })?
         else {
             return Ok(None);
         };
-        let unique = def.unique_key(key.clone(), placed);
+        let unique = def.unique_key(point.key.clone(), placed);
         let writes = self.txn.writes.lock();
         if let Some(position) = writes.private_key(target.table.id(), &unique) {
             return Ok(Some(Seen::Private(position)));
@@ -279,7 +286,7 @@ impl Exec<'_> {
             return Ok(None);
         };
         let ts = self.snapshot.ts();
-        let (snapshot, rows) = partition.lookup(pk.id, &KeyRange::Prefix(key.0.clone()));
+        let (snapshot, rows) = partition.lookup_key(pk.id, &point.key);
         for row in rows {
             let visible = snapshot.chunk(row.chunk()).is_some_and(|c| {
                 row.offset() < c.len() && c.begin(row.offset()) <= ts && c.end(row.offset()) > ts
