@@ -282,7 +282,11 @@ impl Partition {
         let fresh = Arc::new(Chunk::new(id, capacity, first_serial));
         let full = std::mem::replace(&mut inner.open, fresh);
         if !full.is_empty() {
-            Arc::make_mut(&mut inner.sealed).push(full);
+            // Compaction may have sealed chunks with newer ids than this one: keep id order,
+            // which `PartitionSnapshot::chunk` searches by.
+            let sealed = Arc::make_mut(&mut inner.sealed);
+            let at = sealed.partition_point(|c| c.id() < full.id());
+            sealed.insert(at, full);
         }
     }
 
@@ -696,6 +700,14 @@ mod tests {
         // Serials survive compaction: the row with key 2999 still has serial 2999.
         let found = p.resolve_serials(&[2999]).unwrap();
         assert_eq!(first_key(&p, &def, &found), 2999);
+        // The open chunk, older than the rewritten ones, is found by id once it is sealed.
+        let open_id = p.snapshot().open.id();
+        p.append(&def, &rows(&def, 3000..6000), 3, 3000).unwrap();
+        let snap = p.snapshot();
+        assert!(snap.sealed.windows(2).all(|w| w[0].id() < w[1].id()));
+        assert!(snap.chunk(open_id).is_some());
+        let (snap, one) = p.lookup(1, &KeyRange::Prefix(vec![ScalarValue::Int64(Some(2999))]));
+        assert!(snap.chunk(one[0].chunk()).is_some());
     }
 
     #[test]
