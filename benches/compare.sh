@@ -223,6 +223,15 @@ fi
 
 # (c) pgbench with custom scripts, prepared
 tps() { sed -n 's/^tps = \([0-9]*\)\.[0-9]* (without initial connection time)$/\1/p' | head -1; }
+# The tps of one pgbench run, or nothing (shown as "-") when a client was aborted by an error.
+run_tps() {
+    local out
+    if out=$(bench "$@" 2>&1); then
+        tps <<<"$out"
+    else
+        echo "compare: pgbench $* failed: $(grep -m1 -i error <<<"$out")" >&2
+    fi
+}
 if wants pgbench; then
     printf '\\set id random(1, %s)\nSELECT v FROM kv WHERE id = :id;\n' "$kv_rows" >"$work/select.sql"
     printf '\\set id random(1, %s)\n\\set d random(1, 1000)\nUPDATE kv SET v = v + :d WHERE id = :id;\n' "$kv_rows" >"$work/update.sql"
@@ -236,7 +245,7 @@ if wants pgbench; then
     for script in select update insert; do
         for c in ${clients//,/ }; do
             for system in kura pg; do
-                eval "pgb_$system=\$(bench $system -n -M prepared -f $work/$script.sql -c $c -j $c -T $seconds 2>&1 | tps)"
+                eval "pgb_$system=\$(run_tps $system -n -M prepared -f $work/$script.sql -c $c -j $c -T $seconds)"
             done
             record "pgbench $script by key, prepared, $c clients" "${pgb_kura:--}" "${pgb_pg:--}" higher "tps"
         done
@@ -247,7 +256,7 @@ fi
 if wants tpcb; then
     for system in kura pg; do
         if bench "$system" -i -s 1 -q >"$work/tpcb-init-$system.log" 2>&1; then
-            eval "tpcb_$system=\$(bench $system -n -M prepared -c 16 -j 16 -T $seconds 2>&1 | tps)"
+            eval "tpcb_$system=\$(run_tps $system -n -M prepared -c 16 -j 16 -T $seconds)"
         else
             eval "tpcb_$system=-"
             echo "compare: pgbench -i failed on $system: $(grep -m1 -i error "$work/tpcb-init-$system.log" || tail -1 "$work/tpcb-init-$system.log")" >&2
