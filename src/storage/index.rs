@@ -163,14 +163,6 @@ impl KeyIndex {
             Edge::AtPrefix(p) | Edge::AfterPrefix(p) => p.as_slice().into(),
             Edge::Open => Box::default(),
         };
-        for (key, row) in self.recent.range((start.clone(), RowId(0))..) {
-            if !upper.admits_from_above(key) {
-                break;
-            }
-            if matches(key) {
-                out.push(*row);
-            }
-        }
         for run in &self.runs {
             let mut i = run.lower_bound(&start);
             while i < run.len() {
@@ -183,6 +175,14 @@ impl KeyIndex {
                     out.push(row);
                 }
                 i += 1;
+            }
+        }
+        for (key, row) in self.recent.range((start, RowId(0))..) {
+            if !upper.admits_from_above(key) {
+                break;
+            }
+            if matches(key) {
+                out.push(*row);
             }
         }
     }

@@ -86,11 +86,7 @@ impl Exec<'_> {
             return None;
         };
         let source = insert.source.as_ref()?;
-        let plain_source = source.with.is_none()
-            && source.order_by.is_none()
-            && source.limit_clause.is_none()
-            && source.fetch.is_none()
-            && source.locks.is_empty();
+        let plain_source = super::plain_query(source);
         let SetExpr::Values(values) = source.body.as_ref() else {
             return None;
         };

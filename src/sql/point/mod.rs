@@ -90,6 +90,19 @@ impl Operand {
     }
 }
 
+/// A query without WITH, ORDER BY, LIMIT, FETCH, locking or other clauses around its body.
+fn plain_query(query: &datafusion::sql::sqlparser::ast::Query) -> bool {
+    query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && query.locks.is_empty()
+        && query.for_clause.is_none()
+        && query.settings.is_none()
+        && query.format_clause.is_none()
+        && query.pipe_operators.is_empty()
+}
+
 /// `value` as a value of `target` when it already is one, is NULL, or is an integer that fits
 /// an integer `target`.
 fn exact_value(value: ScalarValue, target: &DataType) -> Option<ScalarValue> {

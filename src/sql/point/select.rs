@@ -59,15 +59,7 @@ impl Exec<'_> {
     }
 
     fn recognise_select(&self, query: &Query) -> Option<PointSelect> {
-        let plain_query = query.with.is_none()
-            && query.order_by.is_none()
-            && query.limit_clause.is_none()
-            && query.fetch.is_none()
-            && query.locks.is_empty()
-            && query.for_clause.is_none()
-            && query.settings.is_none()
-            && query.format_clause.is_none()
-            && query.pipe_operators.is_empty();
+        let plain_query = super::plain_query(query);
         let SetExpr::Select(select) = query.body.as_ref() else {
             return None;
         };
